@@ -1,0 +1,157 @@
+// Writes tiny llama-architecture GGUF v3 models with seeded random weights, a byte-level
+// vocabulary and a ChatML chat template. The text they produce is noise, but llama.cpp loads,
+// tokenizes, generates and embeds with them exactly as with a real model, so the whole serving
+// path can be exercised on a machine with no GPU and no internet.
+import { createHash } from "node:crypto";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { GgufBuilder } from "./writer.js";
+
+export interface TinyModelSpec {
+  name: string;
+  seed: number;
+  embeddingLength: number;
+  blockCount: number;
+  headCount: number;
+  headCountKv: number;
+  feedForwardLength: number;
+  contextLength: number;
+}
+
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// Token ids: the control tokens come first, then one token per byte value.
+const SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"] as const;
+const TOKEN_UNK = 0;
+const TOKEN_BOS = 1;
+const TOKEN_IM_END = 4;
+// llama.cpp's SentencePiece tokenizer writes spaces as U+2581; a normal token for it makes
+// text round-trip (byte tokens are not un-escaped on the way back).
+const SPACE_TOKEN = SPECIAL_TOKENS.length;
+const FIRST_BYTE_TOKEN = SPACE_TOKEN + 1;
+const VOCAB_SIZE = FIRST_BYTE_TOKEN + 256;
+
+// llama.cpp token types
+const TOKEN_TYPE_NORMAL = 1;
+const TOKEN_TYPE_UNKNOWN = 2;
+const TOKEN_TYPE_CONTROL = 3;
+const TOKEN_TYPE_BYTE = 6;
+
+/** mulberry32: small, fast and identical on every platform, so one seed gives one file. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomMatrix(rand: () => number, count: number, scale: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = (rand() * 2 - 1) * scale;
+  return out;
+}
+
+/**
+ * Builds the model bytes. Dimension 0 of the residual stream is held at a constant 1 (every token
+ * embedding has it, and no layer writes to it), so after the final norm it is always positive.
+ * The output rows use it as a bias: control tokens get a large negative logit (so generation never
+ * ends by itself and callers stop it with max_tokens or a stop string) and printable ASCII bytes a
+ * positive one (so the noise is readable text rather than invalid UTF-8).
+ */
+export function buildTinyModel(spec: TinyModelSpec): Buffer {
+  const rand = prng(spec.seed);
+  const d = spec.embeddingLength;
+  const headDim = d / spec.headCount;
+  if (!Number.isInteger(headDim)) throw new Error("embeddingLength must be a multiple of headCount");
+  const dKv = headDim * spec.headCountKv;
+  const ff = spec.feedForwardLength;
+
+  const tokens: string[] = [...SPECIAL_TOKENS];
+  const types: number[] = [TOKEN_TYPE_UNKNOWN, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL];
+  tokens.push("\u2581");
+  types.push(TOKEN_TYPE_NORMAL);
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(TOKEN_TYPE_BYTE);
+  }
+
+  const g = new GgufBuilder();
+  g.string("general.architecture", "llama");
+  g.string("general.name", spec.name);
+  g.uint32("general.file_type", 0);
+  g.uint32("llama.context_length", spec.contextLength);
+  g.uint32("llama.embedding_length", d);
+  g.uint32("llama.block_count", spec.blockCount);
+  g.uint32("llama.feed_forward_length", ff);
+  g.uint32("llama.attention.head_count", spec.headCount);
+  g.uint32("llama.attention.head_count_kv", spec.headCountKv);
+  g.float32("llama.attention.layer_norm_rms_epsilon", 1e-5);
+  g.uint32("llama.rope.dimension_count", headDim);
+  g.float32("llama.rope.freq_base", 10000);
+  g.uint32("llama.vocab_size", VOCAB_SIZE);
+  g.string("tokenizer.ggml.model", "llama");
+  g.stringArray("tokenizer.ggml.tokens", tokens);
+  g.float32Array("tokenizer.ggml.scores", tokens.map(() => 0));
+  g.int32Array("tokenizer.ggml.token_type", types);
+  g.uint32("tokenizer.ggml.bos_token_id", TOKEN_BOS);
+  g.uint32("tokenizer.ggml.eos_token_id", TOKEN_IM_END);
+  g.uint32("tokenizer.ggml.unknown_token_id", TOKEN_UNK);
+  g.bool("tokenizer.ggml.add_bos_token", false);
+  g.bool("tokenizer.ggml.add_eos_token", false);
+  g.bool("tokenizer.ggml.add_space_prefix", false);
+  g.string("tokenizer.chat_template", CHATML_TEMPLATE);
+
+  const scale = 0.5;
+  const embd = randomMatrix(rand, d * VOCAB_SIZE, scale);
+  for (let t = 0; t < VOCAB_SIZE; t++) embd[t * d] = 1;
+  g.tensor("token_embd.weight", [d, VOCAB_SIZE], embd);
+
+  const ones = new Float32Array(d).fill(1);
+  for (let l = 0; l < spec.blockCount; l++) {
+    const p = `blk.${l}.`;
+    // Rows are output features (ggml ne[1]); zeroing row 0 keeps residual dimension 0 untouched.
+    const outputProjection = (inDim: number) => {
+      const m = randomMatrix(rand, inDim * d, scale / Math.sqrt(inDim));
+      m.fill(0, 0, inDim);
+      return m;
+    };
+    g.tensor(p + "attn_norm.weight", [d], ones);
+    g.tensor(p + "attn_q.weight", [d, d], randomMatrix(rand, d * d, scale / Math.sqrt(d)));
+    g.tensor(p + "attn_k.weight", [d, dKv], randomMatrix(rand, d * dKv, scale / Math.sqrt(d)));
+    g.tensor(p + "attn_v.weight", [d, dKv], randomMatrix(rand, d * dKv, scale / Math.sqrt(d)));
+    g.tensor(p + "attn_output.weight", [d, d], outputProjection(d));
+    g.tensor(p + "ffn_norm.weight", [d], ones);
+    g.tensor(p + "ffn_gate.weight", [d, ff], randomMatrix(rand, d * ff, scale / Math.sqrt(d)));
+    g.tensor(p + "ffn_up.weight", [d, ff], randomMatrix(rand, d * ff, scale / Math.sqrt(d)));
+    g.tensor(p + "ffn_down.weight", [ff, d], outputProjection(ff));
+  }
+  g.tensor("output_norm.weight", [d], ones);
+
+  const out = randomMatrix(rand, d * VOCAB_SIZE, 2 / Math.sqrt(d));
+  for (let t = 0; t < VOCAB_SIZE; t++) {
+    const byte = t - FIRST_BYTE_TOKEN;
+    let bias = 0;
+    if (t < SPACE_TOKEN) bias = -50;
+    else if (t === SPACE_TOKEN) bias = 2.5;
+    else if (byte >= 0x20 && byte < 0x7f) bias = 2;
+    out[t * d] = bias;
+  }
+  g.tensor("output.weight", [d, VOCAB_SIZE], out);
+  return g.build();
+}
+
+/** Writes the model atomically (temp file, then rename) and returns its sha256 and size. */
+export async function writeTinyModel(spec: TinyModelSpec, path: string): Promise<{ sha256: string; size: number }> {
+  const bytes = buildTinyModel(spec);
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, path);
+  return { sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.length };
+}

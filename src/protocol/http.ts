@@ -1,0 +1,13 @@
+// HTTP conventions shared by router, node and engine.
+
+export const HEADER_REQUEST_ID = "x-request-id";
+export const HEADER_NODE = "x-drover-node";
+export const HEADER_TRACEPARENT = "traceparent";
+
+/** Paths on the router that nodes call. */
+export const FLEET_PATHS = {
+  register: "/api/nodes/register",
+  heartbeat: "/api/nodes/heartbeat",
+  catalog: "/api/catalog",
+  modelFile: (id: string) => `/api/models/${encodeURIComponent(id)}/file`,
+} as const;
