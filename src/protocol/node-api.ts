@@ -92,3 +92,29 @@ export const NodeModelList = z.object({
   ),
 });
 export type NodeModelList = z.infer<typeof NodeModelList>;
+
+/**
+ * Optional header on the router's model file response (GET /api/models/:id/file) carrying the
+ * file's sha256 (hex). Nodes use it when the catalog entry has no `sha256` yet.
+ */
+export const MODEL_FILE_SHA256_HEADER = "x-drover-sha256";
+
+/**
+ * Engine → node: the engine prints exactly one stdout line
+ * `DROVER_ENGINE_READY {"port":N}` once it listens on 127.0.0.1:N with its model loaded.
+ */
+export const ENGINE_READY_PREFIX = "DROVER_ENGINE_READY";
+export const EngineReady = z.object({ port: z.number().int().min(1).max(65535) }).passthrough();
+export type EngineReady = z.infer<typeof EngineReady>;
+
+/** Parses one engine stdout line; the announced port when it is the readiness line. */
+export function parseEngineReadyLine(line: string): EngineReady | undefined {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith(`${ENGINE_READY_PREFIX} `)) return undefined;
+  try {
+    const parsed = EngineReady.safeParse(JSON.parse(trimmed.slice(ENGINE_READY_PREFIX.length + 1)));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

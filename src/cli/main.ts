@@ -1,0 +1,163 @@
+// The drover command line: `up`, `router`, `node` and the internal `engine`.
+import { join } from "node:path";
+import { loadCatalog } from "../catalog/load.js";
+import { createLogger } from "./logger.js";
+import { resolveNodeToken } from "./node-token.js";
+import { COMMANDS, helpText, parseBytes, parseOptions, UsageError, type CommandName, type ParsedOptions } from "./options.js";
+
+const str = (o: ParsedOptions, k: string) => (o[k] === undefined ? undefined : String(o[k]));
+const num = (o: ParsedOptions, k: string) => Number(o[k]);
+
+function onShutdown(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) process.exit(1);
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      (err) => {
+        console.error(`drover: error while stopping on ${signal}: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promise<void> {
+  const dataDir = str(o, "data-dir")!;
+  const routerDir = withLocalNode ? join(dataDir, "router") : dataDir;
+  const logger = createLogger("router", str(o, "log-level")!);
+  if (o["database-url"]) logger.warn("--database-url is not supported yet; state stays in memory");
+  const catalog = await loadCatalog(str(o, "catalog")!);
+  const { token, generated } = await resolveNodeToken(str(o, "node-token"), routerDir);
+  const { startRouter } = await import("../router/main.js");
+  const router = await startRouter({
+    host: str(o, "host")!,
+    port: num(o, "port"),
+    catalog,
+    dataDir: routerDir,
+    queueLimit: num(o, "queue-limit"),
+    queueTimeoutMs: num(o, "queue-timeout"),
+    heartbeatMs: num(o, "heartbeat-ms"),
+    nodeToken: token,
+    logger,
+  });
+  const lines = [
+    "",
+    `  drover router   ${router.url}`,
+    `  OpenAI API      ${router.url}/v1   (models: ${catalog.models.map((m) => m.id).join(", ")})`,
+    `  catalog         ${catalog.name}`,
+    `  data dir        ${routerDir}`,
+  ];
+  if (generated) lines.push(`  node token      ${token}   (generated; saved in ${join(routerDir, "node-token")}, shown once)`);
+  let closeNode: (() => Promise<void>) | null = null;
+  if (withLocalNode) {
+    const { startNode } = await import("../node/main.js");
+    const nodeDir = join(dataDir, "node");
+    const node = await startNode({
+      routerUrl: router.url,
+      host: "127.0.0.1",
+      port: 0,
+      name: "local",
+      dataDir: nodeDir,
+      modelsDir: join(nodeDir, "models"),
+      engine: "llama",
+      threads: num(o, "threads"),
+      slots: num(o, "slots"),
+      memoryLimitBytes: o["memory-limit"] ? parseBytes(String(o["memory-limit"])) : undefined,
+      heartbeatMs: num(o, "heartbeat-ms"),
+      nodeToken: token,
+      logger: createLogger("node", str(o, "log-level")!),
+    });
+    closeNode = node.close;
+    lines.push(`  local node      ${node.url}   (models download and load in the background; GET ${router.url}/api/nodes shows progress)`);
+  }
+  console.log(lines.join("\n") + "\n");
+  onShutdown(async () => {
+    await closeNode?.();
+    await router.close();
+  });
+}
+
+async function runNodeCommand(o: ParsedOptions): Promise<void> {
+  const routerUrl = str(o, "router");
+  if (!routerUrl) throw new UsageError("drover node needs --router URL (or DROVER_ROUTER_URL), e.g. --router http://10.0.0.1:8080");
+  const engine = str(o, "engine")!;
+  if (!["llama", "ollama", "command"].includes(engine)) throw new UsageError(`--engine must be llama, ollama or command, not "${engine}"`);
+  if (engine === "command" && !o["engine-command"]) throw new UsageError("--engine command needs --engine-command TEMPLATE with {model} and {port}");
+  const dataDir = str(o, "data-dir")!;
+  const { startNode } = await import("../node/main.js");
+  const node = await startNode({
+    routerUrl,
+    host: str(o, "host")!,
+    port: num(o, "port"),
+    advertiseUrl: str(o, "advertise-url"),
+    name: str(o, "name")!,
+    dataDir,
+    modelsDir: str(o, "models-dir") ?? join(dataDir, "models"),
+    engine: engine as "llama" | "ollama" | "command",
+    engineCommand: str(o, "engine-command"),
+    threads: num(o, "threads"),
+    slots: num(o, "slots"),
+    memoryLimitBytes: o["memory-limit"] ? parseBytes(String(o["memory-limit"])) : undefined,
+    nodeToken: str(o, "node-token"),
+    logger: createLogger("node", str(o, "log-level")!),
+  });
+  console.log(`\n  drover node     ${node.url}   (id ${node.nodeId})\n  router          ${routerUrl}\n`);
+  onShutdown(node.close);
+}
+
+async function runEngineCommand(o: ParsedOptions): Promise<void> {
+  const modelPath = str(o, "model-path");
+  const modelId = str(o, "model-id");
+  if (!modelPath || !modelId) throw new UsageError("drover engine needs --model-path and --model-id");
+  const { runLlamaEngine } = await import("../engine/llama/main.js");
+  const engine = await runLlamaEngine({
+    modelPath,
+    modelId,
+    host: str(o, "host")!,
+    port: num(o, "port"),
+    threads: Math.max(1, num(o, "threads")),
+    slots: Math.max(1, num(o, "slots")),
+    contextSize: num(o, "context-size"),
+  });
+  onShutdown(engine.close);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    console.log(helpText(rest[0] && rest[0] in COMMANDS ? (rest[0] as CommandName) : undefined));
+    return;
+  }
+  if (!(command in COMMANDS)) {
+    console.error(`drover: unknown command "${command}"\n\n${helpText()}`);
+    process.exit(2);
+  }
+  const name = command as CommandName;
+  let opts: ParsedOptions;
+  try {
+    opts = parseOptions(name, rest);
+  } catch (err) {
+    console.error(`drover ${name}: ${(err as Error).message}\n\nRun \`drover ${name} --help\` for the flags.`);
+    process.exit(2);
+  }
+  if (opts.help) {
+    console.log(helpText(name));
+    return;
+  }
+  try {
+    if (name === "up") await runRouterCommand(opts, true);
+    else if (name === "router") await runRouterCommand(opts, false);
+    else if (name === "node") await runNodeCommand(opts);
+    else await runEngineCommand(opts);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`drover ${name}: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,135 @@
+// Every flag of every command, with its environment variable and default. `--help` is printed
+// from this table, so a flag cannot exist undocumented.
+import { cpus, homedir, hostname } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+export interface OptionSpec {
+  flag: string;
+  env?: string;
+  type: "string" | "number" | "boolean";
+  default?: string | number | boolean | (() => string | number);
+  defaultLabel?: string;
+  description: string;
+}
+
+export const defaultThreads = (): number => Math.max(1, cpus().length - 1);
+const defaultDataDir = () => process.env.DROVER_DATA_DIR ?? join(homedir(), ".drover");
+
+const ROUTER_OPTIONS: OptionSpec[] = [
+  { flag: "host", env: "DROVER_HOST", type: "string", default: "0.0.0.0", description: "address the router listens on" },
+  { flag: "port", env: "DROVER_PORT", type: "number", default: 8080, description: "router port (0 = pick a free port)" },
+  { flag: "catalog", env: "DROVER_CATALOG", type: "string", default: "default", description: "supported models: default, demo, or a JSON/YAML catalog file" },
+  { flag: "data-dir", env: "DROVER_DATA_DIR", type: "string", default: defaultDataDir, defaultLabel: "~/.drover", description: "where the router keeps its model cache and state" },
+  { flag: "database-url", env: "DROVER_DATABASE_URL", type: "string", description: "postgres://… to share state between routers (default: SQLite in the data dir)" },
+  { flag: "queue-limit", env: "DROVER_QUEUE_LIMIT", type: "number", default: 1024, description: "requests that may wait for capacity; the next one gets 503 queue_full" },
+  { flag: "queue-timeout", env: "DROVER_QUEUE_TIMEOUT", type: "number", default: 0, description: "milliseconds a request may wait in the queue (0 = no limit)" },
+  { flag: "heartbeat-ms", env: "DROVER_HEARTBEAT_MS", type: "number", default: 5000, description: "node heartbeat interval; 3 missed mark a node offline" },
+  { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "shared secret nodes must present (generated and printed when unset)" },
+  { flag: "log-level", env: "DROVER_LOG_LEVEL", type: "string", default: "info", description: "trace, debug, info, warn or error" },
+];
+
+const NODE_OPTIONS: OptionSpec[] = [
+  { flag: "router", env: "DROVER_ROUTER_URL", type: "string", description: "URL of the router, e.g. http://10.0.0.1:8080 (required)" },
+  { flag: "host", env: "DROVER_NODE_HOST", type: "string", default: "0.0.0.0", description: "address the node listens on" },
+  { flag: "port", env: "DROVER_NODE_PORT", type: "number", default: 8081, description: "node port (0 = pick a free port)" },
+  { flag: "advertise-url", env: "DROVER_ADVERTISE_URL", type: "string", description: "URL the router uses to reach this node (default: http://<hostname>:<port>)" },
+  { flag: "name", env: "DROVER_NODE_NAME", type: "string", default: () => hostname(), defaultLabel: "the host name", description: "name shown in the dashboard" },
+  { flag: "engine", env: "DROVER_ENGINE", type: "string", default: "llama", description: "engine kind: llama (built in), ollama or command" },
+  { flag: "engine-command", env: "DROVER_ENGINE_COMMAND", type: "string", description: "command engine template with {model} and {port}, e.g. \"llama-server -m {model} --port {port}\"" },
+  { flag: "models-dir", env: "DROVER_MODELS_DIR", type: "string", description: "where downloaded models are kept (default: <data-dir>/models)" },
+  { flag: "data-dir", env: "DROVER_DATA_DIR", type: "string", default: () => join(defaultDataDir(), "node"), defaultLabel: "~/.drover/node", description: "where the node keeps its identity and logs" },
+  { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads per llama engine" },
+  { flag: "slots", env: "DROVER_SLOTS", type: "number", default: 4, description: "concurrent requests per model on this node" },
+  { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory models may use, e.g. 24GB (default: GPU memory, else RAM minus a reserve)" },
+  { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "the router's node token" },
+  { flag: "log-level", env: "DROVER_LOG_LEVEL", type: "string", default: "info", description: "trace, debug, info, warn or error" },
+];
+
+const UP_OPTIONS: OptionSpec[] = [
+  ...ROUTER_OPTIONS,
+  { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads per llama engine of the local node" },
+  { flag: "slots", env: "DROVER_SLOTS", type: "number", default: 4, description: "concurrent requests per model on the local node" },
+  { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory the local node's models may use, e.g. 8GB" },
+];
+
+const ENGINE_OPTIONS: OptionSpec[] = [
+  { flag: "model-path", type: "string", description: "GGUF file to serve (required)" },
+  { flag: "model-id", type: "string", description: "model id clients ask for (required)" },
+  { flag: "host", type: "string", default: "127.0.0.1", description: "address to listen on" },
+  { flag: "port", type: "number", default: 0, description: "port (0 = pick a free port)" },
+  { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads" },
+  { flag: "slots", type: "number", default: 4, description: "requests generated concurrently" },
+  { flag: "context-size", type: "number", default: 4096, description: "context tokens per slot" },
+];
+
+export const COMMANDS = {
+  up: { summary: "router plus one local node in one process (the quick start)", options: UP_OPTIONS },
+  router: { summary: "the router: catalog, queue, routing, API, dashboard", options: ROUTER_OPTIONS },
+  node: { summary: "a node on a GPU machine: downloads models, runs one engine per model", options: NODE_OPTIONS },
+  engine: { summary: "one inference engine process (started by the node; not for direct use)", options: ENGINE_OPTIONS },
+} as const satisfies Record<string, { summary: string; options: OptionSpec[] }>;
+export type CommandName = keyof typeof COMMANDS;
+
+export class UsageError extends Error {}
+
+export type ParsedOptions = Record<string, string | number | boolean | undefined>;
+
+/** Flag, else environment variable, else default; numbers are checked. */
+export function parseOptions(command: CommandName, argv: string[]): ParsedOptions {
+  const specs: OptionSpec[] = COMMANDS[command].options;
+  const { values: parsedValues } = parseArgs({
+    args: argv,
+    options: Object.fromEntries([
+      ...specs.map((s) => [s.flag, { type: s.type === "boolean" ? "boolean" : "string" }] as const),
+      ["help", { type: "boolean", short: "h" }],
+    ]),
+    strict: true,
+    allowPositionals: false,
+  });
+  const values = parsedValues as Record<string, string | boolean | undefined>;
+  const out: ParsedOptions = { help: values.help as boolean | undefined };
+  for (const s of specs) {
+    let raw: unknown = values[s.flag];
+    if (raw === undefined && s.env && process.env[s.env] !== undefined && process.env[s.env] !== "") raw = process.env[s.env];
+    if (raw === undefined) raw = typeof s.default === "function" ? s.default() : s.default;
+    if (raw === undefined) continue;
+    if (s.type === "number") {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${s.flag}${s.env ? ` / ${s.env}` : ""} must be a non-negative number, got "${raw}"`);
+      out[s.flag] = n;
+    } else out[s.flag] = raw as string | boolean;
+  }
+  return out;
+}
+
+/** "24GB", "512MiB", "1.5G" or a byte count. */
+export function parseBytes(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*$/i.exec(text);
+  if (!m) throw new UsageError(`cannot read "${text}" as a size; write e.g. 24GB or 512MiB`);
+  const power = " KMGT".indexOf(m[2]!.toUpperCase() || " ");
+  return Math.round(Number(m[1]) * (m[3] ? 1024 : 1000) ** power);
+}
+
+export function helpText(command?: CommandName): string {
+  if (!command) {
+    const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+    return [
+      "drover — one OpenAI- and Ollama-compatible endpoint in front of a fleet of GPU machines",
+      "",
+      "Usage: drover <command> [flags]",
+      "",
+      "Commands:",
+      ...lines,
+      "",
+      "Run `drover <command> --help` for its flags and environment variables.",
+    ].join("\n");
+  }
+  const specs: OptionSpec[] = COMMANDS[command].options;
+  const rows = specs.map((s) => {
+    const def = s.defaultLabel ?? (typeof s.default === "function" ? undefined : s.default);
+    const flag = `--${s.flag}${s.type === "boolean" ? "" : " <value>"}`;
+    return `  ${flag.padEnd(26)} ${s.description}${def !== undefined ? ` (default: ${def})` : ""}${s.env ? `\n  ${"".padEnd(26)} env: ${s.env}` : ""}`;
+  });
+  return [`drover ${command} — ${COMMANDS[command].summary}`, "", `Usage: drover ${command} [flags]`, "", "Flags:", ...rows, `  ${"-h, --help".padEnd(26)} show this help`].join("\n");
+}

@@ -1,0 +1,109 @@
+// Response bodies in the shapes of OpenAI's CreateChatCompletionResponse,
+// CreateChatCompletionStreamResponse, CreateCompletionResponse and CreateEmbeddingResponse.
+import { randomUUID } from "node:crypto";
+import type { FinishReason } from "./inference.js";
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export function usage(promptTokens: number, completionTokens: number): Usage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+export function newId(prefix: "chatcmpl" | "cmpl"): string {
+  return `${prefix}-${randomUUID().replace(/-/g, "")}`;
+}
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** What every response and chunk of one request shares. */
+export interface ResponseMeta {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export function chatCompletion(meta: ResponseMeta, text: string, finishReason: FinishReason, u: Usage) {
+  return {
+    id: meta.id,
+    object: "chat.completion" as const,
+    created: meta.created,
+    model: meta.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant" as const, content: text, refusal: null },
+        logprobs: null,
+        finish_reason: finishReason,
+      },
+    ],
+    usage: u,
+  };
+}
+
+export interface ChatDelta {
+  role?: "assistant";
+  content?: string;
+  refusal?: null;
+}
+
+/** One chat.completion.chunk; `usage: null` on every chunk when the client asked for usage, as OpenAI does. */
+export function chatChunk(meta: ResponseMeta, delta: ChatDelta, finishReason: FinishReason | null, includeUsage: boolean) {
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk" as const,
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    ...(includeUsage ? { usage: null } : {}),
+  };
+}
+
+/** The last chunk of a stream with stream_options.include_usage: no choices, the usage. */
+export function chatUsageChunk(meta: ResponseMeta, u: Usage) {
+  return { id: meta.id, object: "chat.completion.chunk" as const, created: meta.created, model: meta.model, choices: [], usage: u };
+}
+
+export interface CompletionChoice {
+  text: string;
+  index: number;
+  logprobs: null;
+  finish_reason: FinishReason | null;
+}
+
+export function completionChoice(index: number, text: string, finishReason: FinishReason | null): CompletionChoice {
+  return { text, index, logprobs: null, finish_reason: finishReason };
+}
+
+/** A text_completion body; streamed chunks have the same shape (with usage only on the last). */
+export function completion(meta: ResponseMeta, choices: CompletionChoice[], u: Usage | null | undefined) {
+  return {
+    id: meta.id,
+    object: "text_completion" as const,
+    created: meta.created,
+    model: meta.model,
+    choices,
+    ...(u !== undefined ? { usage: u } : {}),
+  };
+}
+
+export function embeddingList(model: string, vectors: number[][], base64: boolean, promptTokens: number) {
+  return {
+    object: "list" as const,
+    data: vectors.map((v, index) => ({ object: "embedding" as const, index, embedding: base64 ? float32Base64(v) : v })),
+    model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  };
+}
+
+/** encoding_format "base64": the little-endian float32 bytes, base64-encoded. */
+export function float32Base64(vector: readonly number[]): string {
+  const buf = Buffer.alloc(vector.length * 4);
+  vector.forEach((v, i) => buf.writeFloatLE(v, i * 4));
+  return buf.toString("base64");
+}

@@ -1,0 +1,293 @@
+// Downloads one model file from the router's cache (GET /api/models/:id/file) into the models
+// directory: via a `.part` file, resumed with `Range: bytes=N-` when the router answers 206,
+// sha256-verified, then renamed into place with a `.sha256` sidecar.
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename } from "node:fs/promises";
+import { basename } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Logger } from "pino";
+import { request, type Dispatcher } from "undici";
+import type { CatalogEntry } from "../protocol/catalog.js";
+import { FLEET_PATHS } from "../protocol/http.js";
+import { MODEL_FILE_SHA256_HEADER } from "../protocol/node-api.js";
+import { Backoff, sleep } from "./backoff.js";
+import { formatBytes } from "./byte-format.js";
+import { fileSize, hashFileInto, isVerified, modelFilePaths, removeQuietly, writeSidecar, type ModelFilePaths } from "./model-file-store.js";
+import type { DownloadProgress } from "./model-status-board.js";
+import type { RouterEndpoint } from "./router-endpoint.js";
+
+/** A download that will not succeed by retrying (the model is then `failed`). */
+export class DownloadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DownloadError";
+  }
+}
+
+/** A failure worth retrying later (router down, connection reset). */
+class TransientDownloadError extends Error {}
+
+export interface ModelDownloadOptions {
+  entry: CatalogEntry;
+  modelsDir: string;
+  router: RouterEndpoint;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  signal: AbortSignal;
+  /** The transfer itself starts (after any local file was found unusable). */
+  onDownloading?: () => void;
+  onProgress?: (progress: DownloadProgress) => void;
+  /** A transient failure; the next attempt starts after `retryInMs`. */
+  onRetry?: (reason: string, retryInMs: number) => void;
+  /** Downloads whose checksum does not match before giving up (default 3). */
+  maxChecksumAttempts?: number;
+  /** Delay between transient failures (default 1 s doubling to 30 s, with jitter). */
+  retryBackoff?: Backoff;
+  /** Minimum interval between progress callbacks (default 250 ms). */
+  progressIntervalMs?: number;
+}
+
+const DISK_ERRORS: Record<string, string> = {
+  ENOSPC: "disk full",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "models directory is read-only",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ENOTDIR: "models directory path is not a directory",
+  EISDIR: "model file path is a directory",
+};
+
+function diskError(err: unknown, path: string): DownloadError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const what = code ? DISK_ERRORS[code] : undefined;
+  return what ? new DownloadError(`${what} while writing ${path} (${code})`) : undefined;
+}
+
+/** Returns the path of the verified model file, downloading it when needed. */
+export async function downloadModel(opts: ModelDownloadOptions): Promise<string> {
+  const { entry, logger } = opts;
+  const paths = modelFilePaths(opts.modelsDir, entry.id);
+  try {
+    await mkdir(opts.modelsDir, { recursive: true });
+    if (await reuseExistingFile(paths, entry, logger)) return paths.final;
+  } catch (err) {
+    throw diskError(err, paths.final) ?? err;
+  }
+
+  const backoff = opts.retryBackoff ?? new Backoff({ initialMs: 1000, maxMs: 30_000, jitter: 0.3 });
+  const maxChecksumAttempts = opts.maxChecksumAttempts ?? 3;
+  let checksumFailures = 0;
+  opts.onDownloading?.();
+  for (;;) {
+    if (opts.signal.aborted) throw opts.signal.reason ?? new Error("aborted");
+    try {
+      const outcome = await transferOnce(opts, paths);
+      if (outcome === "verified") {
+        logger.info({ model: entry.id, path: paths.final }, "model file downloaded and verified");
+        return paths.final;
+      }
+      if (outcome === "restart") continue;
+      checksumFailures++;
+      if (checksumFailures >= maxChecksumAttempts) {
+        throw new DownloadError(`sha256 mismatch: the downloaded file did not match the catalog checksum ${checksumFailures} times`);
+      }
+      logger.warn({ model: entry.id, attempt: checksumFailures }, "downloaded file failed sha256 verification; deleted, downloading again");
+    } catch (err) {
+      if (opts.signal.aborted) throw opts.signal.reason ?? err;
+      if (err instanceof DownloadError) throw err;
+      const disk = diskError(err, paths.part);
+      if (disk) {
+        // Free the space of the partial file: other models (and the OS) need it more than a resume.
+        await removeQuietly(paths.part);
+        throw disk;
+      }
+      const reason = err instanceof TransientDownloadError ? err.message : `download interrupted: ${(err as Error).message}`;
+      const wait = backoff.next();
+      logger.warn({ model: entry.id, retryInMs: wait }, `${reason}; retrying`);
+      opts.onRetry?.(reason, wait);
+      await sleep(wait, opts.signal);
+      if (!opts.signal.aborted) opts.onDownloading?.();
+    }
+  }
+}
+
+/** A final file is used when its sidecar names the catalog checksum, or when hashing it proves it. */
+async function reuseExistingFile(paths: ModelFilePaths, entry: CatalogEntry, logger: Logger): Promise<boolean> {
+  const size = await fileSize(paths.final);
+  if (size === undefined) return false;
+  if (entry.sha256) {
+    if (await isVerified(paths, entry.sha256)) {
+      logger.info({ model: entry.id, path: paths.final }, "model file already present and verified");
+      return true;
+    }
+    const hash = createHash("sha256");
+    await hashFileInto(paths.final, hash);
+    if (hash.digest("hex") === entry.sha256) {
+      await writeSidecar(paths, entry.sha256, basename(paths.final));
+      logger.info({ model: entry.id, path: paths.final }, "model file already present; checksum verified");
+      return true;
+    }
+  }
+  logger.info({ model: entry.id, path: paths.final }, "existing model file does not match the catalog checksum; downloading again");
+  await removeQuietly(paths.final, paths.sidecar);
+  return false;
+}
+
+type TransferOutcome = "verified" | "mismatch" | "restart";
+
+async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): Promise<TransferOutcome> {
+  const { entry } = opts;
+  let offset = (await fileSize(paths.part)) ?? 0;
+
+  // A partial file as long as the model: nothing left to fetch, only to verify.
+  if (offset > 0 && entry.sizeBytes > 0 && offset >= entry.sizeBytes && entry.sha256) {
+    const hash = createHash("sha256");
+    await hashFileInto(paths.part, hash);
+    if (hash.digest("hex") === entry.sha256) return finish(paths, entry.sha256);
+    await removeQuietly(paths.part);
+    offset = 0;
+  }
+
+  const url = opts.router.resolve(FLEET_PATHS.modelFile(entry.id));
+  const headers = opts.router.headers(offset > 0 ? { range: `bytes=${offset}-` } : {});
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, { dispatcher: opts.dispatcher, headers, signal: opts.signal, headersTimeout: 120_000, bodyTimeout: 120_000 });
+  } catch (err) {
+    throw new TransientDownloadError(`router unreachable: ${(err as Error).message}`);
+  }
+
+  if (res.statusCode === 416) {
+    await res.body.dump();
+    await removeQuietly(paths.part);
+    return "restart";
+  }
+  if (res.statusCode !== 200 && res.statusCode !== 206) {
+    const detail = (await res.body.text().catch(() => "")).slice(0, 200);
+    const message = `router answered HTTP ${res.statusCode} for the model file${detail ? `: ${detail}` : ""}`;
+    if (res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429) throw new TransientDownloadError(message);
+    throw new DownloadError(message);
+  }
+
+  const expected = entry.sha256 ?? headerValue(res.headers[MODEL_FILE_SHA256_HEADER])?.toLowerCase();
+  if (!expected || !/^[0-9a-f]{64}$/.test(expected)) {
+    await res.body.dump();
+    throw new DownloadError("no sha256 for the model file (neither in the catalog nor in the router's response)");
+  }
+
+  const hash = createHash("sha256");
+  let append = false;
+  if (res.statusCode === 206) {
+    const start = /^bytes (\d+)-/.exec(headerValue(res.headers["content-range"]) ?? "")?.[1];
+    if (start === undefined || Number(start) !== offset) {
+      await res.body.dump();
+      await removeQuietly(paths.part);
+      return "restart";
+    }
+    await hashFileInto(paths.part, hash);
+    append = true;
+    opts.logger.info({ model: entry.id, resumeAt: offset }, `resuming download at ${formatBytes(offset)}`);
+  } else {
+    offset = 0;
+  }
+
+  const length = Number(headerValue(res.headers["content-length"]));
+  const total = Number.isFinite(length) && length >= 0 ? offset + length : Math.max(entry.sizeBytes, offset);
+  const meter = new ProgressMeter(entry.id, offset, total, opts);
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      meter.add(chunk.length);
+      done(null, chunk);
+    },
+  });
+  await pipeline(res.body, counter, createWriteStream(paths.part, { flags: append ? "a" : "w" }), { signal: opts.signal });
+  meter.finish();
+
+  if (hash.digest("hex") !== expected) {
+    await removeQuietly(paths.part);
+    return "mismatch";
+  }
+  return finish(paths, expected);
+}
+
+async function finish(paths: ModelFilePaths, sha256: string): Promise<"verified"> {
+  await rename(paths.part, paths.final);
+  await writeSidecar(paths, sha256, basename(paths.final));
+  return "verified";
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Progress callbacks (throttled), a smoothed speed, and a log line every 10 %. */
+class ProgressMeter {
+  private done: number;
+  private readonly startedAt = Date.now();
+  private lastEmit = 0;
+  private lastSampleAt = Date.now();
+  private lastSampleBytes: number;
+  private speed = 0;
+  private lastLoggedDecile: number;
+
+  constructor(
+    private readonly id: string,
+    private readonly offset: number,
+    private readonly total: number,
+    private readonly opts: ModelDownloadOptions,
+  ) {
+    this.done = offset;
+    this.lastSampleBytes = offset;
+    this.lastLoggedDecile = total > 0 ? Math.floor((offset / total) * 10) : 0;
+    this.emit();
+  }
+
+  add(bytes: number): void {
+    this.done += bytes;
+    const now = Date.now();
+    const elapsed = now - this.lastSampleAt;
+    if (elapsed >= 500) {
+      const instant = ((this.done - this.lastSampleBytes) * 1000) / elapsed;
+      this.speed = this.speed === 0 ? instant : this.speed * 0.7 + instant * 0.3;
+      this.lastSampleAt = now;
+      this.lastSampleBytes = this.done;
+    }
+    if (now - this.lastEmit >= (this.opts.progressIntervalMs ?? 250)) this.emit();
+    const decile = this.total > 0 ? Math.floor((this.done / this.total) * 10) : 0;
+    if (decile > this.lastLoggedDecile && decile < 10) {
+      this.lastLoggedDecile = decile;
+      this.opts.logger.info(
+        { model: this.id, progress: decile / 10, bytesDone: this.done, bytesTotal: this.total, speed: Math.round(this.currentSpeed()) },
+        `downloading ${this.id}: ${decile * 10}% of ${formatBytes(this.total)} at ${formatBytes(this.currentSpeed())}/s`,
+      );
+    }
+  }
+
+  finish(): void {
+    if (this.speed === 0) this.speed = this.averageSpeed();
+    this.emit();
+  }
+
+  private averageSpeed(): number {
+    const seconds = (Date.now() - this.startedAt) / 1000;
+    return seconds > 0 ? (this.done - this.offset) / seconds : 0;
+  }
+
+  private currentSpeed(): number {
+    return this.speed || this.averageSpeed();
+  }
+
+  private emit(): void {
+    this.lastEmit = Date.now();
+    const total = Math.max(this.total, this.done);
+    this.opts.onProgress?.({
+      progress: total > 0 ? this.done / total : 0,
+      bytesDone: this.done,
+      bytesTotal: total,
+      speed: Math.max(0, Math.round(this.currentSpeed())),
+    });
+  }
+}

@@ -1,0 +1,24 @@
+// The node's stable id: a UUID kept in `${dataDir}/node-id`, so the router recognises restarts.
+import { randomUUID } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+const ID_FILE = "node-id";
+const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Reads the node id from the data directory, creating (and persisting) one on first start. */
+export async function loadOrCreateNodeId(dataDir: string): Promise<string> {
+  const file = join(dataDir, ID_FILE);
+  try {
+    const existing = (await readFile(file, "utf8")).trim();
+    if (VALID_ID.test(existing)) return existing;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  await mkdir(dataDir, { recursive: true });
+  const id = randomUUID();
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${id}\n`, { mode: 0o644 });
+  await rename(tmp, file);
+  return id;
+}

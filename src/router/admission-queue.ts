@@ -1,0 +1,193 @@
+// Admission: a request takes a free slot on a ready node at once, or waits in a FIFO queue
+// (per model, bounded in total) until one frees up. Everything here is in memory: admission
+// never touches the database.
+import type { NodeRecord, NodeRegistry } from "./node-registry.js";
+import type { NodeSelector } from "./node-selector.js";
+
+export class QueueFullError extends Error {
+  constructor(readonly limit: number) {
+    super(`the router's queue is full (${limit} requests waiting); retry shortly`);
+  }
+}
+export class QueueTimeoutError extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`no capacity for this model within ${waitedMs} ms`);
+  }
+}
+export class QueueAbortedError extends Error {
+  constructor() {
+    super("client went away while queued");
+  }
+}
+
+/** A slot on one node, held while a request runs there. */
+export interface Lease {
+  node: NodeRecord;
+  modelId: string;
+  /** Milliseconds the request waited for this slot. */
+  waitedMs: number;
+}
+
+interface Waiter {
+  modelId: string;
+  enqueuedAt: number;
+  /** Requests that already failed once go to the front of their model's line. */
+  resolve(lease: Lease): void;
+  reject(err: Error): void;
+  done: boolean;
+}
+
+export interface QueueOptions {
+  limit: number;
+  /** 0 = wait for ever. */
+  timeoutMs: number;
+}
+
+export class AdmissionQueue {
+  private waiting = new Map<string, Waiter[]>();
+  private total = 0;
+  private pumping = false;
+  private pendingPump = new Set<string>();
+  private repumpTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly registry: NodeRegistry,
+    private readonly selector: NodeSelector,
+    private readonly opts: QueueOptions,
+  ) {
+    registry.onCapacity((ids) => this.pump(ids));
+  }
+
+  get depth(): number {
+    return this.total;
+  }
+
+  /** Depth and oldest wait per model, for GET /api/queue and the dashboard. */
+  snapshot(): { total: number; limit: number; models: Record<string, { depth: number; oldestWaitMs: number }> } {
+    const now = Date.now();
+    const models: Record<string, { depth: number; oldestWaitMs: number }> = {};
+    for (const [id, line] of this.waiting) {
+      if (line.length) models[id] = { depth: line.length, oldestWaitMs: now - line[0]!.enqueuedAt };
+    }
+    return { total: this.total, limit: this.opts.limit, models };
+  }
+
+  /**
+   * Resolves with a lease once a slot is free. `retry` marks a request that already failed on a
+   * node: it may queue past the limit (it was admitted once) and goes to the front of its line.
+   */
+  acquire(modelId: string, signal: AbortSignal, retry = false): Promise<Lease> {
+    const line = this.waiting.get(modelId);
+    if (!line?.length) {
+      const lease = this.tryLease(modelId, Date.now());
+      if (lease) return Promise.resolve(lease);
+    }
+    if (!retry && this.total >= this.opts.limit) return Promise.reject(new QueueFullError(this.opts.limit));
+    if (signal.aborted) return Promise.reject(new QueueAbortedError());
+
+    return new Promise<Lease>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        waiter.done = true;
+        if (timer) clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        this.remove(waiter);
+      };
+      const waiter: Waiter = {
+        modelId,
+        enqueuedAt: Date.now(),
+        done: false,
+        resolve: (lease) => {
+          finish();
+          resolve(lease);
+        },
+        reject: (err) => {
+          finish();
+          reject(err);
+        },
+      };
+      const onAbort = () => waiter.reject(new QueueAbortedError());
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (this.opts.timeoutMs > 0) {
+        timer = setTimeout(() => waiter.reject(new QueueTimeoutError(this.opts.timeoutMs)), this.opts.timeoutMs);
+      }
+      let list = this.waiting.get(modelId);
+      if (!list) this.waiting.set(modelId, (list = []));
+      if (retry) list.unshift(waiter);
+      else list.push(waiter);
+      this.total++;
+      // Capacity may have appeared between the check above and now (it cannot in one tick, but a
+      // retry can be queued while slots are free on other nodes).
+      this.pump([modelId]);
+    });
+  }
+
+  /** Gives the slot back; the next waiter for that model gets it. */
+  release(lease: Lease): void {
+    this.registry.addInFlight(lease.node, lease.modelId, -1);
+    this.pump([lease.modelId]);
+  }
+
+  private remove(waiter: Waiter): void {
+    const list = this.waiting.get(waiter.modelId);
+    if (!list) return;
+    const i = list.indexOf(waiter);
+    if (i >= 0) {
+      list.splice(i, 1);
+      this.total--;
+    }
+    if (list.length === 0) this.waiting.delete(waiter.modelId);
+  }
+
+  private tryLease(modelId: string, enqueuedAt: number): Lease | null {
+    const node = this.selector.pick(modelId);
+    if (!node) return null;
+    this.registry.addInFlight(node, modelId, 1);
+    node.breaker.onDispatch();
+    return { node, modelId, waitedMs: Date.now() - enqueuedAt };
+  }
+
+  /** Hands free slots to waiters of these models, oldest first. */
+  pump(modelIds: Iterable<string>): void {
+    for (const id of modelIds) this.pendingPump.add(id);
+    if (this.pumping) return; // the loop below is already running and will see these ids
+    this.pumping = true;
+    try {
+      for (const id of this.pendingPump) {
+        this.pendingPump.delete(id);
+        const list = this.waiting.get(id);
+        while (list?.length) {
+          const lease = this.tryLease(id, list[0]!.enqueuedAt);
+          if (!lease) break;
+          list[0]!.resolve(lease);
+        }
+        if (list?.length) this.scheduleBreakerRetry(id);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Waiters blocked only by an open breaker are woken when it half-opens (no heartbeat needed). */
+  private scheduleBreakerRetry(modelId: string): void {
+    if (this.repumpTimers.has(modelId)) return;
+    let soonest = Infinity;
+    for (const node of this.registry.all()) {
+      if (node.state !== "online" || node.models.get(modelId)?.state !== "ready") continue;
+      const ms = node.breaker.msUntilTrial();
+      if (ms > 0) soonest = Math.min(soonest, ms);
+    }
+    if (!Number.isFinite(soonest)) return;
+    const t = setTimeout(() => {
+      this.repumpTimers.delete(modelId);
+      this.pump([modelId]);
+    }, soonest + 5);
+    t.unref();
+    this.repumpTimers.set(modelId, t);
+  }
+
+  /** Fails every waiter (router shutting down). */
+  drain(err: Error): void {
+    for (const list of [...this.waiting.values()]) for (const w of [...list]) w.reject(err);
+  }
+}

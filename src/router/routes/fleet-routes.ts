@@ -1,0 +1,104 @@
+// The API nodes call: registration (behind the readiness gate), heartbeats, the catalog and
+// model files.
+import { createReadStream } from "node:fs";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Catalog } from "../../protocol/catalog.js";
+import { FLEET_PATHS } from "../../protocol/http.js";
+import { Heartbeat, NodeRegistration, type RegistrationAccepted, type RegistrationPending } from "../../protocol/node-api.js";
+import { describeZodError } from "../../protocol/openai.js";
+import { HttpError } from "../http-errors.js";
+import type { ModelCache } from "../model-cache.js";
+import type { NodeRegistry } from "../node-registry.js";
+import { probeNode } from "../registration-gate.js";
+
+export interface FleetRouteDeps {
+  catalog: Catalog;
+  registry: NodeRegistry;
+  cache: ModelCache;
+  heartbeatMs: number;
+  gateTimeoutMs: number;
+  /** When set, nodes must present it as a Bearer token. */
+  nodeToken: string | null;
+}
+
+function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } }, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    const { message, param } = describeZodError(r.error);
+    throw new HttpError(400, message, "invalid_request_error", "invalid_request", param);
+  }
+  return r.data;
+}
+
+/** Parses `bytes=A-B` / `bytes=A-` / `bytes=-N`; null when absent or unsatisfiable. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | "invalid" | null {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start > end || start >= size) return "invalid";
+  return { start, end };
+}
+
+export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps): void {
+  const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
+
+  const requireNodeToken = async (req: FastifyRequest) => {
+    if (!deps.nodeToken) return;
+    if (req.headers.authorization !== `Bearer ${deps.nodeToken}`) {
+      throw new HttpError(401, "a valid node token is required (set DROVER_NODE_TOKEN on the node to the router's node token)", "authentication_error", "invalid_node_token");
+    }
+  };
+
+  app.post(FLEET_PATHS.register, { preHandler: requireNodeToken }, async (req, reply) => {
+    const reg = parse(NodeRegistration, req.body);
+    const gate = await probeNode(reg.apiUrl, deps.gateTimeoutMs);
+    if (!gate.ok) {
+      deps.registry.recordPending({ ...reg, models: gate.models ?? reg.models });
+      const body: RegistrationPending = { status: "initializing", nodeId: reg.nodeId, message: gate.reason, retryAfterMs: 1000 };
+      return reply.code(503).header("retry-after", "1").send(body);
+    }
+    deps.registry.accept({ ...reg, models: gate.models });
+    const body: RegistrationAccepted = { status: "registered", nodeId: reg.nodeId, heartbeatIntervalMs: deps.heartbeatMs };
+    return body;
+  });
+
+  app.post(FLEET_PATHS.heartbeat, { preHandler: requireNodeToken }, async (req) => {
+    const hb = parse(Heartbeat, req.body);
+    if (!deps.registry.heartbeat(hb)) {
+      throw new HttpError(404, `node ${hb.nodeId} is not registered; register again`, "not_found_error", "node_not_registered");
+    }
+    return { status: "ok" };
+  });
+
+  app.get(FLEET_PATHS.catalog, { preHandler: requireNodeToken }, async () => deps.catalog);
+
+  app.get("/api/models/:id/file", { preHandler: requireNodeToken }, async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    if (!byId.has(id)) throw new HttpError(404, `The model '${id}' is not in the catalog`, "not_found_error", "model_not_found");
+    const file = deps.cache.get(id);
+    if (!file) throw new HttpError(503, `the router has no file for '${id}' yet`, "server_error", "model_not_cached");
+    const etag = `"${file.sha256}"`;
+    reply.header("accept-ranges", "bytes").header("etag", etag).header("x-drover-sha256", file.sha256).type("application/octet-stream");
+    if (req.headers["if-none-match"] === etag) return reply.code(304).send();
+    const ifRange = req.headers["if-range"];
+    const range = ifRange && ifRange !== etag ? null : parseRange(req.headers.range, file.size);
+    if (range === "invalid") {
+      return reply.code(416).header("content-range", `bytes */${file.size}`).send();
+    }
+    if (range) {
+      reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${file.size}`).header("content-length", range.end - range.start + 1);
+      return reply.send(createReadStream(file.path, { start: range.start, end: range.end }));
+    }
+    reply.header("content-length", file.size);
+    return reply.send(createReadStream(file.path));
+  });
+}
