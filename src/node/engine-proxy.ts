@@ -1,0 +1,131 @@
+// The node's OpenAI inference routes: validate the body, find the model's ready engine, and
+// forward the original bytes to it on the loopback, piping the answer back chunk by chunk
+// (SSE is never buffered). A client that goes away aborts the upstream request, so the engine
+// stops generating.
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { request, type Dispatcher } from "undici";
+import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
+import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../protocol/openai.js";
+import { openAiError } from "../protocol/openai-errors.js";
+import type { ModelStatusBoard } from "./model-status-board.js";
+
+export interface EngineProxyOptions {
+  board: ModelStatusBoard;
+  /** The loopback port of the model's engine while it is ready. */
+  enginePort: (modelId: string) => number | undefined;
+  /** False until the catalog arrived from the router. */
+  catalogLoaded: () => boolean;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  bodyLimitBytes: number;
+}
+
+/** What the body parser keeps: the bytes to forward and the parsed JSON to validate. */
+interface RawJsonBody {
+  raw: Buffer;
+  json: unknown;
+}
+
+const FORWARDED_REQUEST_HEADERS = ["accept", HEADER_TRACEPARENT, "tracestate"] as const;
+
+export async function engineProxyRoutes(app: FastifyInstance, opts: EngineProxyOptions): Promise<void> {
+  // Clients send JSON under many content types (curl -d says form-urlencoded): read every body
+  // as bytes and parse it as JSON here.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: opts.bodyLimitBytes }, (_req, body, done) => {
+    const raw = body as Buffer;
+    try {
+      done(null, { raw, json: JSON.parse(raw.toString("utf8")) } satisfies RawJsonBody);
+    } catch (err) {
+      const error = new Error(`request body is not valid JSON: ${(err as Error).message}`) as Error & { statusCode: number; code: string };
+      error.statusCode = 400;
+      error.code = "invalid_json";
+      done(error, undefined);
+    }
+  });
+
+  for (const path of Object.keys(INFERENCE_ROUTES) as InferencePath[]) {
+    app.post(path, (req, reply) => forward(path, req, reply, opts));
+  }
+}
+
+async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyReply, opts: EngineProxyOptions): Promise<FastifyReply> {
+  const body = req.body as RawJsonBody | undefined;
+  if (!body) return reply.code(400).send(openAiError("request body must be a JSON object", "invalid_request_error", "invalid_json"));
+  const parsed = INFERENCE_ROUTES[path].safeParse(body.json);
+  if (!parsed.success) {
+    const { message, param } = describeZodError(parsed.error);
+    return reply.code(400).send(openAiError(message, "invalid_request_error", null, param));
+  }
+
+  const model = parsed.data.model;
+  if (!opts.catalogLoaded()) {
+    return reply.code(503).send(openAiError("this node has not received the catalog from the router yet", "server_error", "model_not_ready"));
+  }
+  const status = opts.board.get(model);
+  if (!status) {
+    return reply.code(404).send(openAiError(`The model '${model}' does not exist`, "invalid_request_error", "model_not_found", "model"));
+  }
+  const port = opts.enginePort(model);
+  if (port === undefined || status.state !== "ready") {
+    const detail = status.state === "downloading" && status.progress !== undefined ? `downloading ${Math.floor(status.progress * 100)}%` : status.state;
+    return reply.code(503).send(openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"));
+  }
+
+  const requestId = headerValue(req.headers[HEADER_REQUEST_ID]) ?? randomUUID();
+  reply.header(HEADER_REQUEST_ID, requestId);
+  const headers: Record<string, string> = { "content-type": "application/json", [HEADER_REQUEST_ID]: requestId };
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = headerValue(req.headers[name]);
+    if (value !== undefined) headers[name] = value;
+  }
+
+  // In flight from here until the response to the client is finished or the client is gone.
+  const upstreamAbort = new AbortController();
+  opts.board.addInFlight(model, 1);
+  let released = false;
+  reply.raw.once("close", () => {
+    if (!released) {
+      released = true;
+      opts.board.addInFlight(model, -1);
+    }
+    if (!reply.raw.writableFinished) upstreamAbort.abort(new Error("client disconnected"));
+  });
+
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await request(`http://127.0.0.1:${port}${path}`, {
+      method: "POST",
+      headers,
+      body: body.raw,
+      signal: upstreamAbort.signal,
+      dispatcher: opts.dispatcher,
+    });
+  } catch (err) {
+    if (upstreamAbort.signal.aborted) {
+      opts.logger.debug({ model, requestId }, "client disconnected before the engine answered");
+    } else {
+      opts.logger.warn({ model, requestId, err: (err as Error).message }, "engine unavailable");
+    }
+    return reply.code(503).send(openAiError(`the engine for '${model}' is unavailable: ${(err as Error).message}`, "server_error", "engine_unavailable"));
+  }
+
+  reply.code(upstream.statusCode);
+  const contentType = headerValue(upstream.headers["content-type"]);
+  if (contentType) reply.header("content-type", contentType);
+  if (contentType?.startsWith("text/event-stream")) {
+    reply.header("cache-control", headerValue(upstream.headers["cache-control"]) ?? "no-cache");
+    reply.header("x-accel-buffering", "no");
+  }
+  upstream.body.once("error", (err) => {
+    if (!upstreamAbort.signal.aborted) opts.logger.warn({ model, requestId, err: err.message }, "engine response failed mid-stream");
+  });
+  return reply.send(upstream.body);
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v === undefined || v === "" ? undefined : v;
+}

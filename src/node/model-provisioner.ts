@@ -1,0 +1,90 @@
+// Decides which catalog models this node serves and gets their files: models that the engine
+// kind cannot serve or that do not fit in memory become `unsupported`; the rest are downloaded
+// (at most `maxParallelDownloads` at once, in catalog order) and handed to the engine as each
+// one completes.
+import type { Logger } from "pino";
+import type { Dispatcher } from "undici";
+import type { Catalog, CatalogEntry } from "../protocol/catalog.js";
+import type { Backoff } from "./backoff.js";
+import type { EngineLauncher } from "./engine-launcher.js";
+import { planModelsForMemory } from "./memory-budget.js";
+import { downloadModel } from "./model-downloader.js";
+import type { ModelStatusBoard } from "./model-status-board.js";
+import type { RouterEndpoint } from "./router-endpoint.js";
+
+export interface ProvisionOptions {
+  catalog: Catalog;
+  board: ModelStatusBoard;
+  launcher: EngineLauncher;
+  memoryBudgetBytes: number;
+  modelsDir: string;
+  router: RouterEndpoint;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  signal: AbortSignal;
+  /** The model's file is verified (or not needed): start its engine. */
+  onModelAvailable: (entry: CatalogEntry, modelPath: string) => void;
+  maxParallelDownloads?: number;
+  maxChecksumAttempts?: number;
+  retryBackoff?: () => Backoff;
+}
+
+/** Resolves when every model is available, failed or unsupported (or the signal aborted). */
+export async function provisionModels(opts: ProvisionOptions): Promise<void> {
+  const { board, logger } = opts;
+  const servable: CatalogEntry[] = [];
+  for (const entry of opts.catalog.models) {
+    const reason = opts.launcher.unsupportedReason(entry);
+    if (reason) {
+      board.setState(entry.id, "unsupported", { reason });
+      logger.info({ model: entry.id, reason }, "model unsupported by this engine kind");
+    } else {
+      servable.push(entry);
+    }
+  }
+
+  const fits = planModelsForMemory(servable, opts.memoryBudgetBytes);
+  const queue: CatalogEntry[] = [];
+  for (const entry of servable) {
+    const decision = fits.get(entry.id)!;
+    if (decision.fits) {
+      queue.push(entry);
+    } else {
+      board.setState(entry.id, "unsupported", { reason: decision.reason });
+      logger.warn({ model: entry.id, reason: decision.reason }, "model does not fit on this node");
+    }
+  }
+
+  const provisionOne = async (entry: CatalogEntry) => {
+    if (!opts.launcher.needsModelFile) return opts.onModelAvailable(entry, "");
+    try {
+      const path = await downloadModel({
+        entry,
+        modelsDir: opts.modelsDir,
+        router: opts.router,
+        dispatcher: opts.dispatcher,
+        logger,
+        signal: opts.signal,
+        maxChecksumAttempts: opts.maxChecksumAttempts,
+        retryBackoff: opts.retryBackoff?.(),
+        onDownloading: () => board.setState(entry.id, "downloading", { progress: 0, bytesDone: 0, bytesTotal: entry.sizeBytes, speed: 0 }),
+        onProgress: (p) => board.setProgress(entry.id, p),
+        onRetry: (reason, wait) => board.setState(entry.id, "failed", { reason: `${reason}; retrying in ${Math.round(wait / 1000)}s` }),
+      });
+      if (!opts.signal.aborted) opts.onModelAvailable(entry, path);
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      const reason = (err as Error).message;
+      logger.error({ model: entry.id, reason }, "model download failed");
+      board.setState(entry.id, "failed", { reason });
+    }
+  };
+
+  const workers = Math.max(1, opts.maxParallelDownloads ?? 2);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(workers, queue.length) }, async () => {
+      while (next < queue.length && !opts.signal.aborted) await provisionOne(queue[next++]!);
+    }),
+  );
+}

@@ -1,0 +1,113 @@
+// Starts real drover processes (router, nodes) from the built CLI for end-to-end tests, and
+// stops them afterwards. Their output is kept for failure messages.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(here, "../..");
+export const DROVER_BIN = join(REPO_ROOT, "bin/drover.js");
+
+export interface DroverProcess {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const c of live) c.kill("SIGKILL");
+});
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `drover-${prefix}-`));
+}
+
+/** Spawns `drover <args>` and resolves once it prints the URL line matching `banner`. */
+export function startDrover(args: string[], banner: RegExp, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<DroverProcess> {
+  const child = spawn(process.execPath, [DROVER_BIN, ...args], {
+    env: { ...process.env, DROVER_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  live.add(child);
+  let out = "";
+  const output = () => out;
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 8_000);
+    await exited;
+    clearTimeout(timer);
+    live.delete(child);
+  };
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      void stop("SIGKILL");
+      reject(new Error(`drover ${args[0]} did not start within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const onData = () => {
+      const m = banner.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off("data", onData);
+        resolvePromise({ child, url: m[1]!, output, stop });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.once("exit", (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`drover ${args[0]} exited (${code ?? sig}) before starting:\n${out}`));
+    });
+  });
+}
+
+export const ROUTER_BANNER = /drover router\s+(http:\/\/\S+)/;
+export const NODE_BANNER = /drover node\s+(http:\/\/\S+)/;
+
+export function startRouter(extra: string[] = [], env: Record<string, string> = {}): Promise<DroverProcess> {
+  const dataDir = tempDir("router");
+  return startDrover(["router", "--host", "127.0.0.1", "--port", "0", "--catalog", "demo", "--data-dir", dataDir, "--node-token", "test-node-token", ...extra], ROUTER_BANNER, env);
+}
+
+export function startNode(routerUrl: string, name: string, extra: string[] = [], env: Record<string, string> = {}, dataDir = tempDir(`node-${name}`)): Promise<DroverProcess> {
+  return startDrover(
+    ["node", "--router", routerUrl, "--host", "127.0.0.1", "--port", "0", "--name", name, "--data-dir", dataDir, "--threads", "1", "--slots", "2", "--node-token", "test-node-token", ...extra],
+    NODE_BANNER,
+    env,
+  );
+}
+
+export async function getJson<T = any>(url: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(url, init);
+  if (!res.ok) throw new Error(`${init?.method ?? "GET"} ${url} → ${res.status}: ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 90_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+}
+
+/** Resolves once `count` nodes report every listed model ready. */
+export function waitForReady(routerUrl: string, models: string[], count: number, timeoutMs = 120_000) {
+  return waitFor(`${count} ready node(s) for ${models.join(", ")}`, async () => {
+    const { models: rows } = await getJson<{ models: { id: string; readyNodes: number }[] }>(`${routerUrl}/api/models`);
+    return models.every((id) => (rows.find((r) => r.id === id)?.readyNodes ?? 0) >= count);
+  }, timeoutMs);
+}
