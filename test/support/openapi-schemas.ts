@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import Ajv2020 from "ajv/dist/2020.js";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse } from "yaml";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,5 +39,5 @@ export function schemaErrors(name: string, value: unknown): string[] {
   const validate = load().getSchema(`openai#/components/schemas/${name}`);
   if (!validate) throw new Error(`schema ${name} not found in ${OPENAPI_PATH}`);
   if (validate(value)) return [];
-  return (validate.errors ?? []).map((e) => `${e.instancePath || "(root)"} ${e.message} ${JSON.stringify(e.params)}`);
+  return (validate.errors ?? []).map((e: { instancePath: string; message?: string; params: unknown }) => `${e.instancePath || "(root)"} ${e.message} ${JSON.stringify(e.params)}`);
 }

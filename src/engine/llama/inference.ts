@@ -89,6 +89,11 @@ export class LlamaInference {
     return this.context.contextSize;
   }
 
+  /** Slot occupancy: total sequences, idle ones, and requests waiting for one. */
+  get slots(): { total: number; idle: number; queued: number } {
+    return { total: this.opts.slots, idle: this.pool.idle, queued: this.pool.queued };
+  }
+
   get embeddingLength(): number {
     return this.model.embeddingVectorSize;
   }

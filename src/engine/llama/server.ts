@@ -3,12 +3,12 @@
 // never a 500 or a crash.
 import { randomInt, randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { HEADER_REQUEST_ID } from "../../protocol/http.js";
-import { openAiError, type OpenAiErrorBody, type OpenAiErrorType } from "../../protocol/openai-errors.js";
+import { openAiError, type OpenAiErrorBody } from "../../protocol/openai-errors.js";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, describeZodError } from "../../protocol/openai.js";
 import { InvalidRequestError, type GenerateResult, type LlamaInference } from "./inference.js";
 import {
@@ -72,7 +72,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   let closing = false;
 
   const app = Fastify({
-    loggerInstance: log,
+    loggerInstance: log as FastifyBaseLogger,
     // One line per inference request (below) says more than Fastify's two per request.
     disableRequestLogging: true,
     // The node and router pass their request id on; it becomes `reqId` in every log line.
@@ -114,6 +114,9 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   });
 
   app.get("/healthz", async () => ({ status: "ok", model: modelId }));
+
+  // Slot occupancy, like llama.cpp's /slots (for operators and tests).
+  app.get("/slots", async () => inference.slots);
 
   app.get("/v1/models", async () => ({
     object: "list",
@@ -354,6 +357,5 @@ function errorResponse(err: unknown): { status: number; body: OpenAiErrorBody } 
   if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
     return { status, body: openAiError(`The request body is larger than ${BODY_LIMIT_BYTES} bytes.`, "invalid_request_error", "request_too_large") };
   }
-  const type: OpenAiErrorType = status === 404 ? "invalid_request_error" : "invalid_request_error";
-  return { status, body: openAiError(typeof e.message === "string" ? e.message : "Invalid request.", type) };
+  return { status, body: openAiError(typeof e.message === "string" ? e.message : "Invalid request.", "invalid_request_error") };
 }

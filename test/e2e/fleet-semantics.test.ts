@@ -1,0 +1,199 @@
+// Fleet semantics with real router and node processes: the readiness gate, the admission queue
+// (limit, overflow, disconnects), proportional routing by slots, failover when a node dies, and
+// re-registration after a router restart.
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { Agent, request } from "undici";
+import { afterEach, describe, expect, test } from "vitest";
+import { getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, type DroverProcess } from "../support/fleet.js";
+
+const CHAT = "demo-chat";
+const running: DroverProcess[] = [];
+const track = <T extends DroverProcess>(p: T) => (running.push(p), p);
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.stop("SIGKILL")));
+});
+
+const agent = new Agent({ connections: 4096, headersTimeout: 600_000, bodyTimeout: 600_000 });
+
+async function complete(routerUrl: string, body: object, signal?: AbortSignal) {
+  const res = await request(`${routerUrl}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 1, ...body }),
+    dispatcher: agent,
+    signal,
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, body: text };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe("registration gate", () => {
+  test("a node with no ready model is listed as initializing, never routed to, and becomes routable once a model is ready", async () => {
+    // A larger generated model (~100 MB) so download and load take a visible moment.
+    const catalogPath = join(tempDir("catalog"), "catalog.yaml");
+    writeFileSync(
+      catalogPath,
+      [
+        "name: slow",
+        "models:",
+        "  - id: demo-chat",
+        "    sizeBytes: 100000000",
+        "    memoryBytes: 200000000",
+        "    capabilities: [chat, completion]",
+        "    source:",
+        "      generate: { name: slow, seed: 9, embeddingLength: 512, blockCount: 6, headCount: 8, headCountKv: 8, feedForwardLength: 2048, contextLength: 2048 }",
+      ].join("\n"),
+    );
+    const router = track(await startRouter(["--catalog", catalogPath]));
+    // Sent before any node exists: it must wait, not fail.
+    const early = complete(router.url, {});
+    const node = track(await startNode(router.url, "slow-node"));
+
+    const seen = await waitFor("the node listed as initializing", async () => {
+      const { nodes } = await getJson(`${router.url}/api/nodes`);
+      return nodes.find((n: { name: string; state: string }) => n.name === "slow-node" && n.state === "initializing");
+    }, 30_000, 20);
+    expect(seen.models[0].state).not.toBe("ready");
+
+    // The router itself answers the node 503 initializing while nothing is ready.
+    const q = await getJson(`${router.url}/api/queue`);
+    expect(q.total).toBe(1);
+
+    await waitForReady(router.url, [CHAT], 1);
+    const res = await early;
+    expect(res.status).toBe(200);
+    expect(res.headers["x-drover-node"]).toBe("slow-node");
+    void node;
+  });
+});
+
+describe("admission queue", () => {
+  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full at once", async () => {
+    const router = track(await startRouter());
+    const sent = Date.now();
+    const all = Array.from({ length: 1024 + 50 }, () => complete(router.url, {}).then((r) => ({ ...r, at: Date.now() - sent })));
+
+    const overflow: Awaited<(typeof all)[number]>[] = [];
+    await waitFor("50 overflow answers", async () => {
+      const settled = await Promise.all(all.map((p) => Promise.race([p, Promise.resolve(null)])));
+      overflow.splice(0, overflow.length, ...settled.filter((r): r is NonNullable<typeof r> => r !== null));
+      return overflow.length >= 50;
+    }, 30_000, 50);
+    expect(overflow).toHaveLength(50);
+    for (const r of overflow) {
+      expect(r.status).toBe(503);
+      expect(r.headers["retry-after"]).toBeDefined();
+      expect(JSON.parse(r.body).error).toMatchObject({ type: "server_error", code: "queue_full" });
+    }
+    const slowest = Math.max(...overflow.map((r) => r.at));
+    console.log(`overflow: 50 x 503 queue_full answered within ${slowest} ms of sending 1074 requests`);
+    expect((await getJson(`${router.url}/api/queue`)).total).toBe(1024);
+
+    track(await startNode(router.url, "late", ["--slots", "4"]));
+    const results = await Promise.all(all);
+    const ok = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status === 503);
+    expect(ok).toHaveLength(1024);
+    expect(refused).toHaveLength(50);
+    console.log(`drain: 1024 queued requests completed ${Math.max(...ok.map((r) => r.at))} ms after sending`);
+    expect((await getJson(`${router.url}/api/queue`)).total).toBe(0);
+  });
+
+  test("a client that disconnects while queued frees its place", async () => {
+    const router = track(await startRouter());
+    const ac = new AbortController();
+    const pending = complete(router.url, {}, ac.signal).catch((err) => err);
+    const stays = complete(router.url, {});
+    await waitFor("two queued", async () => (await getJson(`${router.url}/api/queue`)).total === 2, 10_000, 20);
+    ac.abort();
+    await waitFor("depth back to one", async () => (await getJson(`${router.url}/api/queue`)).total === 1, 10_000, 20);
+    await pending;
+    track(await startNode(router.url, "n"));
+    expect((await stays).status).toBe(200);
+  });
+});
+
+describe("routing and failover", () => {
+  test("two nodes with 1 and 3 slots share the load in proportion", async () => {
+    const router = track(await startRouter());
+    track(await startNode(router.url, "one-slot", ["--slots", "1"]));
+    track(await startNode(router.url, "three-slots", ["--slots", "3"]));
+    await waitForReady(router.url, [CHAT], 2);
+    const results = await Promise.all(Array.from({ length: 80 }, () => complete(router.url, { max_tokens: 4 })));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const big = results.filter((r) => r.headers["x-drover-node"] === "three-slots").length;
+    console.log(`slots 1:3 → requests ${80 - big}:${big}`);
+    expect(big / 80).toBeGreaterThan(0.6);
+    expect(big / 80).toBeLessThan(0.95);
+  });
+
+  test("a node killed with SIGKILL while requests are queued and in flight loses none of them", async () => {
+    const router = track(await startRouter(["--heartbeat-ms", "1000"]));
+    const a = track(await startNode(router.url, "victim", ["--slots", "2"]));
+    track(await startNode(router.url, "survivor", ["--slots", "2"]));
+    await waitForReady(router.url, [CHAT], 2);
+    const all = Array.from({ length: 30 }, () => complete(router.url, { max_tokens: 24 }));
+    await waitFor("requests in flight on the victim", async () => {
+      const node = (await getJson(`${router.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "victim");
+      return node.inFlight > 0;
+    }, 10_000, 10);
+    a.child.kill("SIGKILL");
+    const results = await Promise.all(all);
+    expect(results.map((r) => r.status)).toEqual(Array(30).fill(200));
+    await waitFor("victim marked offline", async () => {
+      const node = (await getJson(`${router.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "victim");
+      return node.state === "offline";
+    }, 15_000);
+  });
+
+  test("an engine killed mid-stream ends the client's stream with an error event", async () => {
+    const router = track(await startRouter());
+    const node = track(await startNode(router.url, "n"));
+    await waitForReady(router.url, [CHAT], 1);
+    const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "go" }], max_tokens: 4000, stream: true });
+    let chunks = 0;
+    let failure: unknown = null;
+    try {
+      for await (const _ of stream) {
+        if (++chunks === 3) {
+          const { execFileSync } = await import("node:child_process");
+          const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(node.child.pid)], { encoding: "utf8" });
+          const line = out.split("\n").find((l) => l.includes(`--model-id ${CHAT}`))!;
+          process.kill(Number(line.trim().split(/\s+/)[0]), "SIGKILL");
+        }
+      }
+    } catch (err) {
+      failure = err;
+    }
+    expect(chunks).toBeGreaterThanOrEqual(3);
+    expect(failure).toBeInstanceOf(OpenAI.APIError);
+  });
+
+  test("after a router restart, nodes register again without operator action", async () => {
+    const port = await freePort();
+    const dataDir = tempDir("router-restart");
+    const args = ["router", "--host", "127.0.0.1", "--port", String(port), "--catalog", "demo", "--data-dir", dataDir, "--node-token", "test-node-token", "--heartbeat-ms", "500"];
+    let router = track(await startDrover(args, ROUTER_BANNER));
+    track(await startNode(router.url, "steady"));
+    await waitForReady(router.url, [CHAT], 1);
+    await router.stop("SIGKILL");
+    router = track(await startDrover(args, ROUTER_BANNER));
+    await waitForReady(router.url, [CHAT], 1, 30_000);
+    expect((await complete(router.url, {})).status).toBe(200);
+  });
+});
