@@ -122,8 +122,13 @@ async function runEngineCommand(o: ParsedOptions): Promise<void> {
     threads: Math.max(1, num(o, "threads")),
     slots: Math.max(1, num(o, "slots")),
     contextSize: num(o, "context-size"),
+    handleSignals: false,
   });
   onShutdown(engine.close);
+  if (o["exit-with-stdin"]) {
+    process.stdin.on("end", () => process.kill(process.pid, "SIGTERM"));
+    process.stdin.resume();
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -61,6 +61,7 @@ const ENGINE_OPTIONS: OptionSpec[] = [
   { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads" },
   { flag: "slots", type: "number", default: 4, description: "requests generated concurrently" },
   { flag: "context-size", type: "number", default: 4096, description: "context tokens per slot" },
+  { flag: "exit-with-stdin", type: "boolean", description: "exit when standard input closes (the node passes it, so engines die with their node)" },
 ];
 
 export const COMMANDS = {

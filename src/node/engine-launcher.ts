@@ -83,6 +83,7 @@ export class LlamaEngineLauncher implements EngineLauncher {
         "--threads", String(spec.threads),
         "--slots", String(spec.slots),
         "--context-size", String(spec.contextSize),
+        "--exit-with-stdin",
       ],
       env: this.opts.env,
       readiness: { kind: "stdout-line", parse: (line) => parseEngineReadyLine(line)?.port },

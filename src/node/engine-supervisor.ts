@@ -81,7 +81,7 @@ export class EngineSupervisor {
       child.kill("SIGTERM");
       const clean = await Promise.race([exited.then(() => true), sleep(this.opts.stopGraceMs ?? 5000).then(() => false)]);
       if (!clean && isAlive(child)) {
-        this.opts.logger.warn({ pid: child.pid }, "engine did not exit after SIGTERM; sending SIGKILL");
+        this.opts.logger.warn({ enginePid: child.pid }, "engine did not exit after SIGTERM; sending SIGKILL");
         child.kill("SIGKILL");
         await Promise.race([exited, sleep(2000)]);
       }
@@ -119,25 +119,28 @@ export class EngineSupervisor {
 
     board.setState(spec.modelId, "loading");
     const startedAt = Date.now();
+    // stdin is a pipe the node never writes: it closes when the node dies, however it dies,
+    // and drover's engine exits then (--exit-with-stdin) instead of living on as an orphan.
     const child = spawn(plan.command, plan.args, {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, ...plan.env },
       windowsHide: true,
     });
     this.child = child;
-    logger.info({ pid: child.pid, command: plan.command, args: plan.args }, "engine starting");
+    logger.info({ enginePid: child.pid, command: plan.command, args: plan.args }, "engine starting");
 
     return new Promise<RunOutcome>((resolve) => {
       let readyAt: number | undefined;
       let settled = false;
       let lastErrorLine = "";
+      let killReason: string | undefined;
 
       const markReady = (port: number) => {
         if (readyAt !== undefined || settled || this.stopping) return;
         readyAt = Date.now();
         clearTimeout(readyTimer);
         this.readyPort = port;
-        logger.info({ pid: child.pid, port, loadMs: readyAt - startedAt }, "engine ready");
+        logger.info({ enginePid: child.pid, port, loadMs: readyAt - startedAt }, "engine ready");
         board.setState(spec.modelId, "ready");
       };
 
@@ -156,8 +159,8 @@ export class EngineSupervisor {
 
       const readyTimeoutMs = this.opts.readyTimeoutMs ?? 600_000;
       const readyTimer = setTimeout(() => {
-        logger.error({ pid: child.pid, readyTimeoutMs }, "engine did not become ready in time; killing it");
-        lastErrorLine = `not ready after ${Math.round(readyTimeoutMs / 1000)}s`;
+        logger.error({ enginePid: child.pid, readyTimeoutMs }, "engine did not become ready in time; killing it");
+        killReason = `was not ready after ${Math.round(readyTimeoutMs / 1000)}s and was killed`;
         child.kill("SIGKILL");
       }, readyTimeoutMs);
 
@@ -174,9 +177,11 @@ export class EngineSupervisor {
         child.once("exit", (code, signal) => {
           exited();
           const how = code !== null ? `exited with code ${code}` : `was killed by ${signal}`;
-          if (!this.stopping) logger.warn({ pid: child.pid, code, signal }, `engine ${how}`);
-          else logger.info({ pid: child.pid, code, signal }, "engine stopped");
-          finish(code !== 0 && lastErrorLine ? `${how}: ${lastErrorLine.slice(0, 300)}` : how);
+          if (!this.stopping) logger.warn({ enginePid: child.pid, code, signal }, `engine ${how}`);
+          else logger.info({ enginePid: child.pid, code, signal }, "engine stopped");
+          // The last stderr line usually says why a failing engine gave up.
+          const failedWithCode = code !== null && code !== 0;
+          finish(killReason ?? (failedWithCode && lastErrorLine ? `${how}: ${lastErrorLine.slice(0, 300)}` : how));
         });
         child.once("error", (err) => {
           // Only a failed spawn ends the run here; after a spawn, "exit" follows.
@@ -221,10 +226,12 @@ function relayLine(logger: Logger, stream: "stdout" | "stderr", line: string): v
   if (!line.trim()) return;
   if (line.startsWith("{")) {
     try {
-      const parsed = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      const parsed = JSON.parse(line) as Record<string, unknown> | null;
       if (parsed && typeof parsed.msg === "string") {
-        const level = typeof parsed.level === "number" ? PINO_LEVELS[parsed.level] ?? "info" : "info";
-        logger[level]({ stream }, parsed.msg);
+        // The node's own fields (time, pid, hostname, model) win over the engine's.
+        const { level, msg, time: _time, pid: enginePid, hostname: _hostname, model: _model, ...fields } = parsed;
+        const name = typeof level === "number" ? PINO_LEVELS[level] ?? "info" : "info";
+        logger[name]({ stream, enginePid, ...fields }, msg as string);
         return;
       }
     } catch {

@@ -141,15 +141,6 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
   const { entry } = opts;
   let offset = (await fileSize(paths.part)) ?? 0;
 
-  // A partial file as long as the model: nothing left to fetch, only to verify.
-  if (offset > 0 && entry.sizeBytes > 0 && offset >= entry.sizeBytes && entry.sha256) {
-    const hash = createHash("sha256");
-    await hashFileInto(paths.part, hash);
-    if (hash.digest("hex") === entry.sha256) return finish(paths, entry.sha256);
-    await removeQuietly(paths.part);
-    offset = 0;
-  }
-
   const url = opts.router.resolve(FLEET_PATHS.modelFile(entry.id));
   const headers = opts.router.headers(offset > 0 ? { range: `bytes=${offset}-` } : {});
   let res: Dispatcher.ResponseData;
@@ -160,7 +151,15 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
   }
 
   if (res.statusCode === 416) {
+    // Nothing after `offset`: the partial file may already be complete; verify it before starting over.
     await res.body.dump();
+    const total = /^bytes \*\/(\d+)$/.exec(headerValue(res.headers["content-range"]) ?? "")?.[1];
+    const expected = entry.sha256 ?? headerValue(res.headers[MODEL_FILE_SHA256_HEADER])?.toLowerCase();
+    if (expected && total !== undefined && Number(total) === offset) {
+      const hash = createHash("sha256");
+      await hashFileInto(paths.part, hash);
+      if (hash.digest("hex") === expected) return finish(paths, expected);
+    }
     await removeQuietly(paths.part);
     return "restart";
   }

@@ -1,6 +1,6 @@
 // The node's HTTP server: /healthz, /v1/models (per-model state) and the inference routes,
 // with OpenAI-shaped errors for everything a client can get wrong.
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { HEADER_NODE } from "../protocol/http.js";
 import type { NodeModelList } from "../protocol/node-api.js";
@@ -21,7 +21,7 @@ export interface NodeServerOptions {
 export async function buildNodeServer(opts: NodeServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     // Open streams must not keep close() waiting.
     forceCloseConnections: true,

@@ -1,10 +1,12 @@
+import type { Token } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
 import { StopStringMatcher, TokenTextDecoder, type Detokenizer } from "../../src/engine/llama/text-stream.js";
 
 /** Byte-level fake: token n is byte n. */
 const bytes: Detokenizer = {
-  detokenize: (tokens) => Buffer.from(tokens as number[]).toString("utf8"),
+  detokenize: (tokens) => Buffer.from(tokens as unknown as number[]).toString("utf8"),
 };
+const tok = (n: number) => n as Token;
 
 function run(matcher: StopStringMatcher, chunks: string[]): { out: string; stopped: boolean } {
   let out = "";
@@ -19,25 +21,25 @@ function run(matcher: StopStringMatcher, chunks: string[]): { out: string; stopp
 describe("TokenTextDecoder", () => {
   it("passes ASCII through token by token", () => {
     const d = new TokenTextDecoder(bytes);
-    expect([..."abc"].map((c) => d.push(c.charCodeAt(0)))).toEqual(["a", "b", "c"]);
+    expect([..."abc"].map((c) => d.push(tok(c.charCodeAt(0))))).toEqual(["a", "b", "c"]);
     expect(d.flush()).toBe("");
   });
 
   it("holds back a multi-byte character until it is complete", () => {
     const d = new TokenTextDecoder(bytes);
     const [b1, b2, b3] = [...Buffer.from("€")];
-    expect(d.push(b1)).toBe("");
-    expect(d.push(b2)).toBe("");
-    expect(d.push(b3)).toBe("€");
-    expect(d.push(0x21)).toBe("!");
+    expect(d.push(tok(b1))).toBe("");
+    expect(d.push(tok(b2))).toBe("");
+    expect(d.push(tok(b3))).toBe("€");
+    expect(d.push(tok(0x21))).toBe("!");
   });
 
   it("gives up on invalid bytes after four tokens and on flush", () => {
     const d = new TokenTextDecoder(bytes);
-    expect(d.push(0xe2)).toBe("");
+    expect(d.push(tok(0xe2))).toBe("");
     expect(d.flush()).toBe("\uFFFD");
-    for (let i = 0; i < 3; i++) expect(d.push(0xff)).toBe("");
-    expect(d.push(0xff)).toBe("\uFFFD".repeat(4));
+    for (let i = 0; i < 3; i++) expect(d.push(tok(0xff))).toBe("");
+    expect(d.push(tok(0xff))).toBe("\uFFFD".repeat(4));
   });
 });
 

@@ -33,6 +33,9 @@ export interface LlamaEngineOptions {
 
 export const READY_PREFIX = "DROVER_ENGINE_READY";
 
+/** How long close() lets clients read the end of aborted responses before cutting connections. */
+const CLOSE_GRACE_MS = 1_000;
+
 export async function runLlamaEngine(opts: LlamaEngineOptions): Promise<{ port: number; close(): Promise<void> }> {
   const log =
     opts.logger ??
@@ -76,9 +79,15 @@ export async function runLlamaEngine(opts: LlamaEngineOptions): Promise<{ port: 
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
       }
-      // Abort first: streams in flight end now instead of holding app.close() open.
-      abortAll();
-      await app.close();
+      // Abort first: streams in flight end now instead of holding app.close() open. Clients
+      // that do not read what is left get their connection cut after a short grace.
+      const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+      try {
+        await abortAll();
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
       await inference.dispose();
       log.info("engine closed");
     })();

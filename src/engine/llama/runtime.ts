@@ -4,7 +4,7 @@ import { getLlama, LlamaLogLevel, type Llama, type LlamaGpuType } from "node-lla
 import type { Logger } from "pino";
 
 /**
- * Backend selection, from DROVER_ENGINE_GPU:
+ * Backend selection, from DROVER_ENGINE_GPU (or DROVER_GPU when that is unset):
  *  - unset or "auto": node-llama-cpp probes CUDA, Vulkan and Metal among its prebuilt binaries and
  *    falls back to CPU. Engines exist to drive GPU nodes, so probing is the right default, and on
  *    a machine with no GPU it costs well under a second and ends on the CPU binary.
@@ -13,7 +13,7 @@ import type { Logger } from "pino";
  * `build: "never"` and `skipDownload`: an engine must never try to compile llama.cpp or fetch a
  * binary at start (minutes, and nodes may have no internet); a missing binary is a start error.
  */
-export function gpuSettingFromEnv(value: string | undefined = process.env.DROVER_ENGINE_GPU): "auto" | LlamaGpuType {
+export function gpuSettingFromEnv(value: string | undefined = process.env.DROVER_ENGINE_GPU ?? process.env.DROVER_GPU): "auto" | LlamaGpuType {
   const v = (value ?? "").trim().toLowerCase();
   if (v === "" || v === "auto") return "auto";
   if (v === "off" || v === "cpu" || v === "false" || v === "0" || v === "none") return false;

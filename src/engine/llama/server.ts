@@ -3,7 +3,7 @@
 // never a 500 or a crash.
 import { randomInt, randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -55,8 +55,11 @@ export interface EngineServerOptions {
 
 export interface EngineServer {
   app: FastifyInstance;
-  /** Aborts every generation in flight (shutdown); their clients get a 503 or an error event. */
-  abortAll(): void;
+  /**
+   * Aborts every generation in flight (shutdown; their clients get a 503 or an error event) and
+   * resolves once their handlers are done, so their keep-alive connections are idle.
+   */
+  abortAll(): Promise<void>;
 }
 
 interface Sampling {
@@ -68,14 +71,16 @@ interface Sampling {
 }
 
 export function buildServer({ inference, modelId, log }: EngineServerOptions): EngineServer {
-  const inflight = new Set<AbortController>();
+  // Each request in generation: its abort controller, and a promise settled when its handler ends.
+  const inflight = new Map<AbortController, Promise<void>>();
+  const settle = new Map<AbortController, () => void>();
   let closing = false;
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // One line per inference request (below) says more than Fastify's two per request.
-    disableRequestLogging: true,
     // The node and router pass their request id on; it becomes `reqId` in every log line.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "reqId" }),
     requestIdHeader: HEADER_REQUEST_ID,
     genReqId: () => randomUUID(),
     bodyLimit: BODY_LIMIT_BYTES,
@@ -87,7 +92,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string", bodyLimit: BODY_LIMIT_BYTES }, (_req, body, done) => {
     try {
-      done(null, JSON.parse(body as string));
+      done(null, JSON.parse(body as string, dropProtoKeys));
     } catch {
       done(invalid("We could not parse the JSON body of your request. The body must be valid JSON."), undefined);
     }
@@ -168,7 +173,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
       if (includeUsage) sse.send(chatUsageChunk(meta, usage(result.promptTokens, result.completionTokens)));
       sse.done();
     } finally {
-      inflight.delete(ac);
+      untrack(ac);
     }
   });
 
@@ -233,7 +238,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
       if (includeUsage) sse.send(completion(meta, [], usage(promptTokens, completionTokens)));
       sse.done();
     } finally {
-      inflight.delete(ac);
+      untrack(ac);
     }
   });
 
@@ -265,8 +270,14 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
     res.once("close", () => {
       if (!res.writableFinished) ac.abort(new Error("client disconnected"));
     });
-    inflight.add(ac);
+    inflight.set(ac, new Promise<void>((resolve) => settle.set(ac, resolve)));
     return ac;
+  }
+
+  function untrack(ac: AbortController): void {
+    inflight.delete(ac);
+    settle.get(ac)?.();
+    settle.delete(ac);
   }
 
   /** A non-streaming generation ended by abort: say so if anyone is still listening. */
@@ -293,11 +304,23 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
 
   return {
     app,
-    abortAll() {
+    async abortAll() {
       closing = true;
-      for (const ac of inflight) ac.abort(new Error("engine is closing"));
+      for (const ac of inflight.keys()) ac.abort(new Error("engine is closing"));
+      await Promise.all(inflight.values());
+      // Let the ended responses finish so their sockets count as idle.
+      await new Promise((resolve) => setImmediate(resolve));
     },
   };
+}
+
+/**
+ * JSON.parse reviver dropping "__proto__" keys (Fastify's default JSON parser, replaced above,
+ * guards against them too). zod 4 already ignores them; this keeps any later code that copies
+ * the body by assignment from having a prototype swapped under it.
+ */
+function dropProtoKeys(key: string, value: unknown): unknown {
+  return key === "__proto__" ? undefined : value;
 }
 
 function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
