@@ -61,7 +61,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     requestTimeout: 60_000,
     keepAliveTimeout: 65_000,
     forceCloseConnections: true,
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
   });
   installJsonParser(app);
   installErrorHandlers(app, (err, req) => log.error({ err, url: req.url }, "unhandled error"));
