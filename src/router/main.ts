@@ -12,6 +12,7 @@ import { NodeSelector } from "./node-selector.js";
 import { registerFleetRoutes } from "./routes/fleet-routes.js";
 import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerStatusRoutes } from "./routes/status-routes.js";
+import { RequestEvents } from "./request-events.js";
 
 export interface RouterOptions {
   host: string;
@@ -68,13 +69,11 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
 
   registerStatusRoutes(app, { catalog: opts.catalog, registry, queue, startedAt });
   registerFleetRoutes(app, { catalog: opts.catalog, registry, cache, heartbeatMs: opts.heartbeatMs, gateTimeoutMs: 5_000, nodeToken: opts.nodeToken });
-  registerOpenAiRoutes(app, {
-    catalog: opts.catalog,
-    proxy,
-    createdAt: startedAt,
-    onFinished: ({ requestId, path, modelId, outcome, durationMs }) =>
-      log.info({ reqId: requestId, path, model: modelId, node: outcome.nodeName, status: outcome.status, attempts: outcome.attempts, queueWaitMs: outcome.queueWaitMs, durationMs, error: outcome.error ?? undefined }, "request"),
-  });
+  const events = new RequestEvents();
+  events.onFinished((r) =>
+    log.info({ reqId: r.requestId, traceId: r.traceId, path: r.endpoint, model: r.modelId, node: r.nodeName, status: r.status, attempts: r.attempts, queueWaitMs: r.queueWaitMs, durationMs: r.durationMs, error: r.error ?? undefined }, "request"),
+  );
+  registerOpenAiRoutes(app, { catalog: opts.catalog, proxy, createdAt: startedAt, events });
 
   app.server.headersTimeout = 30_000;
   await app.listen({ host: opts.host, port: opts.port });

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
-import { getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const running: DroverProcess[] = [];
@@ -22,7 +22,7 @@ const agent = new Agent({ connections: 4096, headersTimeout: 600_000, bodyTimeou
 async function complete(routerUrl: string, body: object, signal?: AbortSignal) {
   const res = await request(`${routerUrl}/v1/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...AUTH_HEADERS },
     body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 1, ...body }),
     dispatcher: agent,
     signal,
@@ -164,7 +164,7 @@ describe("routing and failover", () => {
     const router = track(await startRouter());
     const node = track(await startNode(router.url, "n"));
     await waitForReady(router.url, [CHAT], 1);
-    const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     const stream = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "go" }], max_tokens: 4000, stream: true });
     let chunks = 0;
     let failure: unknown = null;
@@ -187,12 +187,13 @@ describe("routing and failover", () => {
   test("after a router restart, nodes register again without operator action", async () => {
     const port = await freePort();
     const dataDir = tempDir("router-restart");
-    const args = ["router", "--host", "127.0.0.1", "--port", String(port), "--catalog", "demo", "--data-dir", dataDir, "--node-token", "test-node-token", "--heartbeat-ms", "500"];
-    let router = track(await startDrover(args, ROUTER_BANNER));
+    const args = ["router", "--host", "127.0.0.1", "--port", String(port), "--catalog", "demo", "--data-dir", dataDir, "--node-token", TEST_NODE_TOKEN, "--heartbeat-ms", "500"];
+    const env = { DROVER_API_KEY: TEST_API_KEY, DROVER_ADMIN_PASSWORD: TEST_ADMIN.password };
+    let router = track(await startDrover(args, ROUTER_BANNER, env));
     track(await startNode(router.url, "steady"));
     await waitForReady(router.url, [CHAT], 1);
     await router.stop("SIGKILL");
-    router = track(await startDrover(args, ROUTER_BANNER));
+    router = track(await startDrover(args, ROUTER_BANNER, env));
     await waitForReady(router.url, [CHAT], 1, 30_000);
     expect((await complete(router.url, {})).status).toBe(200);
   });

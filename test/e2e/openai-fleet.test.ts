@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { schemaErrors } from "../support/openapi-schemas.js";
-import { getJson, startNode, startRouter, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, getJson, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const EMBED = "demo-embed";
@@ -19,7 +19,7 @@ beforeAll(async () => {
   router = await startRouter();
   nodes.push(await startNode(router.url, "node-a"), await startNode(router.url, "node-b"));
   await waitForReady(router.url, [CHAT, EMBED], 2);
-  client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
 });
 
 afterAll(async () => {
@@ -75,7 +75,7 @@ describe("OpenAI API through router → node → engine", () => {
   test("the raw SSE stream ends with data: [DONE]", async () => {
     const res = await fetch(`${router.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
       body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 8, stream: true }),
     });
     expect(res.status).toBe(200);
@@ -102,7 +102,7 @@ describe("OpenAI API through router → node → engine", () => {
   test("unknown model → 404 model_not_found; malformed body → 400, both in OpenAI's error shape", async () => {
     const missing = await fetch(`${router.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
       body: JSON.stringify({ model: "no-such-model", messages: [{ role: "user", content: "x" }] }),
     });
     expect(missing.status).toBe(404);
@@ -111,7 +111,7 @@ describe("OpenAI API through router → node → engine", () => {
     expect(schemaErrors("ErrorResponse", missingBody)).toEqual([]);
 
     for (const body of ["{not json", JSON.stringify({ model: CHAT }), JSON.stringify({ model: CHAT, messages: "hi" }), "[]"]) {
-      const res = await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const res = await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body });
       expect(res.status).toBe(400);
       expect(schemaErrors("ErrorResponse", await res.json())).toEqual([]);
     }
@@ -137,7 +137,7 @@ describe("engine supervision", () => {
     });
     expect(enginePid()).not.toBe(before);
 
-    const direct = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const direct = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     const res = await direct.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "still there?" }], max_tokens: 8 });
     expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
     const viaRouter = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "and via the router?" }], max_tokens: 8 });

@@ -67,17 +67,27 @@ export function startDrover(args: string[], banner: RegExp, env: Record<string, 
   });
 }
 
+/** Bootstrap secrets every test router starts with (DROVER_API_KEY, DROVER_ADMIN_PASSWORD, DROVER_NODE_TOKEN). */
+export const TEST_API_KEY = "drv-test-inference-key";
+export const TEST_ADMIN = { username: "admin", password: "test-admin-password" };
+export const TEST_NODE_TOKEN = "test-node-token";
+export const AUTH_HEADERS = { authorization: `Bearer ${TEST_API_KEY}` };
+
 export const ROUTER_BANNER = /drover router\s+(http:\/\/\S+)/;
 export const NODE_BANNER = /drover node\s+(http:\/\/\S+)/;
 
 export function startRouter(extra: string[] = [], env: Record<string, string> = {}): Promise<DroverProcess> {
   const dataDir = tempDir("router");
-  return startDrover(["router", "--host", "127.0.0.1", "--port", "0", "--catalog", "demo", "--data-dir", dataDir, "--node-token", "test-node-token", ...extra], ROUTER_BANNER, env);
+  return startDrover(["router", "--host", "127.0.0.1", "--port", "0", "--catalog", "demo", "--data-dir", dataDir, "--node-token", TEST_NODE_TOKEN, ...extra], ROUTER_BANNER, {
+    DROVER_API_KEY: TEST_API_KEY,
+    DROVER_ADMIN_PASSWORD: TEST_ADMIN.password,
+    ...env,
+  });
 }
 
 export function startNode(routerUrl: string, name: string, extra: string[] = [], env: Record<string, string> = {}, dataDir = tempDir(`node-${name}`)): Promise<DroverProcess> {
   return startDrover(
-    ["node", "--router", routerUrl, "--host", "127.0.0.1", "--port", "0", "--name", name, "--data-dir", dataDir, "--threads", "1", "--slots", "2", "--node-token", "test-node-token", ...extra],
+    ["node", "--router", routerUrl, "--host", "127.0.0.1", "--port", "0", "--name", name, "--data-dir", dataDir, "--threads", "1", "--slots", "2", "--node-token", TEST_NODE_TOKEN, ...extra],
     NODE_BANNER,
     env,
   );

@@ -9,14 +9,14 @@ import { openAiError } from "../../protocol/openai-errors.js";
 import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "../admission-queue.js";
 import { HttpError, rawBodyOf } from "../http-errors.js";
 import type { InferenceOutcome, InferenceProxy } from "../inference-proxy.js";
+import type { RequestEvents } from "../request-events.js";
 import { childTraceparent, requestIdFrom } from "../request-identity.js";
 
 export interface OpenAiRouteDeps {
   catalog: Catalog;
   proxy: InferenceProxy;
   createdAt: number;
-  /** Called once per inference request that reached the proxy or was refused by the queue. */
-  onFinished?: (record: { requestId: string; path: string; modelId: string; outcome: InferenceOutcome; durationMs: number }) => void;
+  events: RequestEvents;
 }
 
 const CAPABILITY: Record<InferencePath, Capability> = {
@@ -68,6 +68,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     }
 
     const requestId = requestIdFrom(req.headers[HEADER_REQUEST_ID]);
+    const traceparent = childTraceparent(req.headers[HEADER_TRACEPARENT]);
     const started = Date.now();
     const controller = new AbortController();
     const res = reply.raw;
@@ -83,7 +84,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
         modelId,
         body: rawBodyOf(req),
         requestId,
-        traceparent: childTraceparent(req.headers[HEADER_TRACEPARENT]),
+        traceparent,
         signal: controller.signal,
         res,
         streamErrorFormat: "sse",
@@ -107,6 +108,26 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
         writeRaw(res, 502, openAiError(`upstream error: ${(err as Error).message}`, "server_error", "upstream_error"), headers);
       }
     }
-    deps.onFinished?.({ requestId, path, modelId, outcome, durationMs: Date.now() - started });
+    deps.events.emitFinished({
+      requestId,
+      startedAt: started,
+      api: "openai",
+      endpoint: path,
+      modelId,
+      stream: parsed.data.stream === true,
+      clientIp: req.ip,
+      keyName: null,
+      nodeId: outcome.nodeId,
+      nodeName: outcome.nodeName,
+      status: outcome.status,
+      error: outcome.error,
+      attempts: outcome.attempts,
+      queueWaitMs: outcome.queueWaitMs,
+      firstByteMs: outcome.firstByteMs,
+      durationMs: Date.now() - started,
+      promptTokens: null,
+      completionTokens: null,
+      traceId: traceparent.split("-")[1] ?? null,
+    });
   }
 }

@@ -1,0 +1,50 @@
+// One record per inference request, published when it ends (answered, refused or abandoned).
+// History, metrics and the request log subscribe; the request path only emits.
+
+export interface FinishedRequest {
+  requestId: string;
+  /** Epoch ms when the router received the request. */
+  startedAt: number;
+  api: "openai" | "ollama";
+  /** The client's path, e.g. /v1/chat/completions or /api/chat. */
+  endpoint: string;
+  modelId: string;
+  stream: boolean;
+  clientIp: string;
+  /** Name of the API key used, when auth is on. */
+  keyName: string | null;
+  nodeId: string | null;
+  nodeName: string | null;
+  /** HTTP status sent to the client (499: client went away first). */
+  status: number;
+  error: string | null;
+  attempts: number;
+  queueWaitMs: number;
+  /** Time to first byte of the response body (first token for streams). */
+  firstByteMs: number | null;
+  durationMs: number;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  traceId: string | null;
+}
+
+export type FinishedRequestListener = (record: FinishedRequest) => void;
+
+export class RequestEvents {
+  private listeners: FinishedRequestListener[] = [];
+
+  onFinished(listener: FinishedRequestListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Listeners run synchronously and must not throw into the request path. */
+  emitFinished(record: FinishedRequest): void {
+    for (const l of this.listeners) {
+      try {
+        l(record);
+      } catch {
+        // a broken listener must never fail a request
+      }
+    }
+  }
+}
