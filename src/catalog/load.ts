@@ -1,6 +1,7 @@
-// Resolves `--catalog default|demo|FILE` to a validated catalog, with errors that name the field.
+// Resolves `--catalog default|demo|FILE` to a validated catalog, with errors that name the field
+// and the line it is on.
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
+import { LineCounter, parseDocument, type Document } from "yaml";
 import { Catalog } from "../protocol/catalog.js";
 import { DEFAULT_CATALOG, DEMO_CATALOG } from "./builtin.js";
 
@@ -19,22 +20,37 @@ export async function loadCatalog(spec: string): Promise<Catalog> {
 }
 
 export function parseCatalog(text: string, source: string): Catalog {
-  let raw: unknown;
-  try {
-    // YAML is a superset of JSON, so one parser serves both.
-    raw = parseYaml(text, { prettyErrors: true });
-  } catch (err) {
-    throw new CatalogError(`catalog ${source}: ${(err as Error).message}`);
-  }
+  // YAML is a superset of JSON, so one parser serves both; the line counter maps paths to lines.
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter });
+  if (doc.errors.length > 0) throw new CatalogError(`catalog ${source}: ${doc.errors[0]!.message.trim()}`);
+  const raw: unknown = doc.toJS();
+  const lineOf = (path: readonly PropertyKey[]) => lineOfPath(doc, lineCounter, path);
   const parsed = Catalog.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.slice(0, 5).map((i) => `  - ${i.path.join(".") || "(root)"}: ${i.message}`);
+    const lines = parsed.error.issues.slice(0, 5).map((i) => {
+      const line = lineOf(i.path);
+      return `  - ${i.path.map(String).join(".") || "(root)"}${line ? ` (line ${line})` : ""}: ${i.message}`;
+    });
     throw new CatalogError(`catalog ${source} is invalid:\n${lines.join("\n")}`);
   }
   const ids = new Set<string>();
-  for (const m of parsed.data.models) {
-    if (ids.has(m.id)) throw new CatalogError(`catalog ${source}: model id "${m.id}" appears twice`);
+  parsed.data.models.forEach((m, index) => {
+    if (ids.has(m.id)) {
+      const line = lineOf(["models", index, "id"]);
+      throw new CatalogError(`catalog ${source}${line ? ` line ${line}` : ""}: model id "${m.id}" appears twice`);
+    }
     ids.add(m.id);
-  }
+  });
   return parsed.data;
+}
+
+/** Line (1-based) of the value at `path`, or of its nearest existing parent (a missing field). */
+function lineOfPath(doc: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth) as unknown[], true);
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    if (range) return lineCounter.linePos(range[0]).line;
+  }
+  return undefined;
 }

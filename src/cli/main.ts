@@ -1,25 +1,46 @@
 // The drover command line: `up`, `router`, `node` and the internal `engine`.
 import { join } from "node:path";
 import { loadCatalog } from "../catalog/load.js";
-import { createLogger } from "./logger.js";
+import { closeLogFiles, logFileGeneration, logFilePath, type LogComponent } from "../logs/log-file.js";
+import type { ModelStatus } from "../protocol/node-api.js";
+import { stderrBars } from "./download-bars.js";
+import { createLogger, type LogFileTarget } from "./logger.js";
 import { resolveNodeToken } from "./node-token.js";
 import { COMMANDS, helpText, parseBytes, parseOptions, UsageError, type CommandName, type ParsedOptions } from "./options.js";
 
 const str = (o: ParsedOptions, k: string) => (o[k] === undefined ? undefined : String(o[k]));
 const num = (o: ParsedOptions, k: string) => Number(o[k]);
 
+/** <dataDir>/logs/<component>.log, rotated as --log-file-size / --log-files say. */
+function logFile(o: ParsedOptions, dataDir: string, component: LogComponent): LogFileTarget & { generation: string[] } {
+  const path = logFilePath(dataDir, component);
+  const keep = Math.max(1, Math.floor(num(o, "log-files")));
+  return { path, settings: { maxBytes: parseBytes(str(o, "log-file-size")!), keep }, generation: logFileGeneration(path, keep) };
+}
+
+/** Progress bars for the node's downloads where a person watches the terminal. */
+function showDownloadBars(models: () => ModelStatus[]): void {
+  if (process.stderr.isTTY && !process.env.DROVER_LOG_JSON) stderrBars.start(models);
+}
+
 function onShutdown(close: () => Promise<void>): void {
   let closing = false;
   const stop = (signal: string) => {
     if (closing) process.exit(1);
     closing = true;
-    close().then(
-      () => process.exit(0),
-      (err) => {
-        console.error(`drover: error while stopping on ${signal}: ${(err as Error).message}`);
-        process.exit(1);
-      },
-    );
+    close()
+      .then(
+        () => 0,
+        (err) => {
+          console.error(`drover: error while stopping on ${signal}: ${(err as Error).message}`);
+          return 1;
+        },
+      )
+      // Buffered log lines reach the files before the process goes.
+      .then(async (code) => {
+        await closeLogFiles();
+        process.exit(code);
+      });
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
@@ -28,8 +49,8 @@ function onShutdown(close: () => Promise<void>): void {
 async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promise<void> {
   const dataDir = str(o, "data-dir")!;
   const routerDir = withLocalNode ? join(dataDir, "router") : dataDir;
-  const logger = createLogger("router", str(o, "log-level")!);
-  if (o["database-url"]) logger.warn("--database-url is not supported yet; state stays in memory");
+  const routerLog = logFile(o, routerDir, "router");
+  const logger = createLogger("router", str(o, "log-level")!, routerLog);
   const catalog = await loadCatalog(str(o, "catalog")!);
   const { token, generated } = await resolveNodeToken(str(o, "node-token"), routerDir);
   const { startRouter } = await import("../router/main.js");
@@ -43,6 +64,11 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     heartbeatMs: num(o, "heartbeat-ms"),
     nodeToken: token,
     logger,
+    databaseUrl: str(o, "database-url"),
+    adminPassword: str(o, "admin-password"),
+    apiKey: str(o, "api-key"),
+    historyRetentionDays: num(o, "history-retention-days"),
+    historyBodyBytes: num(o, "history-body-bytes"),
   });
   const lines = [
     "",
@@ -50,12 +76,17 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     `  OpenAI API      ${router.url}/v1   (models: ${catalog.models.map((m) => m.id).join(", ")})`,
     `  catalog         ${catalog.name}`,
     `  data dir        ${routerDir}`,
+    `  log file        ${routerLog.path}`,
   ];
+  lines.push(`  database        ${router.database}`);
   if (generated) lines.push(`  node token      ${token}   (generated; saved in ${join(routerDir, "node-token")}, shown once)`);
+  if (router.bootstrap.generatedAdminPassword) lines.push(`  admin login     admin / ${router.bootstrap.generatedAdminPassword}   (generated, shown once; change it with \`drover users passwd admin\`)`);
+  if (router.bootstrap.generatedApiKey) lines.push(`  API key         ${router.bootstrap.generatedApiKey}   (generated, shown once; stored only as a hash; more with \`drover keys create NAME\`)`);
   let closeNode: (() => Promise<void>) | null = null;
   if (withLocalNode) {
     const { startNode } = await import("../node/main.js");
     const nodeDir = join(dataDir, "node");
+    const nodeLog = logFile(o, nodeDir, "node");
     const node = await startNode({
       routerUrl: router.url,
       host: "127.0.0.1",
@@ -69,10 +100,16 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
       memoryLimitBytes: o["memory-limit"] ? parseBytes(String(o["memory-limit"])) : undefined,
       heartbeatMs: num(o, "heartbeat-ms"),
       nodeToken: token,
-      logger: createLogger("node", str(o, "log-level")!),
+      logger: createLogger("node", str(o, "log-level")!, nodeLog),
+      logFiles: nodeLog.generation,
     });
-    closeNode = node.close;
+    showDownloadBars(node.models);
+    closeNode = async () => {
+      stderrBars.stop();
+      await node.close();
+    };
     lines.push(`  local node      ${node.url}   (models download and load in the background; GET ${router.url}/api/nodes shows progress)`);
+    lines.push(`  node log file   ${nodeLog.path}`);
   }
   console.log(lines.join("\n") + "\n");
   onShutdown(async () => {
@@ -88,6 +125,7 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
   if (!["llama", "ollama", "command"].includes(engine)) throw new UsageError(`--engine must be llama, ollama or command, not "${engine}"`);
   if (engine === "command" && !o["engine-command"]) throw new UsageError("--engine command needs --engine-command TEMPLATE with {model} and {port}");
   const dataDir = str(o, "data-dir")!;
+  const nodeLog = logFile(o, dataDir, "node");
   const { startNode } = await import("../node/main.js");
   const node = await startNode({
     routerUrl,
@@ -102,11 +140,18 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
     threads: num(o, "threads"),
     slots: num(o, "slots"),
     memoryLimitBytes: o["memory-limit"] ? parseBytes(String(o["memory-limit"])) : undefined,
+    parallelDownloads: Math.max(1, Math.floor(num(o, "parallel-downloads"))),
+    downloadRateLimit: o["download-rate-limit"] ? parseBytes(String(o["download-rate-limit"])) : undefined,
     nodeToken: str(o, "node-token"),
-    logger: createLogger("node", str(o, "log-level")!),
+    logger: createLogger("node", str(o, "log-level")!, nodeLog),
+    logFiles: nodeLog.generation,
   });
-  console.log(`\n  drover node     ${node.url}   (id ${node.nodeId})\n  router          ${routerUrl}\n`);
-  onShutdown(node.close);
+  console.log(`\n  drover node     ${node.url}   (id ${node.nodeId})\n  router          ${routerUrl}\n  log file        ${nodeLog.path}\n`);
+  showDownloadBars(node.models);
+  onShutdown(async () => {
+    stderrBars.stop();
+    await node.close();
+  });
 }
 
 async function runEngineCommand(o: ParsedOptions): Promise<void> {
@@ -142,6 +187,16 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const name = command as CommandName;
+  if (name === "keys" || name === "users") {
+    try {
+      const { runAdminCommand } = await import("./admin-commands.js");
+      await runAdminCommand(name, rest);
+    } catch (err) {
+      console.error(`drover ${name}: ${(err as Error).message}`);
+      process.exit(err instanceof UsageError ? 2 : 1);
+    }
+    return;
+  }
   let opts: ParsedOptions;
   try {
     opts = parseOptions(name, rest);

@@ -16,6 +16,13 @@ export interface OptionSpec {
 export const defaultThreads = (): number => Math.max(1, cpus().length - 1);
 const defaultDataDir = () => process.env.DROVER_DATA_DIR ?? join(homedir(), ".drover");
 
+function logFileOptions(component: "router" | "node"): OptionSpec[] {
+  return [
+    { flag: "log-file-size", env: "DROVER_LOG_FILE_SIZE", type: "string", default: "10MiB", description: `size at which the log file (logs/${component}.log in the data dir) is rotated` },
+    { flag: "log-files", env: "DROVER_LOG_FILES", type: "number", default: 5, description: `rotated log files kept (${component}.log.1 … .N, at least 1)` },
+  ];
+}
+
 const ROUTER_OPTIONS: OptionSpec[] = [
   { flag: "host", env: "DROVER_HOST", type: "string", default: "0.0.0.0", description: "address the router listens on" },
   { flag: "port", env: "DROVER_PORT", type: "number", default: 8080, description: "router port (0 = pick a free port)" },
@@ -26,7 +33,33 @@ const ROUTER_OPTIONS: OptionSpec[] = [
   { flag: "queue-timeout", env: "DROVER_QUEUE_TIMEOUT", type: "number", default: 0, description: "milliseconds a request may wait in the queue (0 = no limit)" },
   { flag: "heartbeat-ms", env: "DROVER_HEARTBEAT_MS", type: "number", default: 5000, description: "node heartbeat interval; 3 missed mark a node offline" },
   { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "shared secret nodes must present (generated and printed when unset)" },
+  { flag: "admin-password", env: "DROVER_ADMIN_PASSWORD", type: "string", description: "password of the first admin user \"admin\", created when no user exists (generated and printed when unset)" },
+  { flag: "api-key", env: "DROVER_API_KEY", type: "string", description: "an inference API key with exactly this value, added if missing (else one is generated and printed on first start)" },
+  { flag: "history-retention-days", env: "DROVER_HISTORY_RETENTION_DAYS", type: "number", default: 7, description: "days of request history kept (0 = record none)" },
+  { flag: "history-body-bytes", env: "DROVER_HISTORY_BODY_BYTES", type: "number", default: 0, description: "bytes of each request and response body kept in the history (0 = none)" },
   { flag: "log-level", env: "DROVER_LOG_LEVEL", type: "string", default: "info", description: "trace, debug, info, warn or error" },
+  ...logFileOptions("router"),
+];
+
+/** Where the admin commands find the router's state. */
+const STATE_OPTIONS: OptionSpec[] = [
+  { flag: "data-dir", env: "DROVER_DATA_DIR", type: "string", default: defaultDataDir, defaultLabel: "~/.drover", description: "the router's data dir (its drover.db, or <dir>/router/drover.db of drover up)" },
+  { flag: "database-url", env: "DROVER_DATABASE_URL", type: "string", description: "postgres://… when the routers share PostgreSQL" },
+];
+
+const KEYS_OPTIONS: OptionSpec[] = [
+  ...STATE_OPTIONS,
+  { flag: "models", type: "string", description: "create: comma-separated model ids the key may use (default: every model)" },
+  { flag: "expires-in-days", type: "number", description: "create: the key stops working after this many days (default: never)" },
+  { flag: "json", type: "boolean", description: "print JSON instead of a table" },
+];
+
+const USERS_OPTIONS: OptionSpec[] = [
+  ...STATE_OPTIONS,
+  { flag: "role", type: "string", default: "viewer", description: "create: admin or viewer" },
+  { flag: "password", env: "DROVER_USER_PASSWORD", type: "string", description: "create/passwd: the password (default: generated and printed; see also --password-stdin)" },
+  { flag: "password-stdin", type: "boolean", description: "create/passwd: read the password from standard input" },
+  { flag: "json", type: "boolean", description: "print JSON instead of a table" },
 ];
 
 const NODE_OPTIONS: OptionSpec[] = [
@@ -42,8 +75,11 @@ const NODE_OPTIONS: OptionSpec[] = [
   { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads per llama engine" },
   { flag: "slots", env: "DROVER_SLOTS", type: "number", default: 4, description: "concurrent requests per model on this node" },
   { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory models may use, e.g. 24GB (default: GPU memory, else RAM minus a reserve)" },
+  { flag: "parallel-downloads", env: "DROVER_PARALLEL_DOWNLOADS", type: "number", default: 2, description: "model files downloaded from the router at once" },
+  { flag: "download-rate-limit", env: "DROVER_DOWNLOAD_RATE_LIMIT", type: "string", description: "bytes per second for all model downloads of this node, e.g. 100MB (default: unlimited)" },
   { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "the router's node token" },
   { flag: "log-level", env: "DROVER_LOG_LEVEL", type: "string", default: "info", description: "trace, debug, info, warn or error" },
+  ...logFileOptions("node"),
 ];
 
 const UP_OPTIONS: OptionSpec[] = [
@@ -69,7 +105,17 @@ export const COMMANDS = {
   router: { summary: "the router: catalog, queue, routing, API, dashboard", options: ROUTER_OPTIONS },
   node: { summary: "a node on a GPU machine: downloads models, runs one engine per model", options: NODE_OPTIONS },
   engine: { summary: "one inference engine process (started by the node; not for direct use)", options: ENGINE_OPTIONS },
-} as const satisfies Record<string, { summary: string; options: OptionSpec[] }>;
+  keys: {
+    summary: "inference API keys: create (shown once), list, revoke",
+    options: KEYS_OPTIONS,
+    usage: ["drover keys create NAME [--models a,b] [--expires-in-days N]", "drover keys list", "drover keys revoke ID|NAME"],
+  },
+  users: {
+    summary: "dashboard/admin users: create, list, delete, passwd",
+    options: USERS_OPTIONS,
+    usage: ["drover users create NAME [--role admin|viewer] [--password P | --password-stdin]", "drover users list", "drover users delete NAME", "drover users passwd NAME [--password P | --password-stdin]"],
+  },
+} as const satisfies Record<string, { summary: string; options: OptionSpec[]; usage?: readonly string[] }>;
 export type CommandName = keyof typeof COMMANDS;
 
 export class UsageError extends Error {}
@@ -132,5 +178,7 @@ export function helpText(command?: CommandName): string {
     const flag = `--${s.flag}${s.type === "boolean" ? "" : " <value>"}`;
     return `  ${flag.padEnd(26)} ${s.description}${def !== undefined ? ` (default: ${def})` : ""}${s.env ? `\n  ${"".padEnd(26)} env: ${s.env}` : ""}`;
   });
-  return [`drover ${command} — ${COMMANDS[command].summary}`, "", `Usage: drover ${command} [flags]`, "", "Flags:", ...rows, `  ${"-h, --help".padEnd(26)} show this help`].join("\n");
+  const entry = COMMANDS[command] as { summary: string; usage?: readonly string[] };
+  const usage = entry.usage ? ["Usage:", ...entry.usage.map((u) => `  ${u} [flags]`)] : [`Usage: drover ${command} [flags]`];
+  return [`drover ${command} — ${COMMANDS[command].summary}`, "", ...usage, "", "Flags:", ...rows, `  ${"-h, --help".padEnd(26)} show this help`].join("\n");
 }

@@ -1,9 +1,15 @@
 // How an engine process is started for one model, and how the node learns it is ready.
-// One EngineLauncher per engine kind: `llama` (drover's own engine, built in) is implemented;
-// `ollama` and `command` plug in here later (they will announce readiness by HTTP probe).
+// One EngineLauncher per engine kind: `llama` (drover's own engine, built in, announces
+// readiness on stdout), `ollama` (src/node/ollama-engine.ts) and `command`
+// (src/node/command-engine.ts), which are probed over HTTP.
 import { fileURLToPath } from "node:url";
-import type { CatalogEntry } from "../protocol/catalog.js";
+import type { Logger } from "pino";
+import type { Dispatcher } from "undici";
+import type { CatalogEntry, ModelSource } from "../protocol/catalog.js";
 import { parseEngineReadyLine } from "../protocol/node-api.js";
+import { CommandEngineLauncher } from "./command-engine.js";
+import type { DownloadProgress } from "./model-status-board.js";
+import { OllamaEngineLauncher } from "./ollama-engine.js";
 
 export type EngineKind = "llama" | "ollama" | "command";
 
@@ -14,12 +20,33 @@ export interface EngineLaunchSpec {
   threads: number;
   slots: number;
   contextSize: number;
+  /** The catalog's sources for the model (the ollama engine needs its tag). */
+  source?: ModelSource;
+}
+
+/** What a readiness `prepare` step may use and report. */
+export interface EnginePrepareContext {
+  /** Aborted when the engine process exits or the supervisor stops. */
+  signal: AbortSignal;
+  logger: Logger;
+  dispatcher?: Dispatcher;
+  /** The engine fetches the weights itself (ollama pull): the model shows as `downloading`. */
+  onProgress(progress: DownloadProgress): void;
+  /** Weights are there; the model is being loaded (`loading`). */
+  onLoading(): void;
 }
 
 /** How readiness is detected: a stdout line naming the port, or polling an HTTP path. */
 export type EngineReadiness =
   | { kind: "stdout-line"; /** The engine's port when `line` announces readiness. */ parse(line: string): number | undefined }
-  | { kind: "http-probe"; port: number; path: string; intervalMs?: number };
+  | {
+      kind: "http-probe";
+      port: number;
+      path: string;
+      intervalMs?: number;
+      /** Runs once the probe answers, before the model is ready (e.g. pull and load the model). */
+      prepare?: (ctx: EnginePrepareContext) => Promise<void>;
+    };
 
 export interface EngineProcessPlan {
   command: string;
@@ -27,6 +54,11 @@ export interface EngineProcessPlan {
   /** Added to the node's environment. */
   env?: Record<string, string>;
   readiness: EngineReadiness;
+  /**
+   * Run under the engine watchdog (src/node/engine-watchdog.ts) in its own process group, for
+   * engines that would outlive a node that dies (they do not watch their stdin).
+   */
+  watchdog?: boolean;
 }
 
 export interface EngineLauncher {
@@ -42,6 +74,11 @@ export interface EngineLauncher {
 /** bin/drover.js: src/node/ (vitest) and dist/node/ (compiled) are both two levels below the root. */
 export function droverBinPath(): string {
   return fileURLToPath(new URL("../../bin/drover.js", import.meta.url));
+}
+
+/** The compiled watchdog (dist/node/engine-watchdog.js), from src/node/ and dist/node/ alike. */
+export function engineWatchdogPath(): string {
+  return fileURLToPath(new URL("../../dist/node/engine-watchdog.js", import.meta.url));
 }
 
 /** Context size the node asks engines for: the model's own, capped to keep memory modest. */
@@ -94,6 +131,8 @@ export class LlamaEngineLauncher implements EngineLauncher {
 export interface EngineLauncherConfig {
   /** Template for the `command` kind, with {model} and {port}. */
   engineCommand?: string;
+  /** The `ollama` executable (default: `ollama` on PATH). */
+  ollamaCommand?: string;
 }
 
 export function createEngineLauncher(kind: EngineKind, config: EngineLauncherConfig = {}): EngineLauncher {
@@ -101,10 +140,10 @@ export function createEngineLauncher(kind: EngineKind, config: EngineLauncherCon
     case "llama":
       return new LlamaEngineLauncher();
     case "ollama":
-      throw new Error("engine kind 'ollama' is not implemented yet");
+      return new OllamaEngineLauncher({ command: config.ollamaCommand });
     case "command":
       if (!config.engineCommand) throw new Error("engine kind 'command' needs --engine-command (a template with {model} and {port})");
-      throw new Error("engine kind 'command' is not implemented yet");
+      return new CommandEngineLauncher(config.engineCommand);
     default:
       throw new Error(`unknown engine kind: ${String(kind)}`);
   }

@@ -2,7 +2,6 @@
 // forward the original bytes to it on the loopback, piping the answer back chunk by chunk
 // (SSE is never buffered). A client that goes away aborts the upstream request, so the engine
 // stops generating.
-import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
@@ -10,6 +9,7 @@ import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
 import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../protocol/openai.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
+import type { ForwardedRequest } from "./node-metrics.js";
 
 export interface EngineProxyOptions {
   board: ModelStatusBoard;
@@ -20,6 +20,8 @@ export interface EngineProxyOptions {
   dispatcher: Dispatcher;
   logger: Logger;
   bodyLimitBytes: number;
+  /** Called once per request when its response ends (metrics). */
+  onFinished?: (r: ForwardedRequest) => void;
 }
 
 /** What the body parser keeps: the bytes to forward and the parsed JSON to validate. */
@@ -44,6 +46,19 @@ export async function engineProxyRoutes(app: FastifyInstance, opts: EngineProxyO
       error.code = "invalid_json";
       done(error, undefined);
     }
+  });
+
+  // One log line per request (req.log carries reqId and traceId) when its response ends,
+  // finished or cut off (499: the client went away first).
+  app.addHook("onRequest", async (req, reply) => {
+    reply.raw.once("close", () => {
+      const json = (req.body as RawJsonBody | undefined)?.json as { model?: unknown } | undefined;
+      const model = typeof json?.model === "string" && opts.board.has(json.model) ? json.model : "unknown";
+      const status = reply.raw.writableFinished ? reply.statusCode : 499;
+      const durationMs = Math.round(reply.elapsedTime);
+      req.log.info({ path: req.routeOptions.url, model, status, durationMs }, "request");
+      opts.onFinished?.({ endpoint: req.routeOptions.url ?? req.url, model, status, durationMs });
+    });
   });
 
   for (const path of Object.keys(INFERENCE_ROUTES) as InferencePath[]) {
@@ -74,7 +89,8 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     return reply.code(503).send(openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"));
   }
 
-  const requestId = headerValue(req.headers[HEADER_REQUEST_ID]) ?? randomUUID();
+  // x-request-id from the router, else generated (see requestLogOptions).
+  const requestId = req.id;
   reply.header(HEADER_REQUEST_ID, requestId);
   const headers: Record<string, string> = { "content-type": "application/json", [HEADER_REQUEST_ID]: requestId };
   for (const name of FORWARDED_REQUEST_HEADERS) {
@@ -105,9 +121,9 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     });
   } catch (err) {
     if (upstreamAbort.signal.aborted) {
-      opts.logger.debug({ model, requestId }, "client disconnected before the engine answered");
+      req.log.debug({ model }, "client disconnected before the engine answered");
     } else {
-      opts.logger.warn({ model, requestId, err: (err as Error).message }, "engine unavailable");
+      req.log.warn({ model, err: (err as Error).message }, "engine unavailable");
     }
     return reply.code(503).send(openAiError(`the engine for '${model}' is unavailable: ${(err as Error).message}`, "server_error", "engine_unavailable"));
   }
@@ -120,7 +136,7 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     reply.header("x-accel-buffering", "no");
   }
   upstream.body.once("error", (err) => {
-    if (!upstreamAbort.signal.aborted) opts.logger.warn({ model, requestId, err: err.message }, "engine response failed mid-stream");
+    if (!upstreamAbort.signal.aborted) req.log.warn({ model, err: err.message }, "engine response failed mid-stream");
   });
   return reply.send(upstream.body);
 }

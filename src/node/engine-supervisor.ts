@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
 import { Backoff, sleep } from "./backoff.js";
-import type { EngineLaunchSpec, EngineLauncher, EngineProcessPlan } from "./engine-launcher.js";
+import { engineWatchdogPath, type EngineLaunchSpec, type EngineLauncher, type EngineProcessPlan } from "./engine-launcher.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
 
 export interface EngineSupervisorOptions {
@@ -43,6 +43,8 @@ const PINO_LEVELS: Record<number, "trace" | "debug" | "info" | "warn" | "error" 
 
 export class EngineSupervisor {
   private child: ChildProcess | undefined;
+  /** The child leads its own process group (watchdog plans): hard kills reach the whole group. */
+  private childIsGroup = false;
   private childExit: Promise<void> | undefined;
   private readyPort: number | undefined;
   private stopping = false;
@@ -82,7 +84,7 @@ export class EngineSupervisor {
       const clean = await Promise.race([exited.then(() => true), sleep(this.opts.stopGraceMs ?? 5000).then(() => false)]);
       if (!clean && isAlive(child)) {
         this.opts.logger.warn({ enginePid: child.pid }, "engine did not exit after SIGTERM; sending SIGKILL");
-        child.kill("SIGKILL");
+        this.killHard(child);
         await Promise.race([exited, sleep(2000)]);
       }
     }
@@ -120,13 +122,17 @@ export class EngineSupervisor {
     board.setState(spec.modelId, "loading");
     const startedAt = Date.now();
     // stdin is a pipe the node never writes: it closes when the node dies, however it dies,
-    // and drover's engine exits then (--exit-with-stdin) instead of living on as an orphan.
-    const child = spawn(plan.command, plan.args, {
+    // and drover's engine exits then (--exit-with-stdin) instead of living on as an orphan;
+    // other engines run under the watchdog, which does the same for them.
+    const [command, args] = plan.watchdog ? [process.execPath, [engineWatchdogPath(), plan.command, ...plan.args]] : [plan.command, plan.args];
+    const child = spawn(command, args, {
       stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, ...plan.env },
       windowsHide: true,
+      detached: plan.watchdog === true,
     });
     this.child = child;
+    this.childIsGroup = plan.watchdog === true;
     logger.info({ enginePid: child.pid, command: plan.command, args: plan.args }, "engine starting");
 
     return new Promise<RunOutcome>((resolve) => {
@@ -157,17 +163,25 @@ export class EngineSupervisor {
         relayLine(logger, "stderr", line);
       });
 
+      // No sign of progress for this long (no readiness, no pull progress) kills the engine.
       const readyTimeoutMs = this.opts.readyTimeoutMs ?? 600_000;
-      const readyTimer = setTimeout(() => {
-        logger.error({ enginePid: child.pid, readyTimeoutMs }, "engine did not become ready in time; killing it");
-        killReason = `was not ready after ${Math.round(readyTimeoutMs / 1000)}s and was killed`;
-        child.kill("SIGKILL");
-      }, readyTimeoutMs);
+      let readyTimer: NodeJS.Timeout | undefined;
+      const armReadyTimer = () => {
+        clearTimeout(readyTimer);
+        readyTimer = setTimeout(() => {
+          logger.error({ enginePid: child.pid, readyTimeoutMs }, "engine did not become ready in time; killing it");
+          killReason = `was not ready after ${Math.round(readyTimeoutMs / 1000)}s and was killed`;
+          this.killHard(child);
+        }, readyTimeoutMs);
+      };
+      armReadyTimer();
+      const prepareAbort = new AbortController();
 
       const finish = (description: string) => {
         if (settled) return;
         settled = true;
         clearTimeout(readyTimer);
+        prepareAbort.abort();
         this.child = undefined;
         this.readyPort = undefined;
         resolve({ description, readyAt });
@@ -194,11 +208,54 @@ export class EngineSupervisor {
       });
 
       if (readiness.kind === "http-probe") {
-        void this.probe(readiness.port, readiness.path, readiness.intervalMs ?? 500, () => settled || readyAt !== undefined).then(
-          (ok) => ok && markReady(readiness.port),
-        );
+        void this.probe(readiness.port, readiness.path, readiness.intervalMs ?? 500, () => settled || readyAt !== undefined).then(async (ok) => {
+          if (!ok) return;
+          if (readiness.prepare) {
+            let downloading = false;
+            try {
+              await readiness.prepare({
+                signal: AbortSignal.any([prepareAbort.signal, this.stopController.signal]),
+                logger,
+                dispatcher: this.opts.dispatcher,
+                onProgress: (p) => {
+                  if (settled) return;
+                  armReadyTimer();
+                  if (!downloading) board.setState(spec.modelId, "downloading", p);
+                  else board.setProgress(spec.modelId, p);
+                  downloading = true;
+                },
+                onLoading: () => {
+                  if (settled) return;
+                  armReadyTimer();
+                  downloading = false;
+                  board.setState(spec.modelId, "loading");
+                },
+              });
+            } catch (err) {
+              if (settled || this.stopping) return;
+              killReason = `could not be prepared: ${(err as Error).message}`;
+              logger.error({ enginePid: child.pid, err: (err as Error).message }, "engine preparation failed; stopping it");
+              this.killHard(child);
+              return;
+            }
+          }
+          markReady(readiness.port);
+        });
       }
     });
+  }
+
+  /** SIGKILL to the engine, and to its whole process group when it leads one (watchdog plans). */
+  private killHard(child: ChildProcess): void {
+    if (this.childIsGroup && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+        return;
+      } catch {
+        // group already gone
+      }
+    }
+    child.kill("SIGKILL");
   }
 
   /** Polls the engine until an HTTP 2xx, or until `give_up()`. */

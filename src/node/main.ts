@@ -3,17 +3,21 @@
 import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { DEFAULT_LOG_FILE_SETTINGS, logFileGeneration, logFilePath } from "../logs/log-file.js";
 import { Agent } from "undici";
 import type { Catalog, CatalogEntry } from "../protocol/catalog.js";
-import type { Heartbeat, NodeRegistration } from "../protocol/node-api.js";
+import type { Heartbeat, ModelStatus, NodeRegistration } from "../protocol/node-api.js";
 import { advertisedUrl } from "./advertised-url.js";
 import { Backoff } from "./backoff.js";
 import { fetchCatalog } from "./catalog-client.js";
 import { createEngineLauncher, engineContextSize, type EngineLauncher } from "./engine-launcher.js";
 import { EngineSupervisor } from "./engine-supervisor.js";
-import { defaultMemoryBudget } from "./memory-budget.js";
+import { GpuMonitor } from "./gpu-monitor.js";
+import { chooseMemoryBudget } from "./memory-budget.js";
 import { provisionModels } from "./model-provisioner.js";
 import { ModelStatusBoard } from "./model-status-board.js";
+import { RateLimiter } from "./rate-limiter.js";
+import { NodeMetricsExporter } from "./node-metrics.js";
 import { loadOrCreateNodeId } from "./node-identity.js";
 import { droverVersion } from "./package-version.js";
 import { RouterEndpoint } from "./router-endpoint.js";
@@ -34,9 +38,15 @@ export interface NodeOptions {
   threads: number;
   slots: number;
   memoryLimitBytes?: number;
+  /** Model downloads running at once (default 2). */
+  parallelDownloads?: number;
+  /** Bytes per second for all of this node's downloads together (default: unlimited). */
+  downloadRateLimit?: number;
   heartbeatMs?: number;
   nodeToken?: string;
   logger: Logger;
+  /** Served by GET /api/logs: the log file and its rotated predecessors, newest first (default <dataDir>/logs/node.log, .1 … .5). */
+  logFiles?: readonly string[];
   /** URL the router should use to reach this node (default: derived from host and port). */
   advertiseUrl?: string;
   /** Replaces the launcher chosen by `engine` (tests use a fake engine). */
@@ -58,6 +68,8 @@ export interface RunningNode {
   /** The node's API URL (as advertised to the router). */
   url: string;
   nodeId: string;
+  /** Per-model state now (the CLI draws download progress bars from it). */
+  models(): ModelStatus[];
   close(): Promise<void>;
 }
 
@@ -76,22 +88,32 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const engineAgent = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 10_000 });
   const routerAgent = new Agent({ connect: { timeout: 10_000 } });
 
+  // GPU readings for heartbeats and /metrics (none where nvidia-smi is absent).
+  const gpuMonitor = new GpuMonitor({ intervalMs: opts.heartbeatMs });
+  void gpuMonitor.start();
+  const scrapeSampler = new SystemMetricsSampler(() => gpuMonitor.gpus);
+  const metricsExporter = new NodeMetricsExporter({ board, system: () => scrapeSampler.sample() });
+
   const app = await buildNodeServer({
     logger,
     nodeId,
     nodeName: opts.name,
     board,
+    logFiles: opts.logFiles ?? logFileGeneration(logFilePath(opts.dataDir, "node"), DEFAULT_LOG_FILE_SETTINGS.keep),
+    nodeToken: opts.nodeToken,
+    metrics: metricsExporter,
     proxy: {
       dispatcher: engineAgent,
       catalogLoaded: () => catalog !== undefined,
       enginePort: (id) => engines.get(id)?.port,
+      onFinished: (r) => metricsExporter.observeRequest(r),
     },
   });
   await app.listen({ host: opts.host, port: opts.port });
   const port = (app.server.address() as AddressInfo).port;
   const url = opts.advertiseUrl?.replace(/\/+$/, "") ?? advertisedUrl(opts.host, port, router.url);
 
-  const metrics = new SystemMetricsSampler();
+  const metrics = new SystemMetricsSampler(() => gpuMonitor.gpus);
   const link = new RouterLink({
     router,
     dispatcher: routerAgent,
@@ -119,7 +141,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const startEngine = (entry: CatalogEntry, modelPath: string) => {
     if (lifetime.signal.aborted || engines.has(entry.id)) return;
     const supervisor = new EngineSupervisor({
-      spec: { modelId: entry.id, modelPath, threads: opts.threads, slots: opts.slots, contextSize: engineContextSize(entry) },
+      spec: { modelId: entry.id, modelPath, threads: opts.threads, slots: opts.slots, contextSize: engineContextSize(entry), source: entry.source },
       launcher,
       board,
       logger: logger.child({ model: entry.id }),
@@ -130,10 +152,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     supervisor.start();
   };
 
-  const memoryBudgetBytes = opts.memoryLimitBytes ?? defaultMemoryBudget();
+  const rateLimiter = opts.downloadRateLimit ? new RateLimiter(opts.downloadRateLimit) : undefined;
   const background = (async () => {
     const received = await fetchCatalog({ router, dispatcher: routerAgent, logger, signal: lifetime.signal });
     if (!received || lifetime.signal.aborted) return;
+    // Models must fit in GPU memory where nvidia-smi finds GPUs, else in RAM (see memory-budget.ts).
+    const budget = chooseMemoryBudget(opts.memoryLimitBytes, opts.memoryLimitBytes === undefined ? await gpuMonitor.start().then(() => gpuMonitor.gpus) : []);
+    logger.info({ memoryBudgetBytes: budget.bytes, source: budget.source }, `memory for models: ${budget.detail}`);
     board.setCatalog(received.models, opts.slots);
     catalog = received;
     link.start();
@@ -141,8 +166,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       catalog: received,
       board,
       launcher,
-      memoryBudgetBytes,
+      memoryBudgetBytes: budget.bytes,
       modelsDir: opts.modelsDir,
+      maxParallelDownloads: opts.parallelDownloads,
+      rateLimiter,
       router,
       dispatcher: routerAgent,
       logger,
@@ -158,6 +185,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const close = () =>
     (closing ??= (async () => {
       lifetime.abort();
+      gpuMonitor.stop();
       await link.stop();
       await Promise.all([...engines.values()].map((e) => e.stop()));
       await background;
@@ -165,5 +193,5 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       await Promise.all([engineAgent.close(), routerAgent.close()]);
     })());
 
-  return { url, nodeId, close };
+  return { url, nodeId, models: () => board.list(), close };
 }

@@ -13,6 +13,7 @@ import type { CatalogEntry } from "../protocol/catalog.js";
 import { FLEET_PATHS } from "../protocol/http.js";
 import { MODEL_FILE_SHA256_HEADER } from "../protocol/node-api.js";
 import { Backoff, sleep } from "./backoff.js";
+import type { RateLimiter } from "./rate-limiter.js";
 import { formatBytes } from "./byte-format.js";
 import { fileSize, hashFileInto, isVerified, modelFilePaths, removeQuietly, writeSidecar, type ModelFilePaths } from "./model-file-store.js";
 import type { DownloadProgress } from "./model-status-board.js";
@@ -29,6 +30,16 @@ export class DownloadError extends Error {
 /** A failure worth retrying later (router down, connection reset). */
 class TransientDownloadError extends Error {}
 
+/** The router is still fetching the file from upstream (503 model_caching): poll, not a failure. */
+class RouterCachingError extends Error {
+  constructor(
+    message: string,
+    readonly retryInMs: number,
+  ) {
+    super(message);
+  }
+}
+
 export interface ModelDownloadOptions {
   entry: CatalogEntry;
   modelsDir: string;
@@ -41,6 +52,10 @@ export interface ModelDownloadOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** A transient failure; the next attempt starts after `retryInMs`. */
   onRetry?: (reason: string, retryInMs: number) => void;
+  /** The router is fetching the file from upstream first; asked again after `retryInMs`. */
+  onWaiting?: (message: string, retryInMs: number) => void;
+  /** Shared bandwidth limit of this node's downloads. */
+  rateLimiter?: RateLimiter;
   /** Downloads whose checksum does not match before giving up (default 3). */
   maxChecksumAttempts?: number;
   /** Delay between transient failures (default 1 s doubling to 30 s, with jitter). */
@@ -97,6 +112,11 @@ export async function downloadModel(opts: ModelDownloadOptions): Promise<string>
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason ?? err;
       if (err instanceof DownloadError) throw err;
+      if (err instanceof RouterCachingError) {
+        opts.onWaiting?.(err.message, err.retryInMs);
+        await sleep(err.retryInMs, opts.signal);
+        continue;
+      }
       const disk = diskError(err, paths.part);
       if (disk) {
         // Free the space of the partial file: other models (and the OS) need it more than a resume.
@@ -164,7 +184,11 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
     return "restart";
   }
   if (res.statusCode !== 200 && res.statusCode !== 206) {
-    const detail = (await res.body.text().catch(() => "")).slice(0, 200);
+    const { detail, code } = errorDetail(await res.body.text().catch(() => ""));
+    if (res.statusCode === 503 && code === "model_caching") {
+      const retryAfter = Number(headerValue(res.headers["retry-after"]));
+      throw new RouterCachingError(detail || "the router is fetching the file from upstream", Math.min(30, Math.max(1, Number.isFinite(retryAfter) ? retryAfter : 2)) * 1000);
+    }
     const message = `router answered HTTP ${res.statusCode} for the model file${detail ? `: ${detail}` : ""}`;
     if (res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429) throw new TransientDownloadError(message);
     throw new DownloadError(message);
@@ -195,11 +219,13 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
   const length = Number(headerValue(res.headers["content-length"]));
   const total = Number.isFinite(length) && length >= 0 ? offset + length : Math.max(entry.sizeBytes, offset);
   const meter = new ProgressMeter(entry.id, offset, total, opts);
+  const limiter = opts.rateLimiter;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
       meter.add(chunk.length);
-      done(null, chunk);
+      if (!limiter) return done(null, chunk);
+      limiter.take(chunk.length, opts.signal).then(() => done(null, chunk), done);
     },
   });
   await pipeline(res.body, counter, createWriteStream(paths.part, { flags: append ? "a" : "w" }), { signal: opts.signal });
@@ -216,6 +242,19 @@ async function finish(paths: ModelFilePaths, sha256: string): Promise<"verified"
   await rename(paths.part, paths.final);
   await writeSidecar(paths, sha256, basename(paths.final));
   return "verified";
+}
+
+/** The message (and code) of an OpenAI-shaped error body, else the text itself. */
+function errorDetail(text: string): { detail: string; code?: string } {
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; code?: unknown } };
+    if (typeof parsed.error?.message === "string") {
+      return { detail: parsed.error.message.slice(0, 300), code: typeof parsed.error.code === "string" ? parsed.error.code : undefined };
+    }
+  } catch {
+    // not JSON
+  }
+  return { detail: text.slice(0, 200).trim() };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -39,10 +39,14 @@ export async function fileSize(path: string): Promise<number | undefined> {
   }
 }
 
-/** True when the final file exists and its sidecar names `sha256`. */
+/**
+ * True when the final file exists, its sidecar names `sha256`, and the file was not modified
+ * after the sidecar was written (a later write means its bytes must be hashed again).
+ */
 export async function isVerified(paths: ModelFilePaths, sha256: string): Promise<boolean> {
-  if ((await fileSize(paths.final)) === undefined) return false;
   try {
+    const [file, sidecar] = await Promise.all([stat(paths.final), stat(paths.sidecar)]);
+    if (!file.isFile() || file.mtimeMs > sidecar.mtimeMs) return false;
     const recorded = (await readFile(paths.sidecar, "utf8")).trim().split(/\s+/)[0];
     return recorded === sha256;
   } catch (err) {

@@ -10,6 +10,7 @@ import type { EngineLauncher } from "./engine-launcher.js";
 import { planModelsForMemory } from "./memory-budget.js";
 import { downloadModel } from "./model-downloader.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
+import type { RateLimiter } from "./rate-limiter.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
 
 export interface ProvisionOptions {
@@ -27,6 +28,8 @@ export interface ProvisionOptions {
   maxParallelDownloads?: number;
   maxChecksumAttempts?: number;
   retryBackoff?: () => Backoff;
+  /** Shared bandwidth limit for all downloads of this node. */
+  rateLimiter?: RateLimiter;
 }
 
 /** Resolves when every model is available, failed or unsupported (or the signal aborted). */
@@ -57,6 +60,9 @@ export async function provisionModels(opts: ProvisionOptions): Promise<void> {
 
   const provisionOne = async (entry: CatalogEntry) => {
     if (!opts.launcher.needsModelFile) return opts.onModelAvailable(entry, "");
+    // While the router fetches from upstream the model is `downloading` at 0 % with the router's
+    // message as reason; the first byte from the router clears it.
+    let waiting = false;
     try {
       const path = await downloadModel({
         entry,
@@ -67,8 +73,18 @@ export async function provisionModels(opts: ProvisionOptions): Promise<void> {
         signal: opts.signal,
         maxChecksumAttempts: opts.maxChecksumAttempts,
         retryBackoff: opts.retryBackoff?.(),
+        rateLimiter: opts.rateLimiter,
         onDownloading: () => board.setState(entry.id, "downloading", { progress: 0, bytesDone: 0, bytesTotal: entry.sizeBytes, speed: 0 }),
-        onProgress: (p) => board.setProgress(entry.id, p),
+        onWaiting: (message) => {
+          waiting = true;
+          board.setState(entry.id, "downloading", { progress: 0, bytesDone: 0, bytesTotal: entry.sizeBytes, speed: 0, reason: message });
+        },
+        onProgress: (p) => {
+          if (waiting) {
+            waiting = false;
+            board.setState(entry.id, "downloading", p);
+          } else board.setProgress(entry.id, p);
+        },
         onRetry: (reason, wait) => board.setState(entry.id, "failed", { reason: `${reason}; retrying in ${Math.round(wait / 1000)}s` }),
       });
       if (!opts.signal.aborted) opts.onModelAvailable(entry, path);

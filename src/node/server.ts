@@ -1,12 +1,15 @@
-// The node's HTTP server: /healthz, /v1/models (per-model state) and the inference routes,
-// with OpenAI-shaped errors for everything a client can get wrong.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+// The node's HTTP server: /healthz, /v1/models (per-model state), the inference routes, its log
+// tail (/api/logs) and /metrics, with OpenAI-shaped errors for everything a client can get wrong.
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import { requestLogOptions } from "../logs/request-logger.js";
 import { HEADER_NODE } from "../protocol/http.js";
 import type { NodeModelList } from "../protocol/node-api.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import { engineProxyRoutes, type EngineProxyOptions } from "./engine-proxy.js";
+import { nodeLogRoutes } from "./log-routes.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
+import type { NodeMetricsExporter } from "./node-metrics.js";
 
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
@@ -16,12 +19,19 @@ export interface NodeServerOptions {
   nodeName: string;
   board: ModelStatusBoard;
   proxy: Omit<EngineProxyOptions, "board" | "logger" | "bodyLimitBytes">;
+  /** The node's log file and its rotated predecessors, newest first (GET /api/logs). */
+  logFiles?: readonly string[];
+  /** Required (as a Bearer token) by GET /api/logs when set. */
+  nodeToken?: string;
+  /** Served at GET /metrics when given. */
+  metrics?: NodeMetricsExporter;
 }
 
 export async function buildNodeServer(opts: NodeServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
+    // req.log carries reqId (x-request-id) and traceId (traceparent) in every line.
+    ...requestLogOptions(),
     bodyLimit: BODY_LIMIT_BYTES,
     // Open streams must not keep close() waiting.
     forceCloseConnections: true,
@@ -53,6 +63,13 @@ export async function buildNodeServer(opts: NodeServerOptions): Promise<FastifyI
     object: "list",
     data: opts.board.list().map((status) => ({ id: status.id, object: "model" as const, created: startedAt, owned_by: "drover", drover: status })),
   }));
+
+  await app.register(nodeLogRoutes, { logFiles: opts.logFiles ?? [], nodeToken: opts.nodeToken });
+
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  }
 
   await app.register(engineProxyRoutes, { ...opts.proxy, board: opts.board, logger: opts.logger, bodyLimitBytes: BODY_LIMIT_BYTES });
   return app;

@@ -4,6 +4,24 @@ import { z } from "zod";
 
 const Stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
 
+/**
+ * OpenAI's response_format. The llama engine enforces the JSON ones with a grammar. Also accepted
+ * on /v1/completions (as llama.cpp's server does): Ollama's raw `/api/generate` with `format` uses it.
+ */
+export const ResponseFormat = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("text") }).passthrough(),
+  z.object({ type: z.literal("json_object") }).passthrough(),
+  z
+    .object({
+      type: z.literal("json_schema"),
+      json_schema: z
+        .object({ name: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional(), strict: z.boolean().nullish() })
+        .passthrough(),
+    })
+    .passthrough(),
+]);
+export type ResponseFormat = z.infer<typeof ResponseFormat>;
+
 const Sampling = {
   model: z.string().min(1, "model is required"),
   stream: z.boolean().nullish(),
@@ -13,6 +31,7 @@ const Sampling = {
   top_p: z.number().min(0).max(1).nullish(),
   seed: z.number().int().nullish(),
   stop: Stop,
+  response_format: ResponseFormat.nullish(),
 };
 
 const ContentPart = z.object({ type: z.string(), text: z.string().optional() }).passthrough();

@@ -5,10 +5,13 @@ import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
+import { traceIdOf } from "../logs/request-logger.js";
 import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import type { AdmissionQueue, Lease } from "./admission-queue.js";
 import type { NodeRegistry } from "./node-registry.js";
+import { PassthroughAdapter, type ResponseAdapter } from "./response-adapter.js";
+import { ResponseTap, truncateUtf8 } from "./response-tap.js";
 
 export interface ProxyOptions {
   maxAttempts: number;
@@ -16,6 +19,8 @@ export interface ProxyOptions {
   headersTimeoutMs: number;
   /** Longest silence between two chunks of a response body. */
   bodyTimeoutMs: number;
+  /** Bytes of request and response body kept for the history (0 = none). */
+  historyBodyBytes?: number;
 }
 
 export interface InferenceCall {
@@ -29,6 +34,8 @@ export interface InferenceCall {
   res: ServerResponse;
   /** How an error must look inside a stream already started. */
   streamErrorFormat: "sse" | "ndjson";
+  /** Shapes the node's response for the client; default: relayed unchanged. */
+  adapter?: ResponseAdapter;
 }
 
 export interface InferenceOutcome {
@@ -39,6 +46,12 @@ export interface InferenceOutcome {
   firstByteMs: number | null;
   error: string | null;
   attempts: number;
+  /** From the node's `usage`, seen by the response tap; null when the response carried none. */
+  promptTokens?: number | null;
+  completionTokens?: number | null;
+  /** Size-capped copies for the history when body capture is on (the request as sent to the node). */
+  requestBody?: string | null;
+  responseBody?: string | null;
 }
 
 /** Errors before any byte of the response: safe to send elsewhere. */
@@ -77,6 +90,8 @@ export class InferenceProxy {
   async run(call: InferenceCall): Promise<InferenceOutcome> {
     const started = Date.now();
     const outcome: InferenceOutcome = { status: 0, nodeId: null, nodeName: null, queueWaitMs: 0, firstByteMs: null, error: null, attempts: 0 };
+    const captureBytes = this.opts.historyBodyBytes ?? 0;
+    if (captureBytes > 0) outcome.requestBody = truncateUtf8(call.body.toString("utf8"), captureBytes);
     let lastError = "no attempt made";
     while (outcome.attempts < this.opts.maxAttempts) {
       const lease = await this.queue.acquire(call.modelId, call.signal, outcome.attempts > 0);
@@ -95,14 +110,14 @@ export class InferenceProxy {
         lease.node.failedRequests++;
         if (!isRetryableTransportError(err)) throw err;
         lease.node.breaker.onFailure();
-        this.logger.warn({ reqId: call.requestId, node: lease.node.name, err: (err as Error).message }, "node failed before responding; retrying elsewhere");
+        this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message }, "node failed before responding; retrying elsewhere");
         continue;
       }
       if (upstream.statusCode === 503 && (await this.isNodeUnavailable(upstream))) {
         this.registry.suspendModel(lease.node, call.modelId);
         this.queue.release(lease);
         lastError = `${lease.node.name}: model ${call.modelId} unavailable on the node`;
-        this.logger.warn({ reqId: call.requestId, node: lease.node.name, model: call.modelId }, "node's engine unavailable; retrying elsewhere");
+        this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, model: call.modelId }, "node's engine unavailable; retrying elsewhere");
         continue;
       }
       lease.node.breaker.onSuccess();
@@ -150,39 +165,60 @@ export class InferenceProxy {
 
   private async relay(upstream: Dispatcher.ResponseData, lease: Lease, call: InferenceCall, outcome: InferenceOutcome, started: number): Promise<void> {
     const res = call.res;
+    const adapter = call.adapter ?? new PassthroughAdapter(call.streamErrorFormat);
     const contentType = String(upstream.headers["content-type"] ?? "application/json");
+    // Reads the node's bytes after they are handed to the client, for usage and body capture.
+    const tap = new ResponseTap(contentType, this.opts.historyBodyBytes ?? 0);
     outcome.status = upstream.statusCode;
-    res.writeHead(upstream.statusCode, {
-      "content-type": contentType,
-      "cache-control": "no-cache",
-      [HEADER_REQUEST_ID]: call.requestId,
-      [HEADER_NODE]: lease.node.name,
-    });
-    res.flushHeaders();
+    adapter.start({ status: upstream.statusCode, contentType, nodeName: lease.node.name, queueWaitMs: outcome.queueWaitMs });
+    const writeHead = () => {
+      if (res.headersSent) return;
+      const head = adapter.head();
+      outcome.status = head.status;
+      res.writeHead(head.status, {
+        "content-type": head.contentType,
+        "cache-control": "no-cache",
+        [HEADER_REQUEST_ID]: call.requestId,
+        [HEADER_NODE]: lease.node.name,
+      });
+    };
+    const write = async (out: string | Buffer) => {
+      if (out.length === 0) return;
+      writeHead();
+      if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
+      if (!res.write(out)) await once(res, "drain");
+    };
+    if (adapter.eagerHead) {
+      writeHead();
+      res.flushHeaders();
+    }
     try {
       for await (const chunk of upstream.body) {
-        if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
-        if (!res.write(chunk)) await once(res, "drain");
+        const written = write(adapter.chunk(chunk as Buffer));
+        tap.chunk(chunk as Buffer);
+        await written;
       }
-      res.end();
+      Object.assign(outcome, tap.finish());
+      const tail = adapter.end();
+      writeHead();
+      res.end(tail);
     } catch (err) {
+      Object.assign(outcome, tap.finish());
       if (call.signal.aborted) {
         outcome.error = "client disconnected";
         return;
       }
       outcome.error = `stream from ${lease.node.name} broke: ${(err as Error).message}`;
       lease.node.failedRequests++;
-      this.logger.warn({ reqId: call.requestId, node: lease.node.name, err: (err as Error).message }, "upstream failed mid-stream");
-      // A stream gets a final error event its client can parse; a plain body cannot be
-      // patched, so the connection is cut and the client sees a truncated response.
-      if (/event-stream|ndjson/.test(contentType)) res.end(this.streamError(call, outcome.error));
-      else res.destroy();
+      this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message }, "upstream failed mid-stream");
+      const tail = adapter.fail(outcome.error);
+      if (tail === null) {
+        res.destroy();
+      } else {
+        writeHead();
+        res.end(tail);
+      }
     }
-  }
-
-  private streamError(call: InferenceCall, message: string): string {
-    if (call.streamErrorFormat === "ndjson") return JSON.stringify({ error: message }) + "\n";
-    return `data: ${JSON.stringify(openAiError(message, "server_error", "upstream_failed"))}\n\n`;
   }
 
   private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): void {

@@ -2,17 +2,29 @@
 import Fastify from "fastify";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { droverVersion } from "../node/package-version.js";
 import type { Catalog } from "../protocol/catalog.js";
 import { AdmissionQueue } from "./admission-queue.js";
+import type { BootstrapResult } from "./auth/bootstrap.js";
 import { installErrorHandlers, installJsonParser } from "./http-errors.js";
 import { InferenceProxy } from "./inference-proxy.js";
 import { ModelCache } from "./model-cache.js";
 import { NodeRegistry } from "./node-registry.js";
 import { NodeSelector } from "./node-selector.js";
+import { openPersistence } from "./persistence.js";
+import { registerCacheRoutes } from "./routes/cache-routes.js";
+import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
 import { registerFleetRoutes } from "./routes/fleet-routes.js";
+import { registerLiveRoutes } from "./routes/live-routes.js";
+import { registerMetricsRoutes } from "./routes/metrics-routes.js";
+import { registerNodeLogRoutes } from "./routes/node-log-routes.js";
+import { registerOllamaRoutes } from "./routes/ollama-routes.js";
 import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerStatusRoutes } from "./routes/status-routes.js";
 import { RequestEvents } from "./request-events.js";
+import { FleetActivity } from "./fleet-activity.js";
+import { NodeMetricHistory } from "./node-metric-history.js";
+import { RouterMetrics } from "./router-metrics.js";
 
 export interface RouterOptions {
   host: string;
@@ -28,6 +40,15 @@ export interface RouterOptions {
   /** Upper bound on one request body. */
   bodyLimitBytes?: number;
   upstreamHeadersTimeoutMs?: number;
+  /** postgres://… to share state between routers; default SQLite in dataDir. */
+  databaseUrl?: string | null;
+  /** DROVER_ADMIN_PASSWORD / DROVER_API_KEY: bootstrap secrets used on first start. */
+  adminPassword?: string;
+  apiKey?: string;
+  /** Days of request history kept (0 = record none); default 7. */
+  historyRetentionDays?: number;
+  /** Bytes of request/response body kept per history record (0 = none, the default). */
+  historyBodyBytes?: number;
 }
 
 export interface RunningRouter {
@@ -35,6 +56,9 @@ export interface RunningRouter {
   port: number;
   registry: NodeRegistry;
   queue: AdmissionQueue;
+  /** Secrets generated on this start (print once), and where the state lives. */
+  bootstrap: BootstrapResult;
+  database: string;
   close(): Promise<void>;
 }
 
@@ -44,13 +68,22 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const cache = new ModelCache(join(opts.dataDir, "models"), log);
   await cache.prepare(opts.catalog);
 
+  const persistence = await openPersistence({
+    dataDir: opts.dataDir,
+    databaseUrl: opts.databaseUrl,
+    adminPassword: opts.adminPassword,
+    apiKey: opts.apiKey,
+    historyRetentionDays: opts.historyRetentionDays ?? 7,
+    logger: log,
+  });
   const registry = new NodeRegistry(opts.heartbeatMs);
+  await persistence.trackNodes(registry);
   const selector = new NodeSelector(registry);
   const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, timeoutMs: opts.queueTimeoutMs });
   const proxy = new InferenceProxy(
     registry,
     queue,
-    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000 },
+    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000, historyBodyBytes: opts.historyBodyBytes ?? 0 },
     log,
   );
 
@@ -66,14 +99,24 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   });
   installJsonParser(app);
   installErrorHandlers(app, (err, req) => log.error({ err, url: req.url }, "unhandled error"));
+  // Before every other route: the hook enforces each route's config.auth.
+  persistence.install(app, { catalog: opts.catalog, nodeToken: opts.nodeToken });
 
   registerStatusRoutes(app, { catalog: opts.catalog, registry, queue, startedAt });
-  registerFleetRoutes(app, { catalog: opts.catalog, registry, cache, heartbeatMs: opts.heartbeatMs, gateTimeoutMs: 5_000, nodeToken: opts.nodeToken });
+  registerFleetRoutes(app, { catalog: opts.catalog, registry, cache, heartbeatMs: opts.heartbeatMs, gateTimeoutMs: 5_000 });
+  registerCacheRoutes(app, { cache });
   const events = new RequestEvents();
+  persistence.record(events);
   events.onFinished((r) =>
     log.info({ reqId: r.requestId, traceId: r.traceId, path: r.endpoint, model: r.modelId, node: r.nodeName, status: r.status, attempts: r.attempts, queueWaitMs: r.queueWaitMs, durationMs: r.durationMs, error: r.error ?? undefined }, "request"),
   );
   registerOpenAiRoutes(app, { catalog: opts.catalog, proxy, createdAt: startedAt, events });
+  registerOllamaRoutes(app, { catalog: opts.catalog, registry, proxy, events, version: droverVersion(), startedAt, modifiedAt: (id) => cache.get(id)?.mtimeMs, log });
+  registerMetricsRoutes(app, new RouterMetrics({ registry, queue, events, modelIds: opts.catalog.models.map((m) => m.id) }));
+  registerNodeLogRoutes(app, { registry, nodeToken: opts.nodeToken });
+  // The dashboard: live fleet stream, node metric history, the single-page app itself.
+  registerLiveRoutes(app, { catalog: opts.catalog, registry, queue, startedAt, events, activity: new FleetActivity(events), history: new NodeMetricHistory() });
+  registerDashboardRoutes(app);
 
   app.server.headersTimeout = 30_000;
   await app.listen({ host: opts.host, port: opts.port });
@@ -92,10 +135,14 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     port,
     registry,
     queue,
+    bootstrap: persistence.bootstrap,
+    database: persistence.store.location,
     async close() {
       clearInterval(sweeper);
       queue.drain(new Error("router shutting down"));
       await app.close();
+      await persistence.close();
+      await cache.close();
       await registry.close();
     },
   };

@@ -34,7 +34,45 @@ export class NodeRegistry {
   private nodes = new Map<string, NodeRecord>();
   private listeners = new Set<(modelIds: string[]) => void>();
 
+  private identityListeners = new Set<(node: NodeRecord) => void>();
+
   constructor(private readonly heartbeatMs: number) {}
+
+  /** Called when a node is first seen, changes its name or API URL, or is accepted (persistence). */
+  onIdentity(listener: (node: NodeRecord) => void): void {
+    this.identityListeners.add(listener);
+  }
+
+  /** Nodes known from a previous run: listed offline, never routed to, until they register again. */
+  restore(known: { id: string; name: string; apiUrl: string; firstSeen: number; lastRegistered: number }[]): void {
+    for (const k of known) {
+      if (this.nodes.has(k.id)) continue;
+      this.nodes.set(k.id, {
+        id: k.id,
+        name: k.name,
+        apiUrl: k.apiUrl,
+        version: "",
+        engine: "",
+        state: "offline",
+        firstSeen: k.firstSeen,
+        registeredAt: null,
+        lastSeen: k.lastRegistered,
+        models: new Map(),
+        suspended: new Set(),
+        metrics: {},
+        inFlight: new Map(),
+        totalRequests: 0,
+        failedRequests: 0,
+        latencyEwmaMs: null,
+        breaker: new CircuitBreaker(),
+        pool: null,
+      });
+    }
+  }
+
+  private identityChanged(node: NodeRecord): void {
+    for (const l of this.identityListeners) l(node);
+  }
 
   /** Called whenever capacity may have appeared for these models. */
   onCapacity(listener: (modelIds: string[]) => void): void {
@@ -57,6 +95,7 @@ export class NodeRegistry {
   private upsert(reg: NodeRegistration): NodeRecord {
     let node = this.nodes.get(reg.nodeId);
     const now = Date.now();
+    const created = !node;
     if (!node) {
       node = {
         id: reg.nodeId,
@@ -84,7 +123,9 @@ export class NodeRegistry {
       void node.pool.close();
       node.pool = null;
     }
+    const changed = created || node.name !== reg.name || node.apiUrl !== reg.apiUrl;
     Object.assign(node, { name: reg.name, apiUrl: reg.apiUrl, version: reg.version, engine: reg.engine, lastSeen: now });
+    if (changed) this.identityChanged(node);
     this.setModels(node, reg.models);
     node.metrics = reg.metrics;
     return node;
@@ -104,6 +145,7 @@ export class NodeRegistry {
     node.registeredAt = Date.now();
     node.breaker.onSuccess();
     if (!node.pool) node.pool = new Pool(new URL(node.apiUrl).origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.identityChanged(node);
     this.notify(node);
     return node;
   }

@@ -26,6 +26,10 @@ export interface FinishedRequest {
   promptTokens: number | null;
   completionTokens: number | null;
   traceId: string | null;
+  /** Size-capped copies for the history, only when body capture is on (--history-body-bytes). */
+  requestBody?: string | null;
+  /** The response body, or a stream's assembled text. */
+  responseBody?: string | null;
 }
 
 export type FinishedRequestListener = (record: FinishedRequest) => void;

@@ -93,8 +93,47 @@ export function startNode(routerUrl: string, name: string, extra: string[] = [],
   );
 }
 
+/** Ollama routes that need the inference key (the rest of /api/* needs a logged-in user). */
+const OLLAMA_KEY_PATHS = new Set(["/api/tags", "/api/ps", "/api/show", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"]);
+const adminTokens = new Map<string, Promise<string | null>>();
+
+/** A session token for TEST_ADMIN on this router, logged in once per origin (null: not a router). */
+export function adminToken(origin: string): Promise<string | null> {
+  let token = adminTokens.get(origin);
+  if (!token) {
+    token = fetch(`${origin}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(TEST_ADMIN) })
+      .then(async (res) => (res.ok ? ((await res.json()) as { token: string }).token : null))
+      .catch(() => null);
+    adminTokens.set(origin, token);
+  }
+  return token;
+}
+
+/** Headers that authenticate a test request to `url`: the API key for inference routes, the admin's session for the rest of /api. */
+export async function authHeadersFor(url: string): Promise<Record<string, string>> {
+  const { origin, pathname } = new URL(url);
+  if (pathname.startsWith("/v1/") || OLLAMA_KEY_PATHS.has(pathname)) return AUTH_HEADERS;
+  if (pathname.startsWith("/api/")) {
+    const token = await adminToken(origin);
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
+  return {};
+}
+
+/** GET (or `init`) as JSON, authenticated as the test harness's key or admin unless `init` sets authorization. */
 export async function getJson<T = any>(url: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(url, init);
+  const given = new Headers(init?.headers);
+  const send = async () => {
+    const headers = new Headers(given);
+    if (!headers.has("authorization")) for (const [k, v] of Object.entries(await authHeadersFor(url))) headers.set(k, v);
+    return fetch(url, { ...init, headers });
+  };
+  let res = await send();
+  if (res.status === 401 && !given.has("authorization")) {
+    // A router restarted with fresh state on the same address: log in again.
+    adminTokens.delete(new URL(url).origin);
+    res = await send();
+  }
   if (!res.ok) throw new Error(`${init?.method ?? "GET"} ${url} → ${res.status}: ${await res.text()}`);
   return (await res.json()) as T;
 }

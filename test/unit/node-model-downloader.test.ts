@@ -8,6 +8,7 @@ import { Backoff } from "../../src/node/backoff.js";
 import { modelFileName, modelFilePaths } from "../../src/node/model-file-store.js";
 import { DownloadError, downloadModel, type ModelDownloadOptions } from "../../src/node/model-downloader.js";
 import type { DownloadProgress } from "../../src/node/model-status-board.js";
+import { RateLimiter } from "../../src/node/rate-limiter.js";
 import { RouterEndpoint } from "../../src/node/router-endpoint.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 import { FakeRouter, makeTinyModel, type TinyModel } from "../fixtures/fake-router.js";
@@ -84,6 +85,47 @@ describe("model downloader", () => {
     await downloadModel(options());
     expect(router.fileRequests).toHaveLength(2); // wrong content: downloaded again
     expect((await readFile(paths.final)).equals(model.bytes)).toBe(true);
+  });
+
+  it("hashes a final file again when it was modified after its sidecar was written", async () => {
+    await downloadModel(options());
+    const paths = modelFilePaths(modelsDir, model.entry.id);
+    const bad = Buffer.from(model.bytes);
+    bad[100] ^= 0xff;
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(paths.final, bad); // the sidecar still names the right checksum
+    const log = captureLogger();
+    await downloadModel(options({ logger: log.logger }));
+    expect(router.fileRequests).toHaveLength(2);
+    expect(log.find("does not match the catalog checksum")).toHaveLength(1);
+    expect((await readFile(paths.final)).equals(model.bytes)).toBe(true);
+  });
+
+  it("waits, without failing, while the router fetches the file from upstream", async () => {
+    router.cachingResponses = 1;
+    const waits: [string, number][] = [];
+    const retries: string[] = [];
+    const path = await downloadModel(options({ onWaiting: (m, ms) => waits.push([m, ms]), onRetry: (r) => retries.push(r) }));
+    expect(waits).toEqual([[expect.stringContaining("fetching 'tiny:chat' from upstream (40%)"), 1000]]);
+    expect(retries).toEqual([]);
+    expect(router.fileRequests.map((r) => r.status)).toEqual([503, 200]);
+    expect((await readFile(path)).equals(model.bytes)).toBe(true);
+  });
+
+  it("passes every byte through the node's rate limiter", async () => {
+    const limiter = new RateLimiter(1e9);
+    let taken = 0;
+    const take = limiter.take.bind(limiter);
+    limiter.take = (bytes, signal) => ((taken += bytes), take(bytes, signal));
+    await downloadModel(options({ rateLimiter: limiter }));
+    expect(taken).toBe(model.bytes.length);
+  });
+
+  it("rate limiter: holds a stream to its rate after the first burst", async () => {
+    const limiter = new RateLimiter(2_000_000); // burst: 500 kB
+    const started = Date.now();
+    for (let i = 0; i < 24; i++) await limiter.take(62_500); // 1.5 MB
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450); // (1.5 MB - 0.5 MB) / 2 MB/s = 500 ms
   });
 
   it("resumes a .part file with a Range request", async () => {

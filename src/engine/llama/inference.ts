@@ -1,6 +1,6 @@
 // The model side of the engine: loading, slot-bound generation with per-token callbacks,
 // stop strings, max tokens and abort, and embeddings.
-import type { LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaModel, Token } from "node-llama-cpp";
+import { LlamaGrammarEvaluationState, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import { ChatPromptBuilder } from "./prompt.js";
 import { getRuntime } from "./runtime.js";
@@ -31,6 +31,8 @@ export interface GenerateRequest {
   topP: number;
   seed: number;
   stop: readonly string[];
+  /** Constrains sampling (response_format); generation stops once the grammar is complete. */
+  grammar?: LlamaGrammar;
   signal: AbortSignal;
   /** Called with each piece of text as soon as it is final (never with ""). */
   onText?: (text: string) => void;
@@ -124,7 +126,7 @@ export class LlamaInference {
     let completionTokens = 0;
     let finishReason: GenerateResult["finishReason"] = "stop";
     const decoder = new TokenTextDecoder(this.model);
-    const stops = new StopStringMatcher(req.stop);
+    const stops = new StopStringMatcher([...req.stop, ...grammarStopStrings(req.grammar)]);
     const emit = (piece: string): void => {
       if (!piece) return;
       text += piece;
@@ -155,6 +157,8 @@ export class LlamaInference {
         topK: 0,
         minP: 0,
         seed: req.seed,
+        // One state per generation: it tracks how far the output got through the grammar.
+        grammarEvaluationState: req.grammar ? new LlamaGrammarEvaluationState({ model: this.model, grammar: req.grammar }) : undefined,
       });
       let stopped = false;
       for await (const token of tokens) {
@@ -244,6 +248,12 @@ export class LlamaInference {
     await this.context.dispose().catch(() => undefined);
     await this.model.dispose();
   }
+}
+
+/** Strings that end generation once a grammar is complete (its trailing newlines). */
+function grammarStopStrings(grammar: LlamaGrammar | undefined): string[] {
+  if (!grammar) return [];
+  return grammar.stopGenerationTriggers.flatMap((t) => (typeof t === "string" ? [t] : Array.isArray(t) ? [] : [String(t)]));
 }
 
 /** Embedding inputs are single texts; bigger contexts would only cost memory. */

@@ -1,12 +1,13 @@
 // The engine's HTTP API: OpenAI's chat completions, completions and embeddings for the one model
 // this engine serves, plus /healthz. Any client input ends in a 4xx in OpenAI's error shape,
 // never a 500 or a crash.
-import { randomInt, randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { z } from "zod";
+import { requestLogOptions } from "../../logs/request-logger.js";
 import { HEADER_REQUEST_ID } from "../../protocol/http.js";
 import { openAiError, type OpenAiErrorBody } from "../../protocol/openai-errors.js";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, describeZodError } from "../../protocol/openai.js";
@@ -24,6 +25,7 @@ import {
   type ResponseMeta,
 } from "./openai-format.js";
 import { completionPromptTokens } from "./prompt.js";
+import { ResponseFormatGrammars } from "./response-format.js";
 import { SseStream } from "./sse.js";
 
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -75,14 +77,14 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   const inflight = new Map<AbortController, Promise<void>>();
   const settle = new Map<AbortController, () => void>();
   let closing = false;
+  const grammars = new ResponseFormatGrammars(inference.model.llama);
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // One line per inference request (below) says more than Fastify's two per request.
-    // The node and router pass their request id on; it becomes `reqId` in every log line.
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "reqId" }),
-    requestIdHeader: HEADER_REQUEST_ID,
-    genReqId: () => randomUUID(),
+    // The node and router pass their request id and traceparent on; they become `reqId` and
+    // `traceId` in every log line of the request.
+    ...requestLogOptions(),
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
   });
@@ -139,7 +141,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
       throw invalid(`messages could not be formatted with the model's chat template: ${errorMessage(err)}`, null, "messages");
     }
     inference.checkPrompt(prompt, "messages");
-    const sampling = samplingOf(body, body.max_completion_tokens ?? body.max_tokens);
+    const sampling = { ...samplingOf(body, body.max_completion_tokens ?? body.max_tokens), grammar: await grammars.grammarFor(body.response_format) };
     const meta: ResponseMeta = { id: newId("chatcmpl"), created: nowSeconds(), model: modelId };
     const started = Date.now();
     const ac = track(reply.raw);
@@ -187,7 +189,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
       inference.checkPrompt(tokens, prompts.length > 1 ? `prompt.${i}` : "prompt");
       return tokens;
     });
-    const sampling = samplingOf(body, body.max_tokens);
+    const sampling = { ...samplingOf(body, body.max_tokens), grammar: await grammars.grammarFor(body.response_format) };
     const meta: ResponseMeta = { id: newId("cmpl"), created: nowSeconds(), model: modelId };
     const started = Date.now();
     const ac = track(reply.raw);

@@ -1,12 +1,11 @@
 // The API nodes call: registration (behind the readiness gate), heartbeats, the catalog and
 // model files.
-import { createReadStream } from "node:fs";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { Catalog } from "../../protocol/catalog.js";
 import { FLEET_PATHS } from "../../protocol/http.js";
 import { Heartbeat, NodeRegistration, type RegistrationAccepted, type RegistrationPending } from "../../protocol/node-api.js";
 import { describeZodError } from "../../protocol/openai.js";
-import { HttpError } from "../http-errors.js";
+import { HttpError, sendError } from "../http-errors.js";
 import type { ModelCache } from "../model-cache.js";
 import type { NodeRegistry } from "../node-registry.js";
 import { probeNode } from "../registration-gate.js";
@@ -17,8 +16,6 @@ export interface FleetRouteDeps {
   cache: ModelCache;
   heartbeatMs: number;
   gateTimeoutMs: number;
-  /** When set, nodes must present it as a Bearer token. */
-  nodeToken: string | null;
 }
 
 function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } }, body: unknown): T {
@@ -51,14 +48,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
 export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
 
-  const requireNodeToken = async (req: FastifyRequest) => {
-    if (!deps.nodeToken) return;
-    if (req.headers.authorization !== `Bearer ${deps.nodeToken}`) {
-      throw new HttpError(401, "a valid node token is required (set DROVER_NODE_TOKEN on the node to the router's node token)", "authentication_error", "invalid_node_token");
-    }
-  };
-
-  app.post(FLEET_PATHS.register, { preHandler: requireNodeToken }, async (req, reply) => {
+  app.post(FLEET_PATHS.register, { config: { auth: "node" } }, async (req, reply) => {
     const reg = parse(NodeRegistration, req.body);
     const gate = await probeNode(reg.apiUrl, deps.gateTimeoutMs);
     if (!gate.ok) {
@@ -71,7 +61,7 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
     return body;
   });
 
-  app.post(FLEET_PATHS.heartbeat, { preHandler: requireNodeToken }, async (req) => {
+  app.post(FLEET_PATHS.heartbeat, { config: { auth: "node" } }, async (req) => {
     const hb = parse(Heartbeat, req.body);
     if (!deps.registry.heartbeat(hb)) {
       throw new HttpError(404, `node ${hb.nodeId} is not registered; register again`, "not_found_error", "node_not_registered");
@@ -79,26 +69,36 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
     return { status: "ok" };
   });
 
-  app.get(FLEET_PATHS.catalog, { preHandler: requireNodeToken }, async () => deps.catalog);
+  app.get(FLEET_PATHS.catalog, { config: { auth: "node" } }, async () => deps.catalog);
 
-  app.get("/api/models/:id/file", { preHandler: requireNodeToken }, async (req, reply) => {
+  // Weights for nodes, from the router's cache (filled from upstream on first demand).
+  app.get("/api/models/:id/file", { config: { auth: "node" } }, async (req, reply) => {
     const id = (req.params as { id: string }).id;
     if (!byId.has(id)) throw new HttpError(404, `The model '${id}' is not in the catalog`, "not_found_error", "model_not_found");
-    const file = deps.cache.get(id);
-    if (!file) throw new HttpError(503, `the router has no file for '${id}' yet`, "server_error", "model_not_cached");
+    const lookup = await deps.cache.lookup(id);
+    if (lookup.status === "unavailable") throw new HttpError(404, lookup.message, "not_found_error", "model_file_unavailable");
+    if (lookup.status === "pending" || lookup.status === "failed") {
+      // 503: the router is fetching it (the node polls); 502: the upstream fetch failed.
+      reply.header("retry-after", String(lookup.retryAfterS));
+      const pending = lookup.status === "pending";
+      sendError(reply, new HttpError(pending ? 503 : 502, lookup.message, "server_error", pending ? "model_caching" : "model_cache_failed"));
+      return reply;
+    }
+    const file = lookup.file;
     const etag = `"${file.sha256}"`;
     reply.header("accept-ranges", "bytes").header("etag", etag).header("x-drover-sha256", file.sha256).type("application/octet-stream");
     if (req.headers["if-none-match"] === etag) return reply.code(304).send();
     const ifRange = req.headers["if-range"];
     const range = ifRange && ifRange !== etag ? null : parseRange(req.headers.range, file.size);
+    deps.cache.logRequest(id, req.headers.range, range === "invalid" ? 416 : range ? 206 : 200);
     if (range === "invalid") {
       return reply.code(416).header("content-range", `bytes */${file.size}`).send();
     }
     if (range) {
       reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${file.size}`).header("content-length", range.end - range.start + 1);
-      return reply.send(createReadStream(file.path, { start: range.start, end: range.end }));
+      return reply.send(deps.cache.openForServing(id, file, range));
     }
     reply.header("content-length", file.size);
-    return reply.send(createReadStream(file.path));
+    return reply.send(deps.cache.openForServing(id, file));
   });
 }

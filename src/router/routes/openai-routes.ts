@@ -7,6 +7,7 @@ import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../../protocol/http.js";
 import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../../protocol/openai.js";
 import { openAiError } from "../../protocol/openai-errors.js";
 import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "../admission-queue.js";
+import { apiKeyNameOf } from "../auth/route-auth.js";
 import { HttpError, rawBodyOf } from "../http-errors.js";
 import type { InferenceOutcome, InferenceProxy } from "../inference-proxy.js";
 import type { RequestEvents } from "../request-events.js";
@@ -40,10 +41,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
   const created = Math.floor(deps.createdAt / 1000);
 
-  app.get("/v1/models", async () => ({ object: "list", data: deps.catalog.models.map((m) => modelObject(m, created)) }));
+  app.get("/v1/models", { config: { auth: "inference" } }, async () => ({ object: "list", data: deps.catalog.models.map((m) => modelObject(m, created)) }));
 
   // Ids may hold "/" (e.g. "org/model"), so the rest of the path is the id.
-  app.get("/v1/models/*", async (req) => {
+  app.get("/v1/models/*", { config: { auth: "inference" } }, async (req) => {
     const id = decodeURIComponent((req.params as { "*": string })["*"]);
     const entry = byId.get(id);
     if (!entry) throw new HttpError(404, `The model '${id}' does not exist`, "invalid_request_error", "model_not_found", "model");
@@ -51,7 +52,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
   });
 
   for (const path of Object.keys(INFERENCE_ROUTES) as InferencePath[]) {
-    app.post(path, async (req, reply) => handleInference(req, reply, path));
+    app.post(path, { config: { auth: "inference" } }, async (req, reply) => handleInference(req, reply, path));
   }
 
   async function handleInference(req: FastifyRequest, reply: FastifyReply, path: InferencePath): Promise<void> {
@@ -116,7 +117,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       modelId,
       stream: parsed.data.stream === true,
       clientIp: req.ip,
-      keyName: null,
+      keyName: apiKeyNameOf(req),
       nodeId: outcome.nodeId,
       nodeName: outcome.nodeName,
       status: outcome.status,
@@ -125,8 +126,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       queueWaitMs: outcome.queueWaitMs,
       firstByteMs: outcome.firstByteMs,
       durationMs: Date.now() - started,
-      promptTokens: null,
-      completionTokens: null,
+      promptTokens: outcome.promptTokens ?? null,
+      completionTokens: outcome.completionTokens ?? null,
+      requestBody: outcome.requestBody,
+      responseBody: outcome.responseBody,
       traceId: traceparent.split("-")[1] ?? null,
     });
   }

@@ -13,7 +13,8 @@ export interface StatusRouteDeps {
   startedAt: number;
 }
 
-function nodeView(node: NodeRecord) {
+/** A node as the API and the dashboard's live stream show it. */
+export function nodeView(node: NodeRecord) {
   return {
     id: node.id,
     name: node.name,
@@ -35,50 +36,51 @@ function nodeView(node: NodeRecord) {
 }
 
 export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps): void {
-  app.get("/healthz", async () => ({ status: "ok", uptimeMs: Date.now() - deps.startedAt }));
+  app.get("/healthz", { config: { auth: "public" } }, async () => ({ status: "ok", uptimeMs: Date.now() - deps.startedAt }));
 
-  app.get("/api/nodes", async () => ({ nodes: deps.registry.all().map(nodeView) }));
+  app.get("/api/nodes", { config: { auth: "viewer" } }, async () => ({ nodes: deps.registry.all().map(nodeView) }));
 
-  app.get("/api/nodes/:id", async (req) => {
+  app.get("/api/nodes/:id", { config: { auth: "viewer" } }, async (req) => {
     const node = deps.registry.get((req.params as { id: string }).id);
     if (!node) throw new HttpError(404, "no such node", "not_found_error", "node_not_found");
     return nodeView(node);
   });
 
-  app.get("/api/queue", async () => deps.queue.snapshot());
+  app.get("/api/queue", { config: { auth: "viewer" } }, async () => deps.queue.snapshot());
 
   // One row per supported model, aggregated over the fleet (no per-node model distribution).
-  app.get("/api/models", async () => {
-    const queue = deps.queue.snapshot();
+  app.get("/api/models", { config: { auth: "viewer" } }, async () => ({ models: modelRows(deps) }));
+}
+
+/** One row per supported model, aggregated over the fleet (also in the dashboard's live stream). */
+export function modelRows(deps: Pick<StatusRouteDeps, "catalog" | "registry" | "queue">) {
+  const queue = deps.queue.snapshot();
+  return deps.catalog.models.map((entry) => {
+    let ready = 0;
+    let loading = 0;
+    let slots = 0;
+    let inFlight = 0;
+    for (const node of deps.registry.all()) {
+      const m = node.models.get(entry.id);
+      if (!m || node.state === "offline") continue;
+      if (m.state === "ready" && node.state === "online") {
+        ready++;
+        slots += m.slots;
+      } else if (m.state === "loading" || m.state === "downloading" || m.state === "queued") loading++;
+      inFlight += node.inFlight.get(entry.id) ?? 0;
+    }
     return {
-      models: deps.catalog.models.map((entry) => {
-        let ready = 0;
-        let loading = 0;
-        let slots = 0;
-        let inFlight = 0;
-        for (const node of deps.registry.all()) {
-          const m = node.models.get(entry.id);
-          if (!m || node.state === "offline") continue;
-          if (m.state === "ready" && node.state === "online") {
-            ready++;
-            slots += m.slots;
-          } else if (m.state === "loading" || m.state === "downloading" || m.state === "queued") loading++;
-          inFlight += node.inFlight.get(entry.id) ?? 0;
-        }
-        return {
-          id: entry.id,
-          description: entry.description,
-          tags: entry.tags,
-          capabilities: entry.capabilities,
-          sizeBytes: entry.sizeBytes,
-          memoryBytes: entry.memoryBytes,
-          readyNodes: ready,
-          loadingNodes: loading,
-          slots,
-          inFlight,
-          queueDepth: queue.models[entry.id]?.depth ?? 0,
-        };
-      }),
+      id: entry.id,
+      description: entry.description,
+      tags: entry.tags,
+      capabilities: entry.capabilities,
+      sizeBytes: entry.sizeBytes,
+      memoryBytes: entry.memoryBytes,
+      readyNodes: ready,
+      loadingNodes: loading,
+      slots,
+      inFlight,
+      queueDepth: queue.models[entry.id]?.depth ?? 0,
     };
   });
 }

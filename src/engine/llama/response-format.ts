@@ -1,0 +1,79 @@
+// response_format → a llama.cpp grammar that only lets the model sample valid JSON (or JSON that
+// fits a schema). With a grammar even random-weight models answer parseable JSON.
+import type { Llama, LlamaGrammar } from "node-llama-cpp";
+import type { ResponseFormat } from "../../protocol/openai.js";
+import { InvalidRequestError } from "./inference.js";
+
+/** Compiled schema grammars kept per engine; clients tend to reuse a handful of schemas. */
+const SCHEMA_CACHE_LIMIT = 64;
+
+export class ResponseFormatGrammars {
+  private json: Promise<LlamaGrammar> | undefined;
+  private readonly schemas = new Map<string, Promise<LlamaGrammar>>();
+
+  constructor(private readonly llama: Llama) {}
+
+  /** The grammar for a response_format, or undefined for free text. */
+  async grammarFor(format: ResponseFormat | null | undefined): Promise<LlamaGrammar | undefined> {
+    if (!format || format.type === "text") return undefined;
+    if (format.type === "json_object") return this.anyJson();
+    const schema = format.json_schema.schema;
+    // No schema, or `{}` (any value): any JSON object, as json_object.
+    if (!schema || Object.keys(schema).length === 0) return this.anyJson();
+    return this.forSchema(schema);
+  }
+
+  private anyJson(): Promise<LlamaGrammar> {
+    this.json ??= this.llama.getGrammarFor("json").catch((err: unknown) => {
+      this.json = undefined;
+      throw err;
+    });
+    return this.json;
+  }
+
+  private async forSchema(schema: Record<string, unknown>): Promise<LlamaGrammar> {
+    const key = JSON.stringify(schema);
+    let grammar = this.schemas.get(key);
+    if (!grammar) {
+      grammar = this.compile(normalizeSchema(schema) as Record<string, unknown>);
+      this.schemas.set(key, grammar);
+      grammar.catch(() => this.schemas.delete(key));
+      if (this.schemas.size > SCHEMA_CACHE_LIMIT) this.schemas.delete(this.schemas.keys().next().value!);
+    } else {
+      // Most recently used last, so the oldest unused one is dropped first.
+      this.schemas.delete(key);
+      this.schemas.set(key, grammar);
+    }
+    return grammar;
+  }
+
+  private async compile(schema: Record<string, unknown>): Promise<LlamaGrammar> {
+    let grammar: LlamaGrammar;
+    try {
+      grammar = await this.llama.createGrammarForJsonSchema(schema as never);
+    } catch (err) {
+      throw new InvalidRequestError(`response_format.json_schema.schema is not supported: ${(err as Error).message}`, "invalid_schema", "response_format");
+    }
+    // node-llama-cpp turns what it does not understand into `null`; refuse rather than answer null.
+    if (/^root ::= null-rule\b/.test(grammar.grammar) && schema.type !== "null") {
+      throw new InvalidRequestError(
+        "response_format.json_schema.schema is not supported: use type, properties, items, enum, const, oneOf/anyOf or $ref/$defs.",
+        "invalid_schema",
+        "response_format",
+      );
+    }
+    return grammar;
+  }
+}
+
+/** anyOf becomes oneOf (the generator knows only oneOf; for sampling they mean the same). */
+function normalizeSchema(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalizeSchema);
+  if (value === null || typeof value !== "object") return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (k === "anyOf" && !("oneOf" in value)) out.oneOf = normalizeSchema(v);
+    else out[k] = normalizeSchema(v);
+  }
+  return out;
+}

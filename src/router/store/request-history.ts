@@ -1,0 +1,199 @@
+// The requests table: one row per inference request, newest first, filtered by model, node,
+// status, key and time range. Filter values always travel as bound parameters.
+import type { ExpressionBuilder, Kysely, Selectable } from "kysely";
+import type { Database, RequestsTable } from "./schema.js";
+
+export interface HistoryRecord {
+  id: string;
+  requestId: string;
+  startedAt: number;
+  api: string;
+  endpoint: string;
+  model: string;
+  stream: boolean;
+  clientIp: string;
+  keyName: string | null;
+  nodeId: string | null;
+  nodeName: string | null;
+  status: number;
+  error: string | null;
+  attempts: number;
+  queueWaitMs: number;
+  firstByteMs: number | null;
+  durationMs: number;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  traceId: string | null;
+  /** Only when body capture is on, and only in single-record reads. */
+  requestBody?: string | null;
+  responseBody?: string | null;
+}
+
+export interface HistoryFilter {
+  model?: string;
+  /** Matches the node's id or its name. */
+  node?: string;
+  keyName?: string;
+  /** Inclusive status range, e.g. 400..499. */
+  statusMin?: number;
+  statusMax?: number;
+  /** Epoch ms, inclusive. */
+  from?: number;
+  /** Epoch ms, exclusive. */
+  to?: number;
+}
+
+/** Position after the last row of a page, for keyset paging (exports). */
+export interface HistoryCursor {
+  startedAt: number;
+  id: string;
+}
+
+const LIST_COLUMNS = [
+  "id",
+  "request_id",
+  "started_at",
+  "api",
+  "endpoint",
+  "model",
+  "stream",
+  "client_ip",
+  "key_name",
+  "node_id",
+  "node_name",
+  "status",
+  "error",
+  "attempts",
+  "queue_wait_ms",
+  "first_byte_ms",
+  "duration_ms",
+  "prompt_tokens",
+  "completion_tokens",
+  "trace_id",
+] as const;
+
+type ListRow = Pick<Selectable<RequestsTable>, (typeof LIST_COLUMNS)[number]> & Partial<Pick<Selectable<RequestsTable>, "request_body" | "response_body">>;
+
+function toRecord(row: ListRow): HistoryRecord {
+  const rec: HistoryRecord = {
+    id: row.id,
+    requestId: row.request_id,
+    startedAt: row.started_at,
+    api: row.api,
+    endpoint: row.endpoint,
+    model: row.model,
+    stream: Boolean(row.stream),
+    clientIp: row.client_ip,
+    keyName: row.key_name,
+    nodeId: row.node_id,
+    nodeName: row.node_name,
+    status: row.status,
+    error: row.error,
+    attempts: row.attempts,
+    queueWaitMs: row.queue_wait_ms,
+    firstByteMs: row.first_byte_ms,
+    durationMs: row.duration_ms,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    traceId: row.trace_id,
+  };
+  if ("request_body" in row) rec.requestBody = row.request_body ?? null;
+  if ("response_body" in row) rec.responseBody = row.response_body ?? null;
+  return rec;
+}
+
+function toRow(r: HistoryRecord): Selectable<RequestsTable> {
+  return {
+    id: r.id,
+    request_id: r.requestId,
+    started_at: r.startedAt,
+    api: r.api,
+    endpoint: r.endpoint,
+    model: r.model,
+    stream: r.stream ? 1 : 0,
+    client_ip: r.clientIp,
+    key_name: r.keyName,
+    node_id: r.nodeId,
+    node_name: r.nodeName,
+    status: r.status,
+    error: r.error,
+    attempts: r.attempts,
+    queue_wait_ms: Math.round(r.queueWaitMs),
+    first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs),
+    duration_ms: Math.round(r.durationMs),
+    prompt_tokens: r.promptTokens,
+    completion_tokens: r.completionTokens,
+    trace_id: r.traceId,
+    request_body: r.requestBody ?? null,
+    response_body: r.responseBody ?? null,
+  };
+}
+
+function applyFilter(eb: ExpressionBuilder<Database, "requests">, f: HistoryFilter) {
+  const conds = [];
+  if (f.model !== undefined) conds.push(eb("model", "=", f.model));
+  if (f.node !== undefined) conds.push(eb.or([eb("node_name", "=", f.node), eb("node_id", "=", f.node)]));
+  if (f.keyName !== undefined) conds.push(eb("key_name", "=", f.keyName));
+  if (f.statusMin !== undefined) conds.push(eb("status", ">=", f.statusMin));
+  if (f.statusMax !== undefined) conds.push(eb("status", "<=", f.statusMax));
+  if (f.from !== undefined) conds.push(eb("started_at", ">=", f.from));
+  if (f.to !== undefined) conds.push(eb("started_at", "<", f.to));
+  return eb.and(conds);
+}
+
+/** Rows per INSERT: 22 columns × 400 stays well under SQLite's 32766 bound parameters. */
+const INSERT_CHUNK = 400;
+
+export class RequestHistoryRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insertMany(records: readonly HistoryRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.db.transaction().execute(async (tx) => {
+      for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+        const rows = records.slice(i, i + INSERT_CHUNK).map(toRow);
+        // A client may reuse an x-request-id, but record ids are ours; a replayed batch after a
+        // failed commit must not fail the whole batch.
+        await tx.insertInto("requests").values(rows).onConflict((oc) => oc.column("id").doNothing()).execute();
+      }
+    });
+  }
+
+  /** Newest first. `after` continues from a previous page (keyset), `offset` skips rows. */
+  async list(filter: HistoryFilter, page: { limit: number; offset?: number; after?: HistoryCursor }): Promise<HistoryRecord[]> {
+    let q = this.db
+      .selectFrom("requests")
+      .select(LIST_COLUMNS)
+      .where((eb) => applyFilter(eb, filter));
+    if (page.after) {
+      const { startedAt, id } = page.after;
+      q = q.where((eb) => eb.or([eb("started_at", "<", startedAt), eb.and([eb("started_at", "=", startedAt), eb("id", "<", id)])]));
+    }
+    q = q.orderBy("started_at", "desc").orderBy("id", "desc").limit(page.limit);
+    if (page.offset) q = q.offset(page.offset);
+    return (await q.execute()).map(toRecord);
+  }
+
+  async count(filter: HistoryFilter): Promise<number> {
+    const r = await this.db
+      .selectFrom("requests")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where((eb) => applyFilter(eb, filter))
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /** One record with its bodies, by record id or else by the request's x-request-id (newest). */
+  async get(id: string): Promise<HistoryRecord | null> {
+    const byId = await this.db.selectFrom("requests").selectAll().where("id", "=", id).executeTakeFirst();
+    if (byId) return toRecord(byId);
+    const byRequestId = await this.db.selectFrom("requests").selectAll().where("request_id", "=", id).orderBy("started_at", "desc").limit(1).executeTakeFirst();
+    return byRequestId ? toRecord(byRequestId) : null;
+  }
+
+  /** Retention: deletes records that started before `cutoff`. */
+  async deleteOlderThan(cutoff: number): Promise<number> {
+    const r = await this.db.deleteFrom("requests").where("started_at", "<", cutoff).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

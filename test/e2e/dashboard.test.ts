@@ -1,0 +1,216 @@
+// The dashboard in a real browser (Debian's chromium driven by playwright-core) against a real
+// router with two real nodes: login, the fleet, the aggregated model panel, live request
+// history, node logs, dialogs closed on reload, and what a viewer may see. Screenshots of the
+// main views go to test-results/.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { getJson, REPO_ROOT, startNode, startRouter, TEST_ADMIN, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+
+const CHAT = "demo-chat";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SHOTS = join(REPO_ROOT, "test-results");
+const VIEWER = { username: "watcher", password: "viewer-password-1" };
+
+let router: DroverProcess;
+const nodes: DroverProcess[] = [];
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  router = await startRouter();
+  nodes.push(await startNode(router.url, "dash-a"), await startNode(router.url, "dash-b"));
+  await waitForReady(router.url, [CHAT], 2);
+  // launch() gives every browser a fresh temporary profile (--user-data-dir) of its own.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await Promise.all(nodes.map((n) => n.stop()));
+  await router?.stop();
+});
+
+async function newPage(width = 1280, height = 900): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  return page;
+}
+
+async function logIn(page: Page, user: { username: string; password: string }): Promise<void> {
+  await page.goto(`${router.url}/dashboard/`);
+  await page.locator('input[name="username"]').fill(user.username);
+  await page.locator('input[name="password"]').fill(user.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator('[data-testid="current-user"]').waitFor();
+}
+
+const text = async (page: Page, selector: string) => ((await page.locator(selector).first().textContent()) ?? "").trim();
+const openDialogs = (page: Page) => page.locator("dialog[open]").count();
+
+describe("dashboard in a browser", () => {
+  let admin: Page;
+
+  test("an admin logs in and sees both nodes, and the model panel counts both for a model", async () => {
+    admin = await newPage();
+    await admin.goto(`${router.url}/dashboard/`);
+    await admin.locator("form.login-box").waitFor();
+    await admin.screenshot({ path: join(SHOTS, "dashboard-login.png") });
+
+    // A wrong password is refused on the page.
+    await admin.locator('input[name="username"]').fill(TEST_ADMIN.username);
+    await admin.locator('input[name="password"]').fill("not-the-password");
+    await admin.getByRole("button", { name: "Sign in" }).click();
+    await admin.getByRole("alert").waitFor();
+    expect(await admin.getByRole("alert").textContent()).toMatch(/wrong username or password/i);
+
+    await logIn(admin, TEST_ADMIN);
+    expect(await text(admin, '[data-testid="current-user"]')).toContain("admin");
+    await admin.locator('tr[data-node="dash-a"]').waitFor();
+    await admin.locator('tr[data-node="dash-b"]').waitFor();
+    await waitFor("the summary to count 2 online nodes", async () => (await text(admin, '[data-testid="nodes-online"]')).startsWith("2 online"), 10_000);
+    const readyCell = `[data-testid="models-table"] tr[data-model="${CHAT}"] [data-testid="ready-nodes"]`;
+    await waitFor(`${CHAT} ready on 2 nodes in the model panel`, async () => (await text(admin, readyCell)) === "2", 10_000);
+    // Models are the fleet's: the node table has no model column.
+    const headers = (await admin.locator('[data-testid="nodes-table"] thead th').allTextContents()).map((h) => h.replace(/[▲▼]/g, "").trim().toLowerCase());
+    expect(headers).toEqual(expect.arrayContaining(["name", "address", "state", "uptime", "cpu", "memory", "gpu", "in flight", "requests", "avg latency", "last seen"]));
+    expect(headers.some((h) => h.includes("model"))).toBe(false);
+    // Search filters the table.
+    await admin.getByLabel("Search nodes").fill("dash-b");
+    await waitFor("the search to leave one node", async () => (await admin.locator('[data-testid="nodes-table"] tbody tr[data-node]').count()) === 1, 5_000);
+    await admin.getByLabel("Search nodes").fill("");
+    await admin.locator('tr[data-node="dash-a"]').waitFor();
+    await admin.screenshot({ path: join(SHOTS, "dashboard-fleet.png"), fullPage: true });
+  });
+
+  test("a completion appears in the request history within seconds, without a reload", async () => {
+    await admin.getByRole("link", { name: "Requests" }).click();
+    await admin.locator('[data-testid="requests-table"]').waitFor();
+    await admin.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    const requestId = `dash-e2e-${Date.now()}`;
+    const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    const sentAt = Date.now();
+    await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Hello dashboard" }], max_tokens: 8 }, { headers: { "x-request-id": requestId } });
+    const row = admin.locator(`[data-testid="requests-table"] tr[data-request-id="${requestId}"]`);
+    await row.waitFor({ timeout: 5_000 });
+    const seenAfterMs = Date.now() - sentAt;
+    expect(seenAfterMs).toBeLessThan(5_000);
+    expect(await admin.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await row.textContent()).toContain(CHAT);
+    expect(await row.textContent()).toMatch(/200/);
+    // Still there once the page re-reads the stored history.
+    await admin.waitForTimeout(2_000);
+    await row.waitFor();
+
+    await row.click();
+    const dialog = admin.locator('[data-testid="request-dialog"]');
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain(requestId);
+    expect(await dialog.textContent()).toMatch(/dash-[ab]/);
+    await admin.screenshot({ path: join(SHOTS, "dashboard-request.png") });
+    await admin.keyboard.press("Escape");
+    await waitFor("the request dialog to close on Escape", async () => (await openDialogs(admin)) === 0, 5_000);
+    await admin.screenshot({ path: join(SHOTS, "dashboard-requests.png"), fullPage: true });
+  });
+
+  test("a node's detail dialog shows its charts and its log lines", async () => {
+    await admin.getByRole("link", { name: "Fleet" }).click();
+    await admin.locator('tr[data-node="dash-a"]').click();
+    const dialog = admin.locator('[data-testid="node-dialog"]');
+    await dialog.waitFor();
+    await dialog.locator('[data-testid="node-charts"] canvas').first().waitFor();
+    await admin.screenshot({ path: join(SHOTS, "dashboard-node.png") });
+
+    await dialog.getByRole("tab", { name: "Logs" }).click();
+    await dialog.locator('[data-testid="log-line"]').first().waitFor();
+    const lines = await dialog.locator('[data-testid="log-line"]').allTextContents();
+    expect(lines.length).toBeGreaterThan(0);
+    // The node's own lines: it logs its engines starting and its registration.
+    expect(lines.join("\n")).toMatch(/engine|register|ready/i);
+    await dialog.locator('[data-testid="log-tail"]').selectOption("50");
+    await waitFor("at most 50 lines after choosing tail 50", async () => {
+      const n = await dialog.locator('[data-testid="log-line"]').count();
+      return n > 0 && n <= 50;
+    }, 5_000);
+    await admin.screenshot({ path: join(SHOTS, "dashboard-logs.png") });
+
+    await admin.keyboard.press("Escape");
+    await waitFor("the node dialog to close on Escape", async () => (await openDialogs(admin)) === 0, 5_000);
+  });
+
+  test("reloading with a dialog open comes back with no dialog open", async () => {
+    await admin.locator('tr[data-node="dash-b"]').click();
+    await admin.locator('[data-testid="node-dialog"]').waitFor();
+    expect(await openDialogs(admin)).toBe(1);
+    await admin.reload();
+    await admin.locator('tr[data-node="dash-b"]').waitFor();
+    await admin.waitForTimeout(500);
+    expect(await openDialogs(admin)).toBe(0);
+    expect(await admin.locator("dialog").count()).toBe(0);
+  });
+
+  test("a viewer sees the fleet and the history but not the admin pages", async () => {
+    await getJson(`${router.url}/api/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...VIEWER, role: "viewer" }) });
+    const viewer = await newPage();
+    await logIn(viewer, VIEWER);
+    expect(await text(viewer, '[data-testid="current-user"]')).toContain("viewer");
+    const nav = (await viewer.locator("nav.nav a").allTextContents()).map((t) => t.trim());
+    expect(nav).toEqual(["Fleet", "Requests"]);
+    await viewer.locator('tr[data-node="dash-a"]').waitFor();
+
+    // Typing an admin page's address shows the fleet, not the page.
+    for (const page of ["users", "keys"]) {
+      await viewer.goto(`${router.url}/dashboard/${page}`);
+      await viewer.locator('tr[data-node="dash-a"]').waitFor();
+      expect(await viewer.locator('[data-testid="users-table"], [data-testid="keys-table"]').count()).toBe(0);
+    }
+    // And the API behind them refuses the viewer's session.
+    const status = await viewer.evaluate(async () => [(await fetch("/api/users")).status, (await fetch("/api/keys")).status]);
+    expect(status).toEqual([403, 403]);
+
+    // No settings tab on a node for a viewer.
+    await viewer.locator('tr[data-node="dash-a"]').click();
+    const dialog = viewer.locator('[data-testid="node-dialog"]');
+    await dialog.waitFor();
+    expect((await dialog.getByRole("tab").allTextContents()).map((t) => t.trim())).not.toContain("Settings");
+    await viewer.keyboard.press("Escape");
+  });
+
+  test("the admin pages list users and keys", async () => {
+    await admin.getByRole("link", { name: "Users" }).click();
+    await admin.locator(`[data-testid="users-table"] tr[data-user="${VIEWER.username}"]`).waitFor();
+    await admin.screenshot({ path: join(SHOTS, "dashboard-users.png") });
+    await admin.getByRole("link", { name: "API keys" }).click();
+    await admin.locator('[data-testid="keys-table"] tbody tr').first().waitFor();
+    await admin.screenshot({ path: join(SHOTS, "dashboard-keys.png") });
+  });
+
+  test("readable at 800 px: nothing wider than the window", async () => {
+    const narrow = await newPage(800, 1000);
+    await logIn(narrow, TEST_ADMIN);
+    await narrow.locator('tr[data-node="dash-a"]').waitFor();
+    const widths = await narrow.evaluate(() => ({ page: document.documentElement.scrollWidth, window: window.innerWidth }));
+    expect(widths.page).toBeLessThanOrEqual(widths.window);
+    await narrow.screenshot({ path: join(SHOTS, "dashboard-fleet-800.png"), fullPage: true });
+  });
+});

@@ -1,0 +1,241 @@
+// The router's model cache against a local "upstream" (the internet in these tests): single
+// flight, resume, retry, checksum pinning and re-verification of files that changed.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, open, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ModelCache, modelFileName, type FileLookup } from "../../src/router/model-cache.js";
+import type { Catalog, CatalogEntry } from "../../src/protocol/catalog.js";
+import { captureLogger } from "../fixtures/capture-logger.js";
+import { waitFor } from "../fixtures/fake-router.js";
+import { UpstreamServer } from "../fixtures/upstream-server.js";
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+// Deterministic, incompressible-looking bytes.
+const bytesOf = (size: number, seed: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed * 7 + (i >> 8)) & 0xff));
+
+const FILE = bytesOf(200_000, 1);
+let work: string;
+let upstream: UpstreamServer;
+let dir: string;
+const caches: ModelCache[] = [];
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "drover-cache-"));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  upstream = await new UpstreamServer().start();
+  upstream.set("m.gguf", FILE);
+  dir = await mkdtemp(join(work, "cache-"));
+});
+afterEach(async () => {
+  await Promise.all(caches.splice(0).map((c) => c.close()));
+  await upstream.close();
+});
+
+function entry(extra: Partial<CatalogEntry> & { sha256?: string; url?: string } = {}): CatalogEntry {
+  const { sha256, url, ...rest } = extra;
+  return {
+    id: "org/m:1",
+    description: "",
+    sizeBytes: 1,
+    memoryBytes: 1,
+    tags: [],
+    capabilities: ["chat"],
+    contextLength: 2048,
+    source: { gguf: { url: url ?? upstream.fileUrl("m.gguf"), ...(sha256 ? { sha256 } : {}) } },
+    ...rest,
+  };
+}
+
+async function cacheFor(models: CatalogEntry[], opts: ConstructorParameters<typeof ModelCache>[2] = {}) {
+  const log = captureLogger();
+  const catalog: Catalog = { name: "t", models };
+  const cache = new ModelCache(dir, log.logger, { holdMs: 50, retryInitialMs: 10, retryMaxMs: 20, failureCooldownMs: 60_000, ...opts });
+  caches.push(cache);
+  await cache.prepare(catalog);
+  return { cache, catalog, log };
+}
+
+async function ready(cache: ModelCache, id: string): Promise<Extract<FileLookup, { status: "ready" }>> {
+  return waitFor(async () => {
+    const r = await cache.lookup(id);
+    if (r.status === "failed" || r.status === "unavailable") throw new Error(r.message);
+    return r.status === "ready" ? r : undefined;
+  }, 10_000, `${id} cached`);
+}
+
+const stats = (cache: ModelCache, id = "org/m:1") => cache.snapshot().find((s) => s.id === id)!;
+
+describe("router model cache", () => {
+  it("fetches once from upstream however many nodes ask at once, and pins the checksum", async () => {
+    upstream.bytesPerSecond = 400_000; // ~0.5 s, so the asks overlap the fetch
+    const { cache, catalog } = await cacheFor([entry()]);
+    expect(stats(cache)).toMatchObject({ state: "absent", source: "gguf", upstream: { fetches: 0 } });
+    const first = await Promise.all(Array.from({ length: 8 }, () => cache.lookup("org/m:1")));
+    expect(first.every((r) => r.status === "pending")).toBe(true);
+    expect(first[0]).toMatchObject({ message: expect.stringContaining("fetching 'org/m:1' from upstream"), retryAfterS: 2 });
+    const file = (await ready(cache, "org/m:1")).file;
+    expect(upstream.fileRequests("m.gguf")).toHaveLength(1);
+    expect(stats(cache)).toMatchObject({ state: "cached", sha256: sha(FILE), sha256Origin: "pinned", sizeBytes: FILE.length, upstream: { fetches: 1, requests: 1, bytes: FILE.length, failures: 0 } });
+    expect((await readFile(file.path)).equals(FILE)).toBe(true);
+    expect(file.path).toBe(join(dir, modelFileName("org/m:1")));
+    // Nodes see the checksum and real size in the catalog.
+    expect(catalog.models[0]).toMatchObject({ sha256: sha(FILE), sizeBytes: FILE.length });
+    const pins = JSON.parse(await readFile(join(dir, "pins.json"), "utf8"));
+    expect(pins["org/m:1"]).toMatchObject({ url: upstream.fileUrl("m.gguf"), sha256: sha(FILE), size: FILE.length });
+    expect(existsSync(`${file.path}.part`)).toBe(false);
+
+    // A restarted router trusts the verified file and its pin without asking upstream.
+    const again = await cacheFor([entry()]);
+    expect((await again.cache.lookup("org/m:1")).status).toBe("ready");
+    expect(again.catalog.models[0]!.sha256).toBe(sha(FILE));
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it("serves generated models at once and says so for models without a GGUF source", async () => {
+    const generated: CatalogEntry = { ...entry({ id: "gen" }), source: { generate: { name: "gen", seed: 5, embeddingLength: 32, blockCount: 1, headCount: 2, headCountKv: 2, feedForwardLength: 64, contextLength: 2048 } } };
+    const ollamaOnly: CatalogEntry = { ...entry({ id: "oll" }), source: { ollama: "oll:1b" } };
+    const { cache } = await cacheFor([generated, ollamaOnly]);
+    expect((await cache.lookup("gen")).status).toBe("ready");
+    expect(stats(cache, "gen")).toMatchObject({ state: "cached", sha256Origin: "generated" });
+    expect(await cache.lookup("oll")).toMatchObject({ status: "unavailable", message: expect.stringContaining("no GGUF source") });
+    expect(await cache.lookup("nope")).toMatchObject({ status: "unavailable" });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("resumes a dropped transfer with Range and If-Range, and follows redirects", async () => {
+    upstream.cutAfter = (n) => (n === 1 ? 80_000 : undefined);
+    const { cache } = await cacheFor([entry({ url: upstream.fileUrl("m.gguf", true) })]);
+    const file = (await ready(cache, "org/m:1")).file;
+    expect((await readFile(file.path)).equals(FILE)).toBe(true);
+    const reqs = upstream.fileRequests("m.gguf");
+    expect(reqs.map((r) => [r.range, r.status])).toEqual([
+      [undefined, 200],
+      [expect.stringMatching(/^bytes=\d+-$/), 206],
+    ]);
+    expect(Number(/\d+/.exec(reqs[1]!.range!)![0])).toBeGreaterThan(0);
+    expect(reqs[1]!.ifRange).toBe(`"v1-${FILE.length}"`);
+    expect(stats(cache).upstream).toMatchObject({ fetches: 1, requests: 2, failures: 0 });
+  });
+
+  it("continues a partial file left by a router that was stopped mid-download", async () => {
+    upstream.bytesPerSecond = 200_000;
+    const first = await cacheFor([entry()]);
+    await first.cache.lookup("org/m:1");
+    const part = join(dir, `${modelFileName("org/m:1")}.part`);
+    await waitFor(async () => ((await stat(part).catch(() => null))?.size ?? 0) > 50_000, 5000, "half the file");
+    await first.cache.close();
+    upstream.bytesPerSecond = 0;
+    const second = await cacheFor([entry()]);
+    await ready(second.cache, "org/m:1");
+    const last = upstream.fileRequests("m.gguf").at(-1)!;
+    expect(last).toMatchObject({ status: 206, range: expect.stringMatching(/^bytes=[1-9]\d*-$/) });
+    expect(sha(await readFile(join(dir, modelFileName("org/m:1"))))).toBe(sha(FILE));
+  });
+
+  it("starts over when the upstream file changed since the partial download", async () => {
+    upstream.cutAfter = (n) => (n === 1 ? 50_000 : undefined);
+    const changed = bytesOf(150_000, 2);
+    const { cache } = await cacheFor([entry()]);
+    await cache.lookup("org/m:1");
+    await waitFor(() => upstream.requests.length >= 1, 2000, "first request");
+    upstream.set("m.gguf", changed, '"v2"');
+    const file = (await ready(cache, "org/m:1")).file;
+    expect(upstream.fileRequests("m.gguf")[1]).toMatchObject({ ifRange: `"v1-${FILE.length}"`, status: 200 });
+    expect((await readFile(file.path)).equals(changed)).toBe(true);
+  });
+
+  it("retries upstream errors with backoff, and reports a permanent failure until the cooldown ends", async () => {
+    upstream.failRequest = (n) => (n <= 2 ? 503 : undefined);
+    const a = await cacheFor([entry()]);
+    await ready(a.cache, "org/m:1");
+    expect(upstream.fileRequests("m.gguf").map((r) => r.status)).toEqual([503, 503, 200]);
+
+    await rm(dir, { recursive: true, force: true });
+    upstream.failRequest = () => 404;
+    const b = await cacheFor([entry()], { failureCooldownMs: 300 });
+    const failed = await waitFor(async () => {
+      const r = await b.cache.lookup("org/m:1");
+      return r.status === "failed" ? r : undefined;
+    }, 5000, "failure");
+    expect(failed.message).toMatch(/could not get 'org\/m:1': upstream answered HTTP 404: upstream trouble/);
+    const count = upstream.requests.length;
+    expect(await b.cache.lookup("org/m:1")).toMatchObject({ status: "failed", message: expect.stringMatching(/next attempt in \d+s/) });
+    expect(upstream.requests.length).toBe(count); // no new fetch during the cooldown
+    upstream.failRequest = () => undefined;
+    await new Promise((r) => setTimeout(r, 350));
+    await ready(b.cache, "org/m:1");
+    expect(stats(b.cache).upstream).toMatchObject({ fetches: 2, failures: 1 });
+  });
+
+  it("rejects an upstream file that does not match the catalog sha256", async () => {
+    const { cache } = await cacheFor([entry({ sha256: sha(Buffer.from("something else")) })], { maxFailures: 1 });
+    const failed = await waitFor(async () => {
+      const r = await cache.lookup("org/m:1");
+      return r.status === "failed" ? r : undefined;
+    }, 5000, "failure");
+    expect(failed.message).toMatch(/sha256 mismatch: the upstream file is [0-9a-f]{64}, the catalog checksum is/);
+    expect(existsSync(join(dir, modelFileName("org/m:1")))).toBe(false);
+    expect(existsSync(join(dir, `${modelFileName("org/m:1")}.part`))).toBe(false);
+  });
+
+  it("verifies a cache file again when it was modified, and fetches it again when its bytes are wrong", async () => {
+    const { cache, log } = await cacheFor([entry()]);
+    const { file } = await ready(cache, "org/m:1");
+    const fd = await open(file.path, "r+");
+    await fd.write(Buffer.from([0xff ^ FILE[1000]!]), 0, 1, 1000);
+    await fd.close();
+    const again = await ready(cache, "org/m:1");
+    expect((await readFile(again.file.path)).equals(FILE)).toBe(true);
+    expect(stats(cache).upstream.fetches).toBe(2);
+    expect(log.find("failed verification (pinned sha256)")).toHaveLength(1);
+
+    // Only touched, same bytes: verified again, not fetched.
+    const later = new Date(Date.now() + 5000);
+    await utimes(file.path, later, later);
+    await ready(cache, "org/m:1");
+    expect(stats(cache).upstream.fetches).toBe(2);
+  });
+
+  it("drops a file whose bytes rot while it is served, once the whole-file hash shows it", async () => {
+    const { cache, log } = await cacheFor([entry()]);
+    const { file } = await ready(cache, "org/m:1");
+    const bad = Buffer.from(FILE);
+    bad[5] ^= 0x01;
+    await writeFile(file.path, bad);
+    const served: Buffer[] = [];
+    for await (const chunk of cache.openForServing("org/m:1", file)) served.push(chunk as Buffer);
+    expect(Buffer.concat(served).equals(bad)).toBe(true);
+    expect(log.find("no longer matches its sha256")).toHaveLength(1);
+    await ready(cache, "org/m:1");
+    expect((await readFile(file.path)).equals(FILE)).toBe(true);
+    expect(stats(cache)).toMatchObject({ upstream: { fetches: 2 }, served: { requests: 1, bytes: FILE.length } });
+  });
+
+  it("deletes a file present at start-up that contradicts the catalog sha256", async () => {
+    await writeFile(join(dir, modelFileName("org/m:1")), "not the model");
+    const { cache, log } = await cacheFor([entry({ sha256: sha(FILE) })]);
+    expect(log.find("does not match the catalog sha256; deleting it")).toHaveLength(1);
+    const { file } = await ready(cache, "org/m:1");
+    expect((await readFile(file.path)).equals(FILE)).toBe(true);
+    expect(stats(cache).sha256Origin).toBe("catalog");
+  });
+
+  it("reports a full disk as a clear failure", async () => {
+    if (!existsSync("/dev/full")) return;
+    const { symlink } = await import("node:fs/promises");
+    await symlink("/dev/full", join(dir, `${modelFileName("org/m:1")}.part`));
+    const { cache } = await cacheFor([entry()]);
+    const failed = await waitFor(async () => {
+      const r = await cache.lookup("org/m:1");
+      return r.status === "failed" ? r : undefined;
+    }, 5000, "failure");
+    expect(failed.message).toMatch(/disk full while writing .*ENOSPC/);
+  });
+});
