@@ -1,10 +1,11 @@
 // `npm run bench`: runs the benchmark sections, prints markdown tables and writes JSON under
 // bench/results/. Any unexpected error response or incomplete stream fails the run.
-// Usage: npm run bench [-- overhead queue memory inference]
+// Usage: npm run bench [-- overhead queue memory inference history recording]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runHistoryQueries, runRecordingOverhead } from "./history.js";
 import { runInference } from "./inference.js";
 import { runMemory } from "./memory.js";
 import { runOverhead } from "./overhead.js";
@@ -14,6 +15,8 @@ const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
 const sections: Record<string, () => Promise<{ markdown: string } & Record<string, unknown>>> = {
   overhead: () => runOverhead(Number(process.env.BENCH_DURATION_S ?? 4)),
   queue: () => runQueue(),
+  history: () => runHistoryQueries(),
+  recording: () => runRecordingOverhead(Number(process.env.BENCH_DURATION_S ?? 4)),
   memory: () => runMemory(Number(process.env.BENCH_MEMORY_REQUESTS ?? 100_000)),
   inference: () => runInference(3, 200),
 };

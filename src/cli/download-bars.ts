@@ -94,7 +94,7 @@ export class DownloadBars {
   }
 
   private lines(): string[] {
-    const width = Math.max(40, (this.out.columns ?? 100) - 1);
+    const width = Math.max(40, (this.out.columns || 100) - 1); // 0 when the terminal did not say
     return this.models()
       .filter((m) => m.state === "downloading")
       .map((m) => formatBar(m, width));

@@ -124,6 +124,14 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
   const engine = str(o, "engine")!;
   if (!["llama", "ollama", "command"].includes(engine)) throw new UsageError(`--engine must be llama, ollama or command, not "${engine}"`);
   if (engine === "command" && !o["engine-command"]) throw new UsageError("--engine command needs --engine-command TEMPLATE with {model} and {port}");
+  if (engine === "command") {
+    const { CommandEngineLauncher } = await import("../node/command-engine.js");
+    try {
+      new CommandEngineLauncher(str(o, "engine-command")!);
+    } catch (err) {
+      throw new UsageError(`--engine-command: ${(err as Error).message}`);
+    }
+  }
   const dataDir = str(o, "data-dir")!;
   const nodeLog = logFile(o, dataDir, "node");
   const { startNode } = await import("../node/main.js");
@@ -140,8 +148,8 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
     threads: num(o, "threads"),
     slots: num(o, "slots"),
     memoryLimitBytes: o["memory-limit"] ? parseBytes(String(o["memory-limit"])) : undefined,
-    parallelDownloads: Math.max(1, Math.floor(num(o, "parallel-downloads"))),
-    downloadRateLimit: o["download-rate-limit"] ? parseBytes(String(o["download-rate-limit"])) : undefined,
+    parallelDownloads: Math.max(1, Math.floor(num(o, "max-downloads"))),
+    downloadRateLimit: o["download-limit"] ? parseBytes(String(o["download-limit"])) : undefined,
     nodeToken: str(o, "node-token"),
     logger: createLogger("node", str(o, "log-level")!, nodeLog),
     logFiles: nodeLog.generation,

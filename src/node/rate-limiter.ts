@@ -1,4 +1,4 @@
-// A token bucket shared by this node's downloads (`--download-rate-limit`): keeps model transfers
+// A token bucket shared by this node's downloads (`--download-limit`): keeps model transfers
 // from saturating the router's link while several nodes fill up at once.
 import { sleep } from "./backoff.js";
 

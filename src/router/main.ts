@@ -6,9 +6,11 @@ import { droverVersion } from "../node/package-version.js";
 import type { Catalog } from "../protocol/catalog.js";
 import { AdmissionQueue } from "./admission-queue.js";
 import type { BootstrapResult } from "./auth/bootstrap.js";
+import { FleetActivity } from "./fleet-activity.js";
 import { installErrorHandlers, installJsonParser } from "./http-errors.js";
 import { InferenceProxy } from "./inference-proxy.js";
 import { ModelCache } from "./model-cache.js";
+import { NodeMetricHistory } from "./node-metric-history.js";
 import { NodeRegistry } from "./node-registry.js";
 import { NodeSelector } from "./node-selector.js";
 import { openPersistence } from "./persistence.js";
@@ -17,13 +19,12 @@ import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
 import { registerFleetRoutes } from "./routes/fleet-routes.js";
 import { registerLiveRoutes } from "./routes/live-routes.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
+import { registerNodeAdminRoutes } from "./routes/node-admin-routes.js";
 import { registerNodeLogRoutes } from "./routes/node-log-routes.js";
 import { registerOllamaRoutes } from "./routes/ollama-routes.js";
 import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerStatusRoutes } from "./routes/status-routes.js";
 import { RequestEvents } from "./request-events.js";
-import { FleetActivity } from "./fleet-activity.js";
-import { NodeMetricHistory } from "./node-metric-history.js";
 import { RouterMetrics } from "./router-metrics.js";
 
 export interface RouterOptions {
@@ -116,6 +117,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   registerNodeLogRoutes(app, { registry, nodeToken: opts.nodeToken });
   // The dashboard: live fleet stream, node metric history, the single-page app itself.
   registerLiveRoutes(app, { catalog: opts.catalog, registry, queue, startedAt, events, activity: new FleetActivity(events), history: new NodeMetricHistory() });
+  registerNodeAdminRoutes(app, { registry, nodes: persistence.store.nodes });
   registerDashboardRoutes(app);
 
   app.server.headersTimeout = 30_000;

@@ -26,6 +26,14 @@ export interface NodeRecord {
   latencyEwmaMs: number | null;
   breaker: CircuitBreaker;
   pool: Pool | null;
+  /** Operator settings from the dashboard (display name, tags, notes); absent until set. */
+  settings?: NodeSettings;
+}
+
+export interface NodeSettings {
+  displayName: string | null;
+  tags: string[];
+  notes: string | null;
 }
 
 const EWMA_ALPHA = 0.2;
@@ -183,6 +191,19 @@ export class NodeRegistry {
       }
     }
     return changed;
+  }
+
+  /**
+   * Drops a node's registration (an operator's "disconnect"): it is listed offline and never
+   * routed to; its next heartbeat is answered 404, so a running node registers again through
+   * the readiness gate. Requests already on it finish.
+   */
+  disconnect(id: string): boolean {
+    const node = this.nodes.get(id);
+    if (!node) return false;
+    node.state = "offline";
+    node.registeredAt = null;
+    return true;
   }
 
   remove(id: string): boolean {

@@ -19,7 +19,7 @@ import { registerKeyRoutes } from "./routes/key-routes.js";
 import { registerUserRoutes } from "./routes/user-routes.js";
 import { openStore, type RouterStore } from "./store/router-store.js";
 
-const NODE_SYNC_MS = 30_000;
+const NODE_SYNC_MS = 10_000;
 
 export interface PersistenceOptions {
   dataDir: string;

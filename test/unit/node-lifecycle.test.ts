@@ -50,9 +50,9 @@ describe("node lifecycle", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
-  it("rejects an engine kind that is not available", async () => {
-    const opts = { ...options(join(work, "kind"), "http://127.0.0.1:9"), engine: "ollama" as const, launcher: undefined };
-    await expect(startNode(opts)).rejects.toThrow(/not implemented yet/);
+  it("rejects a command engine template it cannot use", async () => {
+    const opts = { ...options(join(work, "kind"), "http://127.0.0.1:9"), engine: "command" as const, engineCommand: "llama-server -m {model}", launcher: undefined };
+    await expect(startNode(opts)).rejects.toThrow(/needs \{port\}/);
   });
 
   it("keeps its id and its verified model across restarts", async () => {

@@ -95,6 +95,20 @@ describe("API keys", () => {
     expect(await here.check(key, t0 + 1500)).toEqual({ ok: false, reason: "revoked" });
   });
 
+  test("an unreachable database: a key seen before keeps working, an unseen one gets 503 (not 401 or 500)", async () => {
+    let down = false;
+    const real = store.apiKeys;
+    const flaky = Object.assign(Object.create(real) as typeof real, {
+      findByHash: (h: string) => (down ? Promise.reject(new Error("connect ECONNREFUSED")) : real.findByHash(h)),
+    });
+    const svc = new ApiKeyService(flaky, undefined, { cacheTtlMs: 10 });
+    const { key } = await new ApiKeyService(real).create({ name: "flaky" });
+    expect((await svc.check(key)).ok).toBe(true);
+    down = true;
+    expect((await svc.check(key, Date.now() + 1000)).ok).toBe(true);
+    await expect(svc.check("drv_never_seen")).rejects.toMatchObject({ statusCode: 503, code: "auth_unavailable" });
+  });
+
   test("last-used times are written in the background, not per request", async () => {
     const svc = new ApiKeyService(store.apiKeys);
     const { key, record } = await svc.create({ name: "usage" });

@@ -172,7 +172,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect((await s.requests.get("req-7"))?.id).toBe(rows[7]!.id);
       expect(await s.requests.get("no-such-id")).toBeNull();
 
-      expect(await s.requests.deleteOlderThan(base + 5_000)).toBe(5);
+      expect(await s.requests.deleteOlderThan(base + 5_000, 2)).toBe(5);
       expect(await s.requests.count({})).toBe(25);
     } finally {
       await s.close();

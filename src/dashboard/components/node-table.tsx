@@ -62,11 +62,16 @@ function ModelProgress({ models }: { models: NodeModel[] }) {
   return (
     <ul class="model-progress" data-testid="model-progress">
       {pending.map((m) => (
-        <li key={m.id} title={m.reason}>
+        <li key={m.id} title={m.reason ?? m.state}>
           <span class="model-progress-name">{m.id}</span>
-          <span class={`model-progress-state state-text-${m.state}`}>{m.state}</span>
-          {m.state === "downloading" && <ProgressBar fraction={m.progress ?? 0} label={`${Math.round((m.progress ?? 0) * 100)}%`} />}
-          {m.state === "downloading" && <span class="muted">{Math.round((m.progress ?? 0) * 100)}%</span>}
+          {m.state === "downloading" ? (
+            <>
+              <ProgressBar fraction={m.progress ?? 0} label={`downloading ${Math.round((m.progress ?? 0) * 100)}%`} />
+              <span class="muted">{Math.round((m.progress ?? 0) * 100)}%</span>
+            </>
+          ) : (
+            <span class={`model-progress-state state-text-${m.state}`}>{m.state}</span>
+          )}
         </li>
       ))}
     </ul>
@@ -99,8 +104,8 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
     });
   }, [nodes, sort, stateFilter, search, now]);
 
-  const header = (key: SortKey, label: string, numeric = false) => (
-    <th class={numeric ? "num" : ""} aria-sort={sort.key === key ? (sort.desc ? "descending" : "ascending") : "none"}>
+  const header = (key: SortKey, label: string, numeric = false, title?: string) => (
+    <th class={numeric ? "num" : ""} title={title} aria-sort={sort.key === key ? (sort.desc ? "descending" : "ascending") : "none"}>
       <button type="button" class="sort-button" onClick={() => setSort((s) => ({ key, desc: s.key === key ? !s.desc : false }))}>
         {label}
         <span class="sort-mark" aria-hidden="true">{sort.key === key ? (sort.desc ? "▼" : "▲") : ""}</span>
@@ -123,7 +128,7 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
         </div>
       </header>
       <div class="table-scroll">
-        <table class="table table-hover" data-testid="nodes-table">
+        <table class="table table-hover node-table" data-testid="nodes-table">
           <thead>
             <tr>
               {header("name", "Name")}
@@ -135,7 +140,7 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
               {header("gpu", "GPU")}
               {header("inFlight", "In flight", true)}
               {header("total", "Requests", true)}
-              {header("latency", "Avg latency", true)}
+              {header("latency", "Latency", true, "Average latency: moving average (EWMA) over recent requests")}
               {header("lastSeen", "Last seen", true)}
             </tr>
           </thead>
@@ -146,7 +151,7 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
               const gpu = gpuFraction(n);
               return (
                 <tr key={n.id} data-node={n.name} class="clickable" tabIndex={0} onClick={() => onOpen(n.id)} onKeyDown={(e) => e.key === "Enter" && onOpen(n.id)}>
-                  <td>
+                  <td class="cell-name">
                     <div class="cell-title">{nodeLabel(n)}</div>
                     <div class="cell-sub">
                       {n.displayName && n.displayName !== n.name ? `${n.name} · ` : ""}

@@ -98,7 +98,7 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
         <div class="bodies">
           <div>
             <h3 class="section-title">Request</h3>
-            {requestText ? <pre class="code">{requestText}</pre> : <div class="empty">{r.bodiesHidden ? "Only admins see bodies." : "Not stored (the router keeps bodies only when body capture is on)."}</div>}
+            {requestText ? <pre class="code">{requestText}</pre> : <div class="empty">{r.bodiesHidden ? "Only admins see bodies." : "Not stored: the router keeps bodies when started with --history-body-bytes N (DROVER_HISTORY_BODY_BYTES)."}</div>}
           </div>
           <div>
             <h3 class="section-title">Response</h3>

@@ -31,12 +31,13 @@ import { SseStream } from "./sse.js";
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
 /**
- * max_tokens when the request has none. OpenAI's default is "until the context is full", but
- * these models may never produce an end token (the generated demo models cannot), so an absent
- * limit would hold a slot for the whole context. 256 keeps a forgotten max_tokens cheap; clients
- * that want more ask for it (up to the context left after the prompt).
+ * max_tokens when the request has none: OpenAI's (and Ollama's) default, "until the model ends
+ * or the context is full" (the engine caps every limit at the context left after the prompt).
+ * Operators whose clients forget max_tokens on models that ramble can set a cap with
+ * DROVER_DEFAULT_MAX_TOKENS. The generated demo models never end by themselves, so tests and the
+ * README always pass max_tokens.
  */
-export const DEFAULT_MAX_TOKENS = 256;
+export const DEFAULT_MAX_TOKENS = Number(process.env.DROVER_DEFAULT_MAX_TOKENS) > 0 ? Number(process.env.DROVER_DEFAULT_MAX_TOKENS) : Number.MAX_SAFE_INTEGER;
 
 /** An error with a ready OpenAI-shaped body. */
 class ApiError extends Error {

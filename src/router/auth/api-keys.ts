@@ -86,20 +86,31 @@ export class ApiKeyService {
     }
   }
 
-  /** Checks a presented key. Never throws for a bad key; database errors propagate. */
+  /** Checks a presented key. Never throws for a bad key; an unreachable database is a 503 unless the key is cached. */
   async check(presented: string, now = Date.now()): Promise<KeyCheck> {
     const hash = sha256Hex(presented);
     const cached = this.cache.get(hash);
     let key: ApiKeyRecord | null;
     if (cached && now - cached.at < this.cacheTtlMs) key = cached.key;
     else {
-      key = await this.repo.findByHash(hash);
+      try {
+        key = await this.repo.findByHash(hash);
+      } catch (err) {
+        // The database is unreachable: a key seen before keeps working on its last known state.
+        if (cached) return this.verdict(cached.key, now);
+        this.logger?.warn({ err: (err as Error).message }, "cannot check an API key: database unavailable");
+        throw new HttpError(503, "the router cannot reach its database to check the API key; try again shortly", "server_error", "auth_unavailable");
+      }
       // Only keys that exist are cached, so a key created elsewhere works at once.
       if (key) this.cache.set(hash, { key, at: now });
       else this.cache.delete(hash);
       if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
     }
     if (!key) return { ok: false, reason: "unknown" };
+    return this.verdict(key, now);
+  }
+
+  private verdict(key: ApiKeyRecord, now: number): KeyCheck {
     if (key.revokedAt !== null) return { ok: false, reason: "revoked" };
     if (key.expiresAt !== null && key.expiresAt <= now) return { ok: false, reason: "expired" };
     this.used.set(key.id, now);

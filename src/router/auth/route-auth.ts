@@ -90,7 +90,12 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
   async function user(req: FastifyRequest, level: "viewer" | "admin"): Promise<void> {
     const fromBearer = bearer(req);
     const token = fromBearer ?? readCookie(req, SESSION_COOKIE);
-    const session = token ? await deps.sessions.resolve(token) : null;
+    let session: Awaited<ReturnType<SessionService["resolve"]>> = null;
+    try {
+      session = token ? await deps.sessions.resolve(token) : null;
+    } catch {
+      throw new HttpError(503, "the router cannot reach its database to check the session; try again shortly", "server_error", "auth_unavailable");
+    }
     if (!session || !token) {
       throw new HttpError(401, "log in first: POST /api/auth/login, then send the session cookie or 'Authorization: Bearer <token>'", "authentication_error", "not_authenticated");
     }

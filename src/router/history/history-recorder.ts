@@ -49,7 +49,8 @@ export function toHistoryRecord(r: FinishedRequest): HistoryRecord {
 }
 
 export class HistoryRecorder {
-  private pending: HistoryRecord[] = [];
+  /** Kept as emitted; turned into rows when written, off the request path. */
+  private pending: FinishedRequest[] = [];
   private flushing: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -80,7 +81,7 @@ export class HistoryRecorder {
 
   /** Called on the request path: only an array push. */
   record(r: FinishedRequest): void {
-    this.pending.push(toHistoryRecord(r));
+    this.pending.push(r);
     if (this.pending.length > this.maxPending) {
       const excess = this.pending.length - this.maxPending;
       this.pending.splice(0, excess);
@@ -121,7 +122,7 @@ export class HistoryRecorder {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.maxBatch);
       try {
-        await this.repo.insertMany(batch);
+        await this.repo.insertMany(batch.map(toHistoryRecord));
         this.written += batch.length;
       } catch (err) {
         // Back to the front, to try again on the next tick.

@@ -50,11 +50,6 @@ export class OllamaGenerationAdapter implements ResponseAdapter {
     this.now = opts.now ?? (() => performance.now());
   }
 
-  /** Token counts once the node reported them (for the request record). */
-  get usage(): TokenCounts | null {
-    return this.counts;
-  }
-
   start(head: UpstreamHead): void {
     this.upstream = head;
     this.headAt = this.now();

@@ -55,7 +55,6 @@ interface InferenceJob {
   stream: boolean;
   call: OpenAiCall;
   adapter: ResponseAdapter;
-  tokens: () => { prompt: number | null; completion: number | null };
 }
 
 const FASTIFY_STATUS: Record<string, { status: number; message?: string }> = {
@@ -159,17 +158,11 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
     const entry = model(body.model, "embedding");
     if (Array.isArray(body.input) && body.input.length === 0) return { model: body.model, embeddings: [] };
     const receivedAt = performance.now();
-    let promptTokens: number | null = null;
-    const adapter = new OllamaJsonAdapter((upstream, head) => {
-      const out = ollamaEmbed(body.model, upstream, body.dimensions, {
-        total_duration: msToNs(performance.now() - receivedAt),
-        load_duration: msToNs(head.queueWaitMs),
-      });
-      promptTokens = out.prompt_eval_count;
-      return out;
-    });
+    const adapter = new OllamaJsonAdapter((upstream, head) =>
+      ollamaEmbed(body.model, upstream, body.dimensions, { total_duration: msToNs(performance.now() - receivedAt), load_duration: msToNs(head.queueWaitMs) }),
+    );
     const call = embedToOpenAi(body, { modelId: entry.id, contextLength: entry.contextLength });
-    await run(req, reply, { endpoint: "/api/embed", modelId: entry.id, stream: false, call, adapter, tokens: () => ({ prompt: promptTokens, completion: null }) });
+    await run(req, reply, { endpoint: "/api/embed", modelId: entry.id, stream: false, call, adapter });
   });
 
   // The legacy route: one prompt, one vector; an empty prompt gets an empty vector, as in Ollama.
@@ -179,7 +172,7 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
     if (body.prompt === "") return { embedding: [] };
     const adapter = new OllamaJsonAdapter((upstream) => ollamaEmbeddings(upstream));
     const call = embeddingsToOpenAi(body, { modelId: entry.id, contextLength: entry.contextLength });
-    await run(req, reply, { endpoint: "/api/embeddings", modelId: entry.id, stream: false, call, adapter, tokens: () => ({ prompt: null, completion: null }) });
+    await run(req, reply, { endpoint: "/api/embeddings", modelId: entry.id, stream: false, call, adapter });
   });
 
   /** Nothing to generate: Ollama only loads (or, with keep_alive 0, unloads) the model. drover's are always loaded. */
@@ -190,14 +183,7 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
 
   async function generation(req: FastifyRequest, reply: FastifyReply, endpoint: string, kind: GenerationKind, entry: CatalogEntry, name: string, stream: boolean, call: OpenAiCall): Promise<void> {
     const adapter = new OllamaGenerationAdapter({ kind, stream, model: name, receivedAt: performance.now() });
-    await run(req, reply, {
-      endpoint,
-      modelId: entry.id,
-      stream,
-      call,
-      adapter,
-      tokens: () => ({ prompt: adapter.usage?.prompt_eval_count ?? null, completion: adapter.usage?.eval_count ?? null }),
-    });
+    await run(req, reply, { endpoint, modelId: entry.id, stream, call, adapter });
   }
 
   /** Admission, routing and the proxy, as on /v1; queue refusals in Ollama's shape; one request record. */
@@ -244,7 +230,6 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
         writeRaw(res, 502, ollamaError(`upstream error: ${(err as Error).message}`), headers);
       }
     }
-    const tokens = job.tokens();
     deps.events.emitFinished({
       requestId,
       startedAt: started,
@@ -262,8 +247,11 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
       queueWaitMs: outcome.queueWaitMs,
       firstByteMs: outcome.firstByteMs,
       durationMs: Date.now() - started,
-      promptTokens: tokens.prompt,
-      completionTokens: tokens.completion,
+      // Read from the node's usage by the proxy's response tap (the node always gets an OpenAI request).
+      promptTokens: outcome.promptTokens ?? null,
+      completionTokens: outcome.completionTokens ?? null,
+      requestBody: outcome.requestBody,
+      responseBody: outcome.responseBody,
       traceId: traceparent.split("-")[1] ?? null,
     });
   }

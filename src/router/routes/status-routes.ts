@@ -18,6 +18,9 @@ export function nodeView(node: NodeRecord) {
   return {
     id: node.id,
     name: node.name,
+    displayName: node.settings?.displayName ?? null,
+    tags: node.settings?.tags ?? [],
+    notes: node.settings?.notes ?? null,
     apiUrl: node.apiUrl,
     version: node.version,
     engine: node.engine,

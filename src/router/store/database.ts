@@ -1,13 +1,13 @@
 // Opens the router's database: SQLite in the data directory by default, PostgreSQL when a
 // postgres:// URL is given (several routers then share users, keys, nodes and history).
 // Migrations run on open.
-import BetterSqlite3 from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresDialect } from "kysely";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";
+import { WorkerSqliteDialect } from "./sqlite-worker-dialect.js";
 
 export type DatabaseKind = "sqlite" | "postgres";
 
@@ -64,14 +64,10 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<StoreData
   } else {
     mkdirSync(opts.dataDir, { recursive: true });
     const path = join(opts.dataDir, SQLITE_FILE);
-    const sqlite = new BetterSqlite3(path);
     // WAL lets the CLI (`drover keys ...`) write while a router reads; busy_timeout makes the
     // rare concurrent writer wait instead of failing.
-    sqlite.pragma("journal_mode = WAL");
-    sqlite.pragma("synchronous = NORMAL");
-    sqlite.pragma("busy_timeout = 5000");
-    sqlite.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const pragmas = ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 5000", "foreign_keys = ON"];
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path, pragmas }) });
     store = { db, kind: "sqlite", location: path, close: () => db.destroy() };
   }
   try {

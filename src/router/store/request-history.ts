@@ -191,9 +191,20 @@ export class RequestHistoryRepository {
     return byRequestId ? toRecord(byRequestId) : null;
   }
 
-  /** Retention: deletes records that started before `cutoff`. */
-  async deleteOlderThan(cutoff: number): Promise<number> {
-    const r = await this.db.deleteFrom("requests").where("started_at", "<", cutoff).executeTakeFirst();
-    return Number(r.numDeletedRows);
+  /**
+   * Retention: deletes records that started before `cutoff`, in chunks, so a busy week's worth
+   * never becomes one huge transaction holding the write lock.
+   */
+  async deleteOlderThan(cutoff: number, chunk = 5000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const r = await this.db
+        .deleteFrom("requests")
+        .where("id", "in", (eb) => eb.selectFrom("requests").select("id").where("started_at", "<", cutoff).limit(chunk))
+        .executeTakeFirst();
+      const n = Number(r.numDeletedRows);
+      total += n;
+      if (n < chunk) return total;
+    }
   }
 }
