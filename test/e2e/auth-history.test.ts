@@ -146,7 +146,7 @@ describe("request history", () => {
     // Unknown models are refused before admission: not an inference request, no record.
     expect(all.requests.some((r: { model: string }) => r.model === "no-such-model")).toBe(false);
     // Requests refused for auth are not recorded either; the limited key's 403 is not.
-    expect(all.requests.some((r: { keyName: string }) => r.keyName === "embed-only" && r.model === CHAT)).toBe(false);
+    expect(all.requests.some((r: { keyName: string; model: string }) => r.keyName === "embed-only" && r.model === CHAT)).toBe(false);
 
     const csv = await (await api(`/api/requests/export?format=csv&model=${EMBED}`)).text();
     const rows = csv.trimEnd().split("\r\n");

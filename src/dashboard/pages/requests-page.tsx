@@ -13,6 +13,9 @@ const PAGE_SIZE = 50;
 /** History is written in batches off the request path: fetch again a little after an event. */
 const REFETCH_AFTER_MS = 1200;
 
+/** A finished request from the live stream, shown before the stored history has it. */
+type LiveRecord = RequestRecord & { live?: true };
+
 const RANGES: [string, number | null][] = [
   ["Any time", null],
   ["Last 15 minutes", 15 * 60_000],
@@ -62,7 +65,8 @@ export function RequestsPage({ snapshot }: { snapshot: FleetSnapshot | null }) {
   const [open, setOpen] = useState<RequestRecord | null>(null);
   const [reloadTick, setReloadTick] = useState(0);
   const filtersRef = useRef<RequestFilters>(toFilters(EMPTY, Date.now()));
-  const refetchTimer = useRef<number | undefined>(undefined);
+  /** Reads made since the last live event while live rows were still unstored. */
+  const pendingReads = useRef(0);
 
   useEffect(() => {
     const filters = toFilters(form, Date.now());
@@ -71,7 +75,13 @@ export function RequestsPage({ snapshot }: { snapshot: FleetSnapshot | null }) {
     setLoading(true);
     requestHistory(filters, PAGE_SIZE, offset, controller.signal)
       .then((page) => {
-        setRows(page.requests);
+        // Live rows the router has not stored yet stay on top until a later read has them.
+        setRows((old) => {
+          if (offset !== 0) return page.requests;
+          const stored = new Set(page.requests.map((r) => r.requestId));
+          const unstored = old.filter((r) => (r as LiveRecord).live && !stored.has(r.requestId));
+          return [...unstored, ...page.requests].slice(0, PAGE_SIZE);
+        });
         setTotal(page.total);
         setError(null);
       })
@@ -82,17 +92,25 @@ export function RequestsPage({ snapshot }: { snapshot: FleetSnapshot | null }) {
     return () => controller.abort();
   }, [form, offset, reloadTick]);
 
-  useEffect(() => () => window.clearTimeout(refetchTimer.current), []);
+  // While live rows wait to be stored, read the page again shortly (debounced by each change);
+  // a few times only, as a router that records no history never stores them.
+  useEffect(() => {
+    if (offset !== 0 || !rows.some((r) => (r as LiveRecord).live) || pendingReads.current >= 5) return;
+    const timer = window.setTimeout(() => {
+      pendingReads.current++;
+      setReloadTick((t) => t + 1);
+    }, REFETCH_AFTER_MS);
+    return () => window.clearTimeout(timer);
+  }, [rows, offset]);
 
   const onFinished = useCallback(
     (raw: RequestRecord) => {
       const record = normalize(raw);
       if (offset !== 0 || !matches(record, filtersRef.current)) return;
-      // Shown at once; replaced by the stored row when the page is fetched again.
-      setRows((old) => (old.some((r) => r.requestId === record.requestId) ? old : [{ ...record, live: true } as RequestRecord, ...old].slice(0, PAGE_SIZE)));
+      pendingReads.current = 0;
+      // Shown at once; replaced by the stored row when the page is read again.
+      setRows((old) => (old.some((r) => r.requestId === record.requestId) ? old : [{ ...record, live: true } as LiveRecord, ...old].slice(0, PAGE_SIZE)));
       setTotal((t) => (t === null ? t : t + 1));
-      window.clearTimeout(refetchTimer.current);
-      refetchTimer.current = window.setTimeout(() => setReloadTick((t) => t + 1), REFETCH_AFTER_MS);
     },
     [offset],
   );
