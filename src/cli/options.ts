@@ -49,7 +49,7 @@ const STATE_OPTIONS: OptionSpec[] = [
 
 const KEYS_OPTIONS: OptionSpec[] = [
   ...STATE_OPTIONS,
-  { flag: "models", type: "string", description: "create: comma-separated model ids the key may use (default: every model)" },
+  { flag: "models", type: "string", description: "create: comma-separated model ids the key may use, as in the catalog (default: every model)" },
   { flag: "expires-in-days", type: "number", description: "create: the key stops working after this many days (default: never)" },
   { flag: "json", type: "boolean", description: "print JSON instead of a table" },
 ];

@@ -1,7 +1,6 @@
 // Sends an admitted inference request to a node and streams the answer back chunk by chunk.
 // A transport failure before the response starts is retried on another ready node (the request
 // re-queues at the front of its line); a failure mid-stream ends the stream with an error event.
-import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
@@ -74,6 +73,20 @@ function isRetryableTransportError(err: unknown): boolean {
 
 /** Codes a node answers with when the model's engine cannot take the request right now. */
 const NODE_UNAVAILABLE_CODES = new Set(["engine_unavailable", "model_not_ready"]);
+
+/** Waits for room in the client's socket, or for the client to be gone (no 'drain' comes then). */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
+}
 
 export class InferenceProxy {
   constructor(
@@ -186,7 +199,7 @@ export class InferenceProxy {
       if (out.length === 0) return;
       writeHead();
       if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
-      if (!res.write(out)) await once(res, "drain");
+      if (!res.write(out)) await drainOrClose(res);
     };
     if (adapter.eagerHead) {
       writeHead();

@@ -52,7 +52,7 @@ export class NodeRegistry {
   }
 
   /** Nodes known from a previous run: listed offline, never routed to, until they register again. */
-  restore(known: { id: string; name: string; apiUrl: string; firstSeen: number; lastRegistered: number }[]): void {
+  restore(known: { id: string; name: string; apiUrl: string; firstSeen: number; lastRegistered: number; displayName?: string | null; tags?: string[]; notes?: string | null }[]): void {
     for (const k of known) {
       if (this.nodes.has(k.id)) continue;
       this.nodes.set(k.id, {
@@ -74,6 +74,7 @@ export class NodeRegistry {
         latencyEwmaMs: null,
         breaker: new CircuitBreaker(),
         pool: null,
+        ...(k.displayName || k.tags?.length || k.notes ? { settings: { displayName: k.displayName ?? null, tags: k.tags ?? [], notes: k.notes ?? null } } : {}),
       });
     }
   }

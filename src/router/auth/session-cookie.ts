@@ -44,7 +44,9 @@ export function sameOrigin(req: FastifyRequest): boolean {
   if (!source) return true;
   if (source === "null") return false;
   try {
-    return new URL(source).host === req.headers.host;
+    const host = new URL(source).host;
+    // Behind a reverse proxy that rewrites Host, the public name arrives as X-Forwarded-Host.
+    return host === req.headers.host || host === req.headers["x-forwarded-host"];
   } catch {
     return false;
   }

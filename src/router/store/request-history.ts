@@ -1,6 +1,7 @@
 // The requests table: one row per inference request, newest first, filtered by model, node,
 // status, key and time range. Filter values always travel as bound parameters.
-import type { ExpressionBuilder, Kysely, Selectable } from "kysely";
+import { CompiledQuery, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
+import type { DatabaseKind } from "./database.js";
 import type { Database, RequestsTable } from "./schema.js";
 
 export interface HistoryRecord {
@@ -102,31 +103,34 @@ function toRecord(row: ListRow): HistoryRecord {
   return rec;
 }
 
-function toRow(r: HistoryRecord): Selectable<RequestsTable> {
-  return {
-    id: r.id,
-    request_id: r.requestId,
-    started_at: r.startedAt,
-    api: r.api,
-    endpoint: r.endpoint,
-    model: r.model,
-    stream: r.stream ? 1 : 0,
-    client_ip: r.clientIp,
-    key_name: r.keyName,
-    node_id: r.nodeId,
-    node_name: r.nodeName,
-    status: r.status,
-    error: r.error,
-    attempts: r.attempts,
-    queue_wait_ms: Math.round(r.queueWaitMs),
-    first_byte_ms: r.firstByteMs === null ? null : Math.round(r.firstByteMs),
-    duration_ms: Math.round(r.durationMs),
-    prompt_tokens: r.promptTokens,
-    completion_tokens: r.completionTokens,
-    trace_id: r.traceId,
-    request_body: r.requestBody ?? null,
-    response_body: r.responseBody ?? null,
-  };
+/** Insert columns, in the order `pushRow` writes their values. */
+const INSERT_COLUMNS = [...LIST_COLUMNS, "request_body", "response_body"] as const;
+
+function pushRow(out: unknown[], r: HistoryRecord): void {
+  out.push(
+    r.id,
+    r.requestId,
+    r.startedAt,
+    r.api,
+    r.endpoint,
+    r.model,
+    r.stream ? 1 : 0,
+    r.clientIp,
+    r.keyName,
+    r.nodeId,
+    r.nodeName,
+    r.status,
+    r.error,
+    r.attempts,
+    Math.round(r.queueWaitMs),
+    r.firstByteMs === null ? null : Math.round(r.firstByteMs),
+    Math.round(r.durationMs),
+    r.promptTokens,
+    r.completionTokens,
+    r.traceId,
+    r.requestBody ?? null,
+    r.responseBody ?? null,
+  );
 }
 
 function applyFilter(eb: ExpressionBuilder<Database, "requests">, f: HistoryFilter) {
@@ -145,16 +149,37 @@ function applyFilter(eb: ExpressionBuilder<Database, "requests">, f: HistoryFilt
 const INSERT_CHUNK = 400;
 
 export class RequestHistoryRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** INSERT text per row count: history batches are the hottest write, so their SQL is written once, not built per batch. */
+  private insertSql = new Map<number, string>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly kind: DatabaseKind,
+  ) {}
+
+  private insertText(rows: number): string {
+    let text = this.insertSql.get(rows);
+    if (!text) {
+      let n = 0;
+      const placeholder = this.kind === "postgres" ? () => `$${++n}` : () => "?";
+      const tuples = Array.from({ length: rows }, () => `(${INSERT_COLUMNS.map(placeholder).join(",")})`);
+      // A client may reuse an x-request-id, but record ids are ours and unique; a batch written
+      // again after an unclear failure must not fail on the rows that made it.
+      text = `insert into requests (${INSERT_COLUMNS.join(",")}) values ${tuples.join(",")} on conflict (id) do nothing`;
+      if (this.insertSql.size > 64) this.insertSql.clear();
+      this.insertSql.set(rows, text);
+    }
+    return text;
+  }
 
   async insertMany(records: readonly HistoryRecord[]): Promise<void> {
     if (records.length === 0) return;
     await this.db.transaction().execute(async (tx) => {
       for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-        const rows = records.slice(i, i + INSERT_CHUNK).map(toRow);
-        // A client may reuse an x-request-id, but record ids are ours; a replayed batch after a
-        // failed commit must not fail the whole batch.
-        await tx.insertInto("requests").values(rows).onConflict((oc) => oc.column("id").doNothing()).execute();
+        const chunk = records.slice(i, i + INSERT_CHUNK);
+        const params: unknown[] = [];
+        for (const r of chunk) pushRow(params, r);
+        await tx.executeQuery(CompiledQuery.raw(this.insertText(chunk.length), params));
       }
     });
   }

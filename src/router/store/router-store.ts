@@ -26,7 +26,7 @@ export async function openStore(opts: OpenDatabaseOptions): Promise<RouterStore>
     apiKeys: new ApiKeysRepository(db),
     sessions: new SessionsRepository(db),
     nodes: new NodesRepository(db),
-    requests: new RequestHistoryRepository(db),
+    requests: new RequestHistoryRepository(db, kind),
     close,
   };
 }
