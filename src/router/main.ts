@@ -6,6 +6,7 @@ import { droverVersion } from "../node/package-version.js";
 import type { Catalog } from "../protocol/catalog.js";
 import { AdmissionQueue } from "./admission-queue.js";
 import type { BootstrapResult } from "./auth/bootstrap.js";
+import type { AuthLevel } from "./auth/route-auth.js";
 import { FleetActivity } from "./fleet-activity.js";
 import { installErrorHandlers, installJsonParser } from "./http-errors.js";
 import { InferenceProxy } from "./inference-proxy.js";
@@ -41,6 +42,9 @@ export interface RouterOptions {
   /** Upper bound on one request body. */
   bodyLimitBytes?: number;
   upstreamHeadersTimeoutMs?: number;
+  /** Slow-loris guards: time a client may take for its headers (default 30 s) and its whole request (60 s). */
+  clientHeadersTimeoutMs?: number;
+  clientRequestTimeoutMs?: number;
   /** postgres://… to share state between routers; default SQLite in dataDir. */
   databaseUrl?: string | null;
   /** DROVER_ADMIN_PASSWORD / DROVER_API_KEY: bootstrap secrets used on first start. */
@@ -52,6 +56,13 @@ export interface RouterOptions {
   historyBodyBytes?: number;
 }
 
+export interface RouteSummary {
+  method: string;
+  url: string;
+  /** Undefined: the route declared none, so the auth hook treats it as admin. */
+  auth: AuthLevel | undefined;
+}
+
 export interface RunningRouter {
   url: string;
   port: number;
@@ -60,6 +71,8 @@ export interface RunningRouter {
   /** Secrets generated on this start (print once), and where the state lives. */
   bootstrap: BootstrapResult;
   database: string;
+  /** Every registered route (HEAD routes Fastify adds for GETs included). */
+  routes: readonly RouteSummary[];
   close(): Promise<void>;
 }
 
@@ -93,10 +106,17 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     bodyLimit: opts.bodyLimitBytes ?? 8 * 1024 * 1024,
     // A slow client must not hold a socket for ever: 30 s for the headers (set below) and 60 s
     // for the whole request body. Responses (long streams) are not limited.
-    requestTimeout: 60_000,
+    requestTimeout: opts.clientRequestTimeoutMs ?? 60_000,
     keepAliveTimeout: 65_000,
     forceCloseConnections: true,
+    // Node checks those timeouts only every connectionsCheckingInterval (default 30 s).
+    http: { connectionsCheckingInterval: Math.min(30_000, opts.clientHeadersTimeoutMs ?? 30_000) },
     routerOptions: { maxParamLength: 512 },
+  });
+  // Every route with its declared auth level, for the route-auth table test and diagnostics.
+  const routes: RouteSummary[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, auth: r.config?.auth });
   });
   installJsonParser(app);
   installErrorHandlers(app, (err, req) => log.error({ err, url: req.url }, "unhandled error"));
@@ -120,7 +140,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   registerNodeAdminRoutes(app, { registry, nodes: persistence.store.nodes });
   registerDashboardRoutes(app);
 
-  app.server.headersTimeout = 30_000;
+  app.server.headersTimeout = opts.clientHeadersTimeoutMs ?? 30_000;
   await app.listen({ host: opts.host, port: opts.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : opts.port;
@@ -139,6 +159,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     queue,
     bootstrap: persistence.bootstrap,
     database: persistence.store.location,
+    routes,
     async close() {
       clearInterval(sweeper);
       queue.drain(new Error("router shutting down"));
