@@ -3,11 +3,9 @@
 // queue, routing, failover and request records as the /v1 routes. Every error is Ollama's
 // `{"error": "..."}` with its status.
 import type { FastifyError, FastifyReply, FastifyRequest, FastifyInstance } from "fastify";
-import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import type { Capability, Catalog, CatalogEntry } from "../../protocol/catalog.js";
-import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../../protocol/http.js";
 import {
   describeOllamaZodError,
   ollamaError,
@@ -17,10 +15,9 @@ import {
   OllamaGenerateRequest,
   OllamaShowRequest,
 } from "../../protocol/ollama.js";
-import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "../admission-queue.js";
-import { apiKeyNameOf } from "../auth/route-auth.js";
 import { HttpError } from "../http-errors.js";
-import type { InferenceOutcome, InferenceProxy } from "../inference-proxy.js";
+import { dispatchInference } from "../inference-dispatch.js";
+import type { InferenceProxy } from "../inference-proxy.js";
 import type { NodeRegistry } from "../node-registry.js";
 import { OllamaGenerationAdapter } from "../ollama/generation-adapter.js";
 import { OllamaJsonAdapter } from "../ollama/json-adapter.js";
@@ -32,7 +29,6 @@ import { chatToOpenAi, embeddingsToOpenAi, embedToOpenAi, generateToOpenAi, type
 import { msToNs, ollamaEmbed, ollamaEmbeddings, ollamaLoaded, type GenerationKind } from "../ollama/response-translation.js";
 import type { RequestEvents } from "../request-events.js";
 import type { ResponseAdapter } from "../response-adapter.js";
-import { childTraceparent, requestIdFrom } from "../request-identity.js";
 
 export interface OllamaRouteDeps {
   catalog: Catalog;
@@ -67,13 +63,6 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new OllamaHttpError(400, describeOllamaZodError(parsed.error));
   return parsed.data;
-}
-
-/** Writes a JSON body on a hijacked reply (the raw response is ours). */
-function writeRaw(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { "content-type": JSON_CONTENT_TYPE, ...headers });
-  res.end(JSON.stringify(body));
 }
 
 export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps): void {
@@ -188,71 +177,16 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
 
   /** Admission, routing and the proxy, as on /v1; queue refusals in Ollama's shape; one request record. */
   async function run(req: FastifyRequest, reply: FastifyReply, job: InferenceJob): Promise<void> {
-    const requestId = requestIdFrom(req.headers[HEADER_REQUEST_ID]);
-    const traceparent = childTraceparent(req.headers[HEADER_TRACEPARENT]);
-    const started = Date.now();
-    const controller = new AbortController();
-    const res = reply.raw;
-    res.on("close", () => {
-      if (!res.writableFinished) controller.abort();
-    });
-    reply.hijack();
-
-    let outcome: InferenceOutcome = { status: 0, nodeId: null, nodeName: null, queueWaitMs: 0, firstByteMs: null, error: null, attempts: 0 };
-    try {
-      outcome = await deps.proxy.run({
-        path: job.call.path,
-        modelId: job.modelId,
-        body: Buffer.from(JSON.stringify(job.call.body)),
-        requestId,
-        traceparent,
-        signal: controller.signal,
-        res,
-        streamErrorFormat: "ndjson",
-        adapter: job.adapter,
-      });
-    } catch (err) {
-      const headers = { [HEADER_REQUEST_ID]: requestId };
-      if (err instanceof QueueFullError) {
-        outcome.status = 503;
-        outcome.error = "queue_full";
-        writeRaw(res, 503, ollamaError(err.message), { ...headers, "retry-after": "1" });
-      } else if (err instanceof QueueTimeoutError) {
-        outcome.status = 503;
-        outcome.error = "queue_timeout";
-        writeRaw(res, 503, ollamaError(err.message), { ...headers, "retry-after": "5" });
-      } else if (err instanceof QueueAbortedError || controller.signal.aborted) {
-        outcome.status = 499;
-        outcome.error = "client disconnected";
-      } else {
-        outcome.status = 502;
-        outcome.error = (err as Error).message;
-        writeRaw(res, 502, ollamaError(`upstream error: ${(err as Error).message}`), headers);
-      }
-    }
-    deps.events.emitFinished({
-      requestId,
-      startedAt: started,
+    await dispatchInference(deps.proxy, deps.events, req, reply, {
       api: "ollama",
       endpoint: job.endpoint,
+      path: job.call.path,
       modelId: job.modelId,
       stream: job.stream,
-      clientIp: req.ip,
-      keyName: apiKeyNameOf(req),
-      nodeId: outcome.nodeId,
-      nodeName: outcome.nodeName,
-      status: outcome.status,
-      error: outcome.error,
-      attempts: outcome.attempts,
-      queueWaitMs: outcome.queueWaitMs,
-      firstByteMs: outcome.firstByteMs,
-      durationMs: Date.now() - started,
-      // Read from the node's usage by the proxy's response tap (the node always gets an OpenAI request).
-      promptTokens: outcome.promptTokens ?? null,
-      completionTokens: outcome.completionTokens ?? null,
-      requestBody: outcome.requestBody,
-      responseBody: outcome.responseBody,
-      traceId: traceparent.split("-")[1] ?? null,
+      body: Buffer.from(JSON.stringify(job.call.body)),
+      streamErrorFormat: "ndjson",
+      adapter: job.adapter,
+      errorBody: (message) => ollamaError(message),
     });
   }
 }

@@ -1,17 +1,13 @@
 // OpenAI-compatible routes: the model list from the catalog, and the inference routes that go
 // through admission, routing and the proxy.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { ServerResponse } from "node:http";
 import type { Capability, Catalog, CatalogEntry } from "../../protocol/catalog.js";
-import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../../protocol/http.js";
 import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../../protocol/openai.js";
 import { openAiError } from "../../protocol/openai-errors.js";
-import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "../admission-queue.js";
-import { apiKeyNameOf } from "../auth/route-auth.js";
 import { HttpError, rawBodyOf } from "../http-errors.js";
-import type { InferenceOutcome, InferenceProxy } from "../inference-proxy.js";
+import { dispatchInference } from "../inference-dispatch.js";
+import type { InferenceProxy } from "../inference-proxy.js";
 import type { RequestEvents } from "../request-events.js";
-import { childTraceparent, requestIdFrom } from "../request-identity.js";
 
 export interface OpenAiRouteDeps {
   catalog: Catalog;
@@ -28,13 +24,6 @@ const CAPABILITY: Record<InferencePath, Capability> = {
 
 function modelObject(entry: CatalogEntry, created: number) {
   return { id: entry.id, object: "model" as const, created, owned_by: "drover" };
-}
-
-/** Writes a JSON error on a hijacked reply (the raw response is ours). */
-function writeRaw(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { "content-type": "application/json", ...headers });
-  res.end(JSON.stringify(body));
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps): void {
@@ -68,69 +57,15 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       throw new HttpError(400, `The model '${modelId}' does not support ${CAPABILITY[path]} (it supports: ${entry.capabilities.join(", ")})`, "invalid_request_error", "unsupported_capability", "model");
     }
 
-    const requestId = requestIdFrom(req.headers[HEADER_REQUEST_ID]);
-    const traceparent = childTraceparent(req.headers[HEADER_TRACEPARENT]);
-    const started = Date.now();
-    const controller = new AbortController();
-    const res = reply.raw;
-    res.on("close", () => {
-      if (!res.writableFinished) controller.abort();
-    });
-    reply.hijack();
-
-    let outcome: InferenceOutcome = { status: 0, nodeId: null, nodeName: null, queueWaitMs: 0, firstByteMs: null, error: null, attempts: 0 };
-    try {
-      outcome = await deps.proxy.run({
-        path,
-        modelId,
-        body: rawBodyOf(req),
-        requestId,
-        traceparent,
-        signal: controller.signal,
-        res,
-        streamErrorFormat: "sse",
-      });
-    } catch (err) {
-      const headers = { [HEADER_REQUEST_ID]: requestId };
-      if (err instanceof QueueFullError) {
-        outcome.status = 503;
-        outcome.error = "queue_full";
-        writeRaw(res, 503, openAiError(err.message, "server_error", "queue_full"), { ...headers, "retry-after": "1" });
-      } else if (err instanceof QueueTimeoutError) {
-        outcome.status = 503;
-        outcome.error = "queue_timeout";
-        writeRaw(res, 503, openAiError(err.message, "server_error", "queue_timeout"), { ...headers, "retry-after": "5" });
-      } else if (err instanceof QueueAbortedError || controller.signal.aborted) {
-        outcome.status = 499;
-        outcome.error = "client disconnected";
-      } else {
-        outcome.status = 502;
-        outcome.error = (err as Error).message;
-        writeRaw(res, 502, openAiError(`upstream error: ${(err as Error).message}`, "server_error", "upstream_error"), headers);
-      }
-    }
-    deps.events.emitFinished({
-      requestId,
-      startedAt: started,
+    await dispatchInference(deps.proxy, deps.events, req, reply, {
       api: "openai",
       endpoint: path,
+      path,
       modelId,
       stream: parsed.data.stream === true,
-      clientIp: req.ip,
-      keyName: apiKeyNameOf(req),
-      nodeId: outcome.nodeId,
-      nodeName: outcome.nodeName,
-      status: outcome.status,
-      error: outcome.error,
-      attempts: outcome.attempts,
-      queueWaitMs: outcome.queueWaitMs,
-      firstByteMs: outcome.firstByteMs,
-      durationMs: Date.now() - started,
-      promptTokens: outcome.promptTokens ?? null,
-      completionTokens: outcome.completionTokens ?? null,
-      requestBody: outcome.requestBody,
-      responseBody: outcome.responseBody,
-      traceId: traceparent.split("-")[1] ?? null,
+      body: rawBodyOf(req),
+      streamErrorFormat: "sse",
+      errorBody: (message, code) => openAiError(message, "server_error", code),
     });
   }
 }

@@ -1,0 +1,103 @@
+// The part of every inference route after validation, shared by the OpenAI and Ollama routes:
+// request id and trace context, client-disconnect abort, admission + proxy, queue refusals in the
+// route's error shape, and the one request record.
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ServerResponse } from "node:http";
+import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
+import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
+import { apiKeyNameOf } from "./auth/route-auth.js";
+import type { InferenceOutcome, InferenceProxy } from "./inference-proxy.js";
+import type { FinishedRequest, RequestEvents } from "./request-events.js";
+import type { ResponseAdapter } from "./response-adapter.js";
+import { childTraceparent, requestIdFrom } from "./request-identity.js";
+
+export interface InferenceDispatch {
+  api: FinishedRequest["api"];
+  /** The client's path, for the record. */
+  endpoint: string;
+  /** The node's path the request goes to. */
+  path: string;
+  modelId: string;
+  stream: boolean;
+  body: Buffer;
+  streamErrorFormat: "sse" | "ndjson";
+  adapter?: ResponseAdapter;
+  /** The route's error body for a refusal (`code` is e.g. queue_full). */
+  errorBody(message: string, code: string): unknown;
+}
+
+/** Writes a JSON error on a hijacked reply (the raw response is ours). */
+function writeRaw(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+export async function dispatchInference(proxy: InferenceProxy, events: RequestEvents, req: FastifyRequest, reply: FastifyReply, job: InferenceDispatch): Promise<void> {
+  const requestId = requestIdFrom(req.headers[HEADER_REQUEST_ID]);
+  const traceparent = childTraceparent(req.headers[HEADER_TRACEPARENT]);
+  const started = Date.now();
+  const controller = new AbortController();
+  const res = reply.raw;
+  res.on("close", () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  reply.hijack();
+
+  let outcome: InferenceOutcome = { status: 0, nodeId: null, nodeName: null, queueWaitMs: 0, firstByteMs: null, error: null, attempts: 0 };
+  try {
+    outcome = await proxy.run({
+      path: job.path,
+      modelId: job.modelId,
+      body: job.body,
+      requestId,
+      traceparent,
+      signal: controller.signal,
+      res,
+      streamErrorFormat: job.streamErrorFormat,
+      adapter: job.adapter,
+    });
+  } catch (err) {
+    const headers = { [HEADER_REQUEST_ID]: requestId };
+    if (err instanceof QueueFullError) {
+      outcome.status = 503;
+      outcome.error = "queue_full";
+      writeRaw(res, 503, job.errorBody(err.message, "queue_full"), { ...headers, "retry-after": "1" });
+    } else if (err instanceof QueueTimeoutError) {
+      outcome.status = 503;
+      outcome.error = "queue_timeout";
+      writeRaw(res, 503, job.errorBody(err.message, "queue_timeout"), { ...headers, "retry-after": "5" });
+    } else if (err instanceof QueueAbortedError || controller.signal.aborted) {
+      outcome.status = 499;
+      outcome.error = "client disconnected";
+    } else {
+      outcome.status = 502;
+      outcome.error = (err as Error).message;
+      writeRaw(res, 502, job.errorBody(`upstream error: ${(err as Error).message}`, "upstream_error"), headers);
+    }
+  }
+  events.emitFinished({
+    requestId,
+    startedAt: started,
+    api: job.api,
+    endpoint: job.endpoint,
+    modelId: job.modelId,
+    stream: job.stream,
+    clientIp: req.ip,
+    keyName: apiKeyNameOf(req),
+    nodeId: outcome.nodeId,
+    nodeName: outcome.nodeName,
+    status: outcome.status,
+    error: outcome.error,
+    attempts: outcome.attempts,
+    queueWaitMs: outcome.queueWaitMs,
+    firstByteMs: outcome.firstByteMs,
+    durationMs: Date.now() - started,
+    // Read from the node's usage by the proxy's response tap.
+    promptTokens: outcome.promptTokens ?? null,
+    completionTokens: outcome.completionTokens ?? null,
+    requestBody: outcome.requestBody,
+    responseBody: outcome.responseBody,
+    traceId: traceparent.split("-")[1] ?? null,
+  });
+}
