@@ -135,6 +135,17 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     reply.header("cache-control", headerValue(upstream.headers["cache-control"]) ?? "no-cache");
     reply.header("x-accel-buffering", "no");
   }
+  if (!contentType?.startsWith("text/event-stream")) {
+    // A plain body is one JSON document: sent whole with its length, in one write rather than
+    // a chunked response (every write is a system call on the request path).
+    try {
+      return reply.send(Buffer.from(await upstream.body.arrayBuffer()));
+    } catch (err) {
+      if (upstreamAbort.signal.aborted) return reply;
+      req.log.warn({ model, err: (err as Error).message }, "engine response failed mid-body");
+      return reply.code(503).send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
+    }
+  }
   upstream.body.once("error", (err) => {
     if (!upstreamAbort.signal.aborted) req.log.warn({ model, err: err.message }, "engine response failed mid-stream");
   });

@@ -201,6 +201,12 @@ export class InferenceProxy {
       if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
       if (!res.write(out)) await drainOrClose(res);
     };
+    // A plain (non-streamed) body is one JSON document: relayed whole, with its length, so the
+    // client gets headers and body in one write instead of a chunked response in three or more.
+    // Every write is a system call, and on a busy node each one costs latency.
+    if (!call.adapter && !/event-stream|ndjson/.test(contentType)) {
+      return this.relayWhole(upstream, lease, call, outcome, started, tap, writeHead);
+    }
     if (adapter.eagerHead) {
       writeHead();
       res.flushHeaders();
@@ -232,6 +238,44 @@ export class InferenceProxy {
         res.end(tail);
       }
     }
+  }
+
+  private async relayWhole(
+    upstream: Dispatcher.ResponseData,
+    lease: Lease,
+    call: InferenceCall,
+    outcome: InferenceOutcome,
+    started: number,
+    tap: ResponseTap,
+    writeHead: () => void,
+  ): Promise<void> {
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of upstream.body) {
+        if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
+        chunks.push(chunk as Buffer);
+        tap.chunk(chunk as Buffer);
+      }
+    } catch (err) {
+      Object.assign(outcome, tap.finish());
+      if (call.signal.aborted) {
+        outcome.error = "client disconnected";
+        return;
+      }
+      // Nothing was sent yet, so the client gets a clean error instead of a truncated body.
+      outcome.error = `response from ${lease.node.name} broke: ${(err as Error).message}`;
+      outcome.status = 502;
+      lease.node.failedRequests++;
+      this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message }, "upstream failed mid-response");
+      this.writeError(call, 502, outcome.error, lease.node.name);
+      return;
+    }
+    Object.assign(outcome, tap.finish());
+    const body = Buffer.concat(chunks);
+    if (call.res.headersSent || call.res.destroyed) return;
+    call.res.setHeader("content-length", body.length);
+    writeHead();
+    call.res.end(body);
   }
 
   private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): void {
