@@ -143,8 +143,7 @@ describe("route auth table", () => {
         const withBody = r.method === "POST" || r.method === "PATCH";
         if (withBody) headers["content-type"] = "application/json";
         const ctrl = new AbortController();
-        // The auth hook answers at once; a route still silent after 2 s (HEAD of the /api/events
-        // stream) got past it.
+        // The auth hook answers at once; a route still silent after 2 s got past it.
         const timer = setTimeout(() => ctrl.abort(), 2_000);
         const res = await fetch(`${router.url}${concretePath(r.url)}`, { method: r.method, headers, body: withBody ? "{}" : undefined, signal: ctrl.signal }).catch(() => null);
         clearTimeout(timer);

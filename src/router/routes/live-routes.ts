@@ -65,6 +65,11 @@ export function registerLiveRoutes(app: FastifyInstance, deps: LiveRouteDeps): v
       // Proxies such as nginx must pass events through as they come.
       "x-accel-buffering": "no",
     });
+    // HEAD (Fastify adds it for every GET) gets the headers only: a HEAD response has no body.
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
     res.write("retry: 2000\n\n");
     res.write(sseFrame("snapshot", fleetSnapshot(deps)));
     clients.add(res);
