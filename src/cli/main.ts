@@ -77,6 +77,8 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     "",
     `  drover router   ${router.url}`,
     `  OpenAI API      ${router.url}/v1   (models: ${catalog.models.map((m) => m.id).join(", ")})`,
+    `  Ollama API      ${router.url}/api/chat, /api/generate, /api/tags …`,
+    `  dashboard       ${router.url}/dashboard`,
     `  catalog         ${catalog.name}`,
     `  data dir        ${routerDir}`,
     `  log file        ${routerLog.path}`,
