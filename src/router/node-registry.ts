@@ -38,6 +38,23 @@ export interface NodeSettings {
 
 const EWMA_ALPHA = 0.2;
 
+/** A node as first seen: identity given, no models, no traffic, breaker closed. */
+function newNodeRecord(identity: Pick<NodeRecord, "id" | "name" | "apiUrl" | "version" | "engine" | "state" | "firstSeen" | "lastSeen">): NodeRecord {
+  return {
+    ...identity,
+    registeredAt: null,
+    models: new Map(),
+    suspended: new Set(),
+    metrics: {},
+    inFlight: new Map(),
+    totalRequests: 0,
+    failedRequests: 0,
+    latencyEwmaMs: null,
+    breaker: new CircuitBreaker(),
+    pool: null,
+  };
+}
+
 export class NodeRegistry {
   private nodes = new Map<string, NodeRecord>();
   private listeners = new Set<(modelIds: string[]) => void>();
@@ -56,24 +73,7 @@ export class NodeRegistry {
     for (const k of known) {
       if (this.nodes.has(k.id)) continue;
       this.nodes.set(k.id, {
-        id: k.id,
-        name: k.name,
-        apiUrl: k.apiUrl,
-        version: "",
-        engine: "",
-        state: "offline",
-        firstSeen: k.firstSeen,
-        registeredAt: null,
-        lastSeen: k.lastRegistered,
-        models: new Map(),
-        suspended: new Set(),
-        metrics: {},
-        inFlight: new Map(),
-        totalRequests: 0,
-        failedRequests: 0,
-        latencyEwmaMs: null,
-        breaker: new CircuitBreaker(),
-        pool: null,
+        ...newNodeRecord({ id: k.id, name: k.name, apiUrl: k.apiUrl, version: "", engine: "", state: "offline", firstSeen: k.firstSeen, lastSeen: k.lastRegistered }),
         ...(k.displayName || k.tags?.length || k.notes ? { settings: { displayName: k.displayName ?? null, tags: k.tags ?? [], notes: k.notes ?? null } } : {}),
       });
     }
@@ -106,26 +106,7 @@ export class NodeRegistry {
     const now = Date.now();
     const created = !node;
     if (!node) {
-      node = {
-        id: reg.nodeId,
-        name: reg.name,
-        apiUrl: reg.apiUrl,
-        version: reg.version,
-        engine: reg.engine,
-        state: "initializing",
-        firstSeen: now,
-        registeredAt: null,
-        lastSeen: now,
-        models: new Map(),
-        suspended: new Set(),
-        metrics: {},
-        inFlight: new Map(),
-        totalRequests: 0,
-        failedRequests: 0,
-        latencyEwmaMs: null,
-        breaker: new CircuitBreaker(),
-        pool: null,
-      };
+      node = newNodeRecord({ id: reg.nodeId, name: reg.name, apiUrl: reg.apiUrl, version: reg.version, engine: reg.engine, state: "initializing", firstSeen: now, lastSeen: now });
       this.nodes.set(node.id, node);
     }
     if (node.apiUrl !== reg.apiUrl && node.pool) {
