@@ -3,9 +3,21 @@
 // tokenizes, generates and embeds with them exactly as with a real model, so the whole serving
 // path can be exercised on a machine with no GPU and no internet.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { GgufBuilder } from "./writer.js";
+
+/**
+ * The chat format a tiny model carries: its template and its special tokens.
+ *  - chatml (default): the ChatML template below.
+ *  - gpt-oss: the real gpt-oss chat template (Harmony) with its special tokens.
+ *  - qwen3-coder: the real Qwen3-Coder chat template (XML tool calls) with its special tokens.
+ * The real templates are llama.cpp's copies (MIT), vendored in assets/chat-templates/ (see the
+ * README there): reading them out of node-llama-cpp's git bundle at run time would need git on
+ * every router machine.
+ */
+export type TinyChatFormat = "chatml" | "gpt-oss" | "qwen3-coder";
 
 export interface TinyModelSpec {
   name: string;
@@ -16,28 +28,81 @@ export interface TinyModelSpec {
   headCountKv: number;
   feedForwardLength: number;
   contextLength: number;
+  chatFormat?: TinyChatFormat;
 }
 
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-// Token ids: the control tokens come first, then one token per byte value.
-const SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"] as const;
-const TOKEN_UNK = 0;
-const TOKEN_BOS = 1;
-const TOKEN_IM_END = 4;
-// llama.cpp's SentencePiece tokenizer writes spaces as U+2581; a normal token for it makes
-// text round-trip (byte tokens are not un-escaped on the way back).
-const SPACE_TOKEN = SPECIAL_TOKENS.length;
-const FIRST_BYTE_TOKEN = SPACE_TOKEN + 1;
-const VOCAB_SIZE = FIRST_BYTE_TOKEN + 256;
-
 // llama.cpp token types
 const TOKEN_TYPE_NORMAL = 1;
 const TOKEN_TYPE_UNKNOWN = 2;
 const TOKEN_TYPE_CONTROL = 3;
+const TOKEN_TYPE_USER_DEFINED = 4;
 const TOKEN_TYPE_BYTE = 6;
+
+interface Vocabulary {
+  /** Token ids: these come first (index = id), then U+2581, then one token per byte value. */
+  special: readonly (readonly [text: string, type: number])[];
+  bos: string;
+  eos: string;
+  template: string;
+}
+
+const TEMPLATES_DIR = new URL("../../assets/chat-templates/", import.meta.url);
+
+function vocabulary(format: TinyChatFormat): Vocabulary {
+  switch (format) {
+    case "gpt-oss":
+      // o200k_harmony's special tokens; llama.cpp ends generation at <|return|> and <|call|>.
+      return {
+        special: [
+          ["<unk>", TOKEN_TYPE_UNKNOWN],
+          ["<|startoftext|>", TOKEN_TYPE_CONTROL],
+          ["<|endoftext|>", TOKEN_TYPE_CONTROL],
+          ["<|return|>", TOKEN_TYPE_CONTROL],
+          ["<|constrain|>", TOKEN_TYPE_CONTROL],
+          ["<|channel|>", TOKEN_TYPE_CONTROL],
+          ["<|start|>", TOKEN_TYPE_CONTROL],
+          ["<|end|>", TOKEN_TYPE_CONTROL],
+          ["<|message|>", TOKEN_TYPE_CONTROL],
+          ["<|call|>", TOKEN_TYPE_CONTROL],
+        ],
+        bos: "<|startoftext|>",
+        eos: "<|return|>",
+        template: readFileSync(new URL("openai-gpt-oss-120b.jinja", TEMPLATES_DIR), "utf8"),
+      };
+    case "qwen3-coder":
+      // Qwen's ChatML control tokens; <tool_call> tags are single (user-defined) tokens as in Qwen's vocabulary.
+      return {
+        special: [
+          ["<unk>", TOKEN_TYPE_UNKNOWN],
+          ["<|endoftext|>", TOKEN_TYPE_CONTROL],
+          ["<|im_start|>", TOKEN_TYPE_CONTROL],
+          ["<|im_end|>", TOKEN_TYPE_CONTROL],
+          ["<tool_call>", TOKEN_TYPE_USER_DEFINED],
+          ["</tool_call>", TOKEN_TYPE_USER_DEFINED],
+        ],
+        bos: "<|endoftext|>",
+        eos: "<|im_end|>",
+        template: readFileSync(new URL("Qwen3-Coder.jinja", TEMPLATES_DIR), "utf8"),
+      };
+    default:
+      return {
+        special: [
+          ["<unk>", TOKEN_TYPE_UNKNOWN],
+          ["<s>", TOKEN_TYPE_CONTROL],
+          ["</s>", TOKEN_TYPE_CONTROL],
+          ["<|im_start|>", TOKEN_TYPE_CONTROL],
+          ["<|im_end|>", TOKEN_TYPE_CONTROL],
+        ],
+        bos: "<s>",
+        eos: "<|im_end|>",
+        template: CHATML_TEMPLATE,
+      };
+  }
+}
 
 /** mulberry32: small, fast and identical on every platform, so one seed gives one file. */
 function prng(seed: number): () => number {
@@ -72,8 +137,14 @@ export function buildTinyModel(spec: TinyModelSpec): Buffer {
   const dKv = headDim * spec.headCountKv;
   const ff = spec.feedForwardLength;
 
-  const tokens: string[] = [...SPECIAL_TOKENS];
-  const types: number[] = [TOKEN_TYPE_UNKNOWN, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL];
+  const vocab = vocabulary(spec.chatFormat ?? "chatml");
+  const tokens: string[] = vocab.special.map(([text]) => text);
+  const types: number[] = vocab.special.map(([, type]) => type);
+  // llama.cpp's SentencePiece tokenizer writes spaces as U+2581; a normal token for it makes
+  // text round-trip (byte tokens are not un-escaped on the way back).
+  const SPACE_TOKEN = tokens.length;
+  const FIRST_BYTE_TOKEN = SPACE_TOKEN + 1;
+  const VOCAB_SIZE = FIRST_BYTE_TOKEN + 256;
   tokens.push("\u2581");
   types.push(TOKEN_TYPE_NORMAL);
   for (let b = 0; b < 256; b++) {
@@ -99,13 +170,13 @@ export function buildTinyModel(spec: TinyModelSpec): Buffer {
   g.stringArray("tokenizer.ggml.tokens", tokens);
   g.float32Array("tokenizer.ggml.scores", tokens.map(() => 0));
   g.int32Array("tokenizer.ggml.token_type", types);
-  g.uint32("tokenizer.ggml.bos_token_id", TOKEN_BOS);
-  g.uint32("tokenizer.ggml.eos_token_id", TOKEN_IM_END);
-  g.uint32("tokenizer.ggml.unknown_token_id", TOKEN_UNK);
+  g.uint32("tokenizer.ggml.bos_token_id", tokens.indexOf(vocab.bos));
+  g.uint32("tokenizer.ggml.eos_token_id", tokens.indexOf(vocab.eos));
+  g.uint32("tokenizer.ggml.unknown_token_id", 0);
   g.bool("tokenizer.ggml.add_bos_token", false);
   g.bool("tokenizer.ggml.add_eos_token", false);
   g.bool("tokenizer.ggml.add_space_prefix", false);
-  g.string("tokenizer.chat_template", CHATML_TEMPLATE);
+  g.string("tokenizer.chat_template", vocab.template);
 
   const scale = 0.5;
   const embd = randomMatrix(rand, d * VOCAB_SIZE, scale);

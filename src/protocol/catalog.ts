@@ -14,6 +14,8 @@ export const GeneratedModelSpec = z.object({
   headCountKv: z.number().int().positive(),
   feedForwardLength: z.number().int().positive(),
   contextLength: z.number().int().min(2048),
+  /** Chat template and special tokens: ChatML (default), or gpt-oss's / Qwen3-Coder's real ones. */
+  chatFormat: z.enum(["chatml", "gpt-oss", "qwen3-coder"]).optional(),
 });
 export type GeneratedModelSpec = z.infer<typeof GeneratedModelSpec>;
 
