@@ -1,19 +1,14 @@
 // The model side of the engine: loading, slot-bound generation with per-token callbacks,
 // stop strings, max tokens and abort, and embeddings.
-import { LlamaGrammarEvaluationState, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
+import { LlamaGrammarEvaluationState, TokenBias, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
+import { InvalidRequestError } from "./errors.js";
 import { ChatPromptBuilder } from "./prompt.js";
 import { getRuntime } from "./runtime.js";
 import { SlotPool } from "./slots.js";
 import { StopStringMatcher, TokenTextDecoder } from "./text-stream.js";
 
-/** A request the client must fix (prompt too long, empty input...): answered with a 400. */
-export class InvalidRequestError extends Error {
-  constructor(message: string, readonly code: string | null = null, readonly param: string | null = null) {
-    super(message);
-    this.name = "InvalidRequestError";
-  }
-}
+export { InvalidRequestError };
 
 export interface InferenceOptions {
   modelPath: string;
@@ -31,6 +26,17 @@ export interface GenerateRequest {
   topP: number;
   seed: number;
   stop: readonly string[];
+  /** llama.cpp's samplers beyond OpenAI's (0 = off); OpenAI has neither, so both default to off. */
+  topK?: number;
+  minP?: number;
+  /** Penalties over the last REPEAT_LAST_N tokens (llama.cpp's repeat_last_n default). */
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** OpenAI's logit_bias: token id → bias in [-100, 100] (-100 bans the token). */
+  logitBias?: Readonly<Record<number, number>>;
+  /** Decode special tokens as their text (Harmony's channel markers are part of the output's structure). */
+  specialTokens?: boolean;
   /** Constrains sampling (response_format); generation stops once the grammar is complete. */
   grammar?: LlamaGrammar;
   signal: AbortSignal;
@@ -125,7 +131,7 @@ export class LlamaInference {
     let text = "";
     let completionTokens = 0;
     let finishReason: GenerateResult["finishReason"] = "stop";
-    const decoder = new TokenTextDecoder(this.model);
+    const decoder = new TokenTextDecoder(this.model, req.specialTokens === true);
     const stops = new StopStringMatcher([...req.stop, ...grammarStopStrings(req.grammar)]);
     const emit = (piece: string): void => {
       if (!piece) return;
@@ -150,19 +156,33 @@ export class LlamaInference {
     try {
       const input = await this.reuseCachedPrefix(seq, req.prompt);
       if (req.signal.aborted) return { text, finishReason: "abort", promptTokens, completionTokens };
+      const recent: Token[] = req.prompt.slice(-REPEAT_LAST_N);
+      const penalize = (req.repeatPenalty ?? 1) !== 1 || (req.presencePenalty ?? 0) !== 0 || (req.frequencyPenalty ?? 0) !== 0;
       const tokens = seq.evaluate(input, {
         temperature: req.temperature,
         topP: req.topP,
-        // OpenAI has no top-k / min-p: sample from the whole (top-p filtered) distribution.
-        topK: 0,
-        minP: 0,
+        // OpenAI has no top-k / min-p: by default sample from the whole (top-p filtered) distribution.
+        topK: req.topK ?? 0,
+        minP: req.minP ?? 0,
         seed: req.seed,
+        repeatPenalty: penalize
+          ? {
+              punishTokens: () => recent,
+              maxPunishTokens: REPEAT_LAST_N,
+              penalty: req.repeatPenalty ?? 1,
+              presencePenalty: req.presencePenalty ?? 0,
+              frequencyPenalty: req.frequencyPenalty ?? 0,
+            }
+          : undefined,
+        tokenBias: req.logitBias ? tokenBias(this.model, req.logitBias) : undefined,
         // One state per generation: it tracks how far the output got through the grammar.
         grammarEvaluationState: req.grammar ? new LlamaGrammarEvaluationState({ model: this.model, grammar: req.grammar }) : undefined,
       });
       let stopped = false;
       for await (const token of tokens) {
         completionTokens++;
+        recent.push(token);
+        if (recent.length > REPEAT_LAST_N) recent.shift();
         if (feed(decoder.push(token))) {
           stopped = true;
           break;
@@ -254,6 +274,16 @@ export class LlamaInference {
 function grammarStopStrings(grammar: LlamaGrammar | undefined): string[] {
   if (!grammar) return [];
   return grammar.stopGenerationTriggers.flatMap((t) => (typeof t === "string" ? [t] : Array.isArray(t) ? [] : [String(t)]));
+}
+
+/** llama.cpp's repeat_last_n default: penalties look at this many recent tokens. */
+const REPEAT_LAST_N = 64;
+
+/** OpenAI's logit_bias as node-llama-cpp's TokenBias (-100 and below: never). */
+function tokenBias(model: LlamaModel, bias: Readonly<Record<number, number>>): TokenBias {
+  const out = new TokenBias(model.tokenizer);
+  for (const [token, value] of Object.entries(bias)) out.set(Number(token) as Token, value <= -100 ? "never" : { logit: value });
+  return out;
 }
 
 /** Embedding inputs are single texts; bigger contexts would only cost memory. */

@@ -1,7 +1,30 @@
 // Response bodies in the shapes of OpenAI's CreateChatCompletionResponse,
 // CreateChatCompletionStreamResponse, CreateCompletionResponse and CreateEmbeddingResponse.
 import { randomUUID } from "node:crypto";
+import type { ChatFinishReason, ToolCallResult } from "./chat-turn.js";
 import type { FinishReason } from "./inference.js";
+
+/**
+ * Where reasoning goes in chat messages and deltas. There is no field for it in OpenAI's API:
+ * llama.cpp's server, vLLM and DeepSeek's API write `reasoning_content` (what most clients read:
+ * Open WebUI, LiteLLM, Cline, Continue, LangChain); OpenRouter, Ollama's OpenAI API and OpenAI's
+ * gpt-oss guide write `reasoning`. Chosen per node with --reasoning-field (DROVER_REASONING_FIELD).
+ */
+export type ReasoningField = "reasoning_content" | "reasoning" | "both";
+
+export function reasoningFieldFromEnv(value: string | undefined = process.env.DROVER_REASONING_FIELD): ReasoningField {
+  const v = (value ?? "").trim();
+  if (v === "") return "reasoning_content";
+  if (v === "reasoning_content" || v === "reasoning" || v === "both") return v;
+  throw new Error(`DROVER_REASONING_FIELD must be reasoning_content, reasoning or both (got ${JSON.stringify(value)})`);
+}
+
+/** The reasoning text under the configured field name(s); nothing when there is none. */
+export function reasoningFields(field: ReasoningField, text: string): Record<string, string> {
+  if (!text) return {};
+  if (field === "both") return { reasoning_content: text, reasoning: text };
+  return { [field]: text };
+}
 
 export interface Usage {
   prompt_tokens: number;
@@ -28,7 +51,15 @@ export interface ResponseMeta {
   model: string;
 }
 
-export function chatCompletion(meta: ResponseMeta, text: string, finishReason: FinishReason, u: Usage) {
+export interface ChatAnswer {
+  content: string;
+  /** Reasoning under its field name(s) (see reasoningFields). */
+  reasoning?: Record<string, string>;
+  toolCalls?: readonly ToolCallResult[];
+}
+
+export function chatCompletion(meta: ResponseMeta, answer: ChatAnswer, finishReason: ChatFinishReason, u: Usage) {
+  const calls = answer.toolCalls ?? [];
   return {
     id: meta.id,
     object: "chat.completion" as const,
@@ -37,7 +68,14 @@ export function chatCompletion(meta: ResponseMeta, text: string, finishReason: F
     choices: [
       {
         index: 0,
-        message: { role: "assistant" as const, content: text, refusal: null },
+        message: {
+          role: "assistant" as const,
+          // OpenAI answers null content beside tool calls.
+          content: calls.length > 0 && answer.content === "" ? null : answer.content,
+          refusal: null,
+          ...answer.reasoning,
+          ...(calls.length > 0 ? { tool_calls: calls.map(toolCallJson) } : {}),
+        },
         logprobs: null,
         finish_reason: finishReason,
       },
@@ -46,14 +84,28 @@ export function chatCompletion(meta: ResponseMeta, text: string, finishReason: F
   };
 }
 
+function toolCallJson(c: ToolCallResult) {
+  return { id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } };
+}
+
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: "function";
+  function: { name?: string; arguments: string };
+}
+
 export interface ChatDelta {
   role?: "assistant";
   content?: string;
   refusal?: null;
+  reasoning_content?: string;
+  reasoning?: string;
+  tool_calls?: ToolCallDelta[];
 }
 
 /** One chat.completion.chunk; `usage: null` on every chunk when the client asked for usage, as OpenAI does. */
-export function chatChunk(meta: ResponseMeta, delta: ChatDelta, finishReason: FinishReason | null, includeUsage: boolean) {
+export function chatChunk(meta: ResponseMeta, delta: ChatDelta, finishReason: ChatFinishReason | null, includeUsage: boolean) {
   return {
     id: meta.id,
     object: "chat.completion.chunk" as const,

@@ -11,8 +11,12 @@ import { requestLogOptions } from "../../logs/request-logger.js";
 import { HEADER_REQUEST_ID } from "../../protocol/http.js";
 import { openAiError, type OpenAiErrorBody } from "../../protocol/openai-errors.js";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, describeZodError } from "../../protocol/openai.js";
+import { ChatTurns, type ChatTurnEvent, type ChatTurnResult } from "./chat-turn.js";
 import { InvalidRequestError, type GenerateResult, type LlamaInference } from "./inference.js";
 import {
+  reasoningFieldFromEnv,
+  reasoningFields,
+  type ReasoningField,
   chatChunk,
   chatCompletion,
   chatUsageChunk,
@@ -25,7 +29,9 @@ import {
   type ResponseMeta,
 } from "./openai-format.js";
 import { completionPromptTokens } from "./prompt.js";
+import { checkContentParts, checkFields } from "./request-fields.js";
 import { ResponseFormatGrammars } from "./response-format.js";
+import { toolPlan } from "./tool-plan.js";
 import { SseStream } from "./sse.js";
 
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -54,6 +60,8 @@ export interface EngineServerOptions {
   inference: LlamaInference;
   modelId: string;
   log: Logger;
+  /** Where reasoning goes in chat answers (default: DROVER_REASONING_FIELD, else reasoning_content). */
+  reasoningField?: ReasoningField;
 }
 
 export interface EngineServer {
@@ -71,14 +79,21 @@ interface Sampling {
   topP: number;
   seed: number;
   stop: string[];
+  topK?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  logitBias?: Record<number, number>;
 }
 
-export function buildServer({ inference, modelId, log }: EngineServerOptions): EngineServer {
+export function buildServer({ inference, modelId, log, reasoningField = reasoningFieldFromEnv() }: EngineServerOptions): EngineServer {
   // Each request in generation: its abort controller, and a promise settled when its handler ends.
   const inflight = new Map<AbortController, Promise<void>>();
   const settle = new Map<AbortController, () => void>();
   let closing = false;
   const grammars = new ResponseFormatGrammars(inference.model.llama);
+  const turns = new ChatTurns(inference, grammars);
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -134,43 +149,64 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   app.post("/v1/chat/completions", async (req, reply) => {
     const body = parseBody(ChatCompletionRequest, req.body);
     checkModel(body.model);
-    checkN((body as { n?: unknown }).n);
+    checkFields("/v1/chat/completions", body);
+    checkContentParts(body.messages);
+    const plan = toolPlan(body);
     let prompt: Token[];
     try {
-      prompt = inference.chat.tokens(body.messages);
+      prompt = inference.chat.tokens(body.messages, { tools: plan.shown, reasoningEffort: plan.reasoningEffort });
     } catch (err) {
+      if (err instanceof InvalidRequestError) throw err;
       throw invalid(`messages could not be formatted with the model's chat template: ${errorMessage(err)}`, null, "messages");
     }
     inference.checkPrompt(prompt, "messages");
-    const sampling = { ...samplingOf(body, body.max_completion_tokens ?? body.max_tokens), grammar: await grammars.grammarFor(body.response_format) };
+    // A forced call has its own grammar; response_format then cannot apply as well (tool-plan.ts refuses both).
+    const grammar = plan.forced ? undefined : await grammars.grammarFor(body.response_format);
+    const sampling = { ...samplingOf(body, body.max_completion_tokens ?? body.max_tokens), grammar };
     const meta: ResponseMeta = { id: newId("chatcmpl"), created: nowSeconds(), model: modelId };
     const started = Date.now();
     const ac = track(reply.raw);
+    const turn = (onEvent?: (e: ChatTurnEvent) => void) =>
+      turns.run({ prompt, sampling, format: inference.chat.toolFormat, tools: plan.parsed, forced: plan.forced, parallel: plan.parallel, signal: ac.signal, onEvent });
+    const reasoningOf = (text: string) => (plan.showReasoning ? reasoningFields(reasoningField, text) : {});
 
     try {
       if (!body.stream) {
-        const result = await inference.generate({ prompt, ...sampling, signal: ac.signal });
-        logDone(req, "chat", result, started);
+        const result = await turn();
+        logTurn(req, result, started);
         if (result.finishReason === "abort") return abandoned(reply);
-        return chatCompletion(meta, result.text, result.finishReason, usage(result.promptTokens, result.completionTokens));
+        return chatCompletion(
+          meta,
+          { content: result.content, reasoning: reasoningOf(result.reasoning), toolCalls: result.toolCalls },
+          result.finishReason,
+          usage(result.promptTokens, result.completionTokens),
+        );
       }
 
       const includeUsage = body.stream_options?.include_usage === true;
       reply.hijack();
       const sse = new SseStream(reply.raw, responseHeaders(reply));
       sse.send(chatChunk(meta, { role: "assistant", content: "", refusal: null }, null, includeUsage));
-      let result: GenerateResult;
+      const delta = (d: Parameters<typeof chatChunk>[1]) => sse.send(chatChunk(meta, d, null, includeUsage));
+      let result: ChatTurnResult;
       try {
-        result = await inference.generate({
-          prompt,
-          ...sampling,
-          signal: ac.signal,
-          onText: (content) => sse.send(chatChunk(meta, { content }, null, includeUsage)),
+        result = await turn((e) => {
+          switch (e.type) {
+            case "content":
+              return delta({ content: e.text });
+            case "reasoning":
+              if (plan.showReasoning) delta(reasoningFields(reasoningField, e.text));
+              return;
+            case "tool_call":
+              return delta({ tool_calls: [{ index: e.index, id: e.id, type: "function", function: { name: e.name, arguments: e.arguments } }] });
+            case "tool_call_arguments":
+              return delta({ tool_calls: [{ index: e.index, function: { arguments: e.arguments } }] });
+          }
         });
       } catch (err) {
         return streamFailed(req, sse, err);
       }
-      logDone(req, "chat", result, started);
+      logTurn(req, result, started);
       if (result.finishReason === "abort") return streamAborted(sse);
       sse.send(chatChunk(meta, {}, result.finishReason, includeUsage));
       if (includeUsage) sse.send(chatUsageChunk(meta, usage(result.promptTokens, result.completionTokens)));
@@ -183,7 +219,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   app.post("/v1/completions", async (req, reply) => {
     const body = parseBody(CompletionRequest, req.body);
     checkModel(body.model);
-    checkN((body as { n?: unknown }).n);
+    checkFields("/v1/completions", body);
     const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
     const tokenized = prompts.map((p, i) => {
       const tokens = completionPromptTokens(inference.model, p);
@@ -248,6 +284,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
   app.post("/v1/embeddings", async (req) => {
     const body = parseBody(EmbeddingRequest, req.body);
     checkModel(body.model);
+    checkFields("/v1/embeddings", body);
     const inputs = typeof body.input === "string" ? [body.input] : body.input;
     const started = Date.now();
     const { vectors, promptTokens } = await inference.embed(inputs);
@@ -336,15 +373,28 @@ function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   return parsed.data;
 }
 
-function checkN(n: unknown): void {
-  if (n !== undefined && n !== null && n !== 1) throw invalid("Only n = 1 is supported.", null, "n");
-}
-
 function samplingOf(
-  body: { temperature?: number | null; top_p?: number | null; seed?: number | null; stop?: string | string[] | null },
+  body: {
+    temperature?: number | null;
+    top_p?: number | null;
+    seed?: number | null;
+    stop?: string | string[] | null;
+    top_k?: number | null;
+    min_p?: number | null;
+    repeat_penalty?: number | null;
+    presence_penalty?: number | null;
+    frequency_penalty?: number | null;
+    logit_bias?: Record<string, number> | null;
+  },
   maxTokens: number | null | undefined,
 ): Sampling {
   return {
+    ...(body.top_k != null ? { topK: body.top_k } : {}),
+    ...(body.min_p != null ? { minP: body.min_p } : {}),
+    ...(body.repeat_penalty != null ? { repeatPenalty: body.repeat_penalty } : {}),
+    ...(body.presence_penalty != null ? { presencePenalty: body.presence_penalty } : {}),
+    ...(body.frequency_penalty != null ? { frequencyPenalty: body.frequency_penalty } : {}),
+    ...(body.logit_bias != null ? { logitBias: Object.fromEntries(Object.entries(body.logit_bias).map(([k, v]) => [Number(k), v])) } : {}),
     maxTokens: maxTokens ?? DEFAULT_MAX_TOKENS,
     // OpenAI's defaults: temperature 1, top_p 1.
     temperature: body.temperature ?? 1,
@@ -360,6 +410,13 @@ function responseHeaders(reply: FastifyReply): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) out[k] = String(v);
   return out;
+}
+
+function logTurn(req: FastifyRequest, r: ChatTurnResult, started: number): void {
+  req.log.info(
+    { route: "chat", promptTokens: r.promptTokens, completionTokens: r.completionTokens, finishReason: r.finishReason, toolCalls: r.toolCalls.length, ms: Date.now() - started },
+    "generation done",
+  );
 }
 
 function logDone(req: FastifyRequest, route: string, r: GenerateResult, started: number): void {

@@ -24,12 +24,13 @@ export class TokenTextDecoder {
   private pending: Token[] = [];
   private context: Token[] = [];
 
-  constructor(private readonly model: Detokenizer) {}
+  /** `specialTokens`: special tokens decode to their text (else to nothing). */
+  constructor(private readonly model: Detokenizer, private readonly specialTokens = false) {}
 
   /** Adds one token; returns the text that became final (often the token's own text, may be ""). */
   push(token: Token): string {
     this.pending.push(token);
-    const text = this.model.detokenize(this.pending, false, this.context);
+    const text = this.model.detokenize(this.pending, this.specialTokens, this.context);
     if (text.endsWith(REPLACEMENT_CHAR) && this.pending.length < MAX_PENDING_TOKENS) return "";
     this.commit();
     return text;
@@ -38,7 +39,7 @@ export class TokenTextDecoder {
   /** Returns whatever is held back (an incomplete character decodes to U+FFFD). */
   flush(): string {
     if (this.pending.length === 0) return "";
-    const text = this.model.detokenize(this.pending, false, this.context);
+    const text = this.model.detokenize(this.pending, this.specialTokens, this.context);
     this.commit();
     return text;
   }
