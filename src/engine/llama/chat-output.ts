@@ -142,6 +142,7 @@ class HarmonyParser implements ChatOutputParser {
   /** Whether `text` can still become a message header. */
   private couldBeHeader(text: string): boolean {
     if (text.length > H_HEADER_MAX) return false;
+    if (H_START.startsWith(text)) return true;
     const t = text.startsWith(H_START) ? text.slice(H_START.length) : text;
     if (t === "") return true;
     const starts = [H_CHANNEL, " to=", "to=", "assistant", "<|constrain|>"];

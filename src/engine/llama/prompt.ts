@@ -92,9 +92,33 @@ export class ChatPromptBuilder {
     const rendered = this.template.render(this.variables(this.templateMessages(messages, opts, sentinels), opts, sentinels));
     const tokens: Token[] = [];
     for (const part of sentinels.split(rendered)) {
-      if (part.text) tokens.push(...this.model.tokenize(part.text, part.special));
+      if (part.text) tokens.push(...(part.special ? this.model.tokenize(part.text, true) : this.plainTokens(part.text)));
     }
     return withBos(this.model, tokens);
+  }
+
+  /**
+   * Client text as plain tokens. llama.cpp parses "user-defined" tokens even in plain text, and
+   * it makes gpt-oss's message markers user-defined; those are cut in two so they stay text.
+   */
+  private plainTokens(text: string): Token[] {
+    const guarded = this.toolFormat === "harmony" ? HARMONY_MARKERS : [];
+    const out: Token[] = [];
+    let rest = text;
+    for (;;) {
+      let at = -1;
+      let marker = "";
+      for (const m of guarded) {
+        const i = rest.indexOf(m);
+        if (i !== -1 && (at === -1 || i < at)) [at, marker] = [i, m];
+      }
+      if (at === -1) break;
+      if (at > 0) out.push(...this.model.tokenize(rest.slice(0, at), false));
+      out.push(...this.model.tokenize(marker.slice(0, 2), false), ...this.model.tokenize(marker.slice(2), false));
+      rest = rest.slice(at + marker.length);
+    }
+    if (rest) out.push(...this.model.tokenize(rest, false));
+    return out;
   }
 
   /** Tokens of template text appended to a prompt (special tokens parsed), for forced tool calls. */
@@ -135,7 +159,7 @@ export class ChatPromptBuilder {
           out.push({ role: "user", content: text });
           return;
         case "tool":
-          if (plain) out.push({ role: "user", content: s.wrap(`<tool_response>\n${messageText(m.content)}\n</tool_response>`) });
+          if (plain) out.push({ role: "user", content: text });
           else out.push({ role: "tool", content: text, ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}) });
           return;
         case "assistant": {
@@ -181,6 +205,9 @@ export class ChatPromptBuilder {
     return withBos(this.model, contextText.tokenize(this.model.tokenizer));
   }
 }
+
+/** Harmony's markers that llama.cpp tokenizes as tokens even in plain text (see llama-vocab.cpp). */
+const HARMONY_MARKERS = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>"] as const;
 
 /** Tools described for templates that have no tool support of their own (Hermes' wording). */
 function hermesToolsText(tools: readonly ToolDefinition[]): string {
