@@ -1,7 +1,7 @@
 // Request bodies of Ollama's API (https://github.com/ollama/ollama/blob/main/docs/api.md) as the
-// router accepts them, and Ollama's error shape. Unknown fields pass through (clients send many);
-// the ones drover acts on are checked. Options drover cannot honour (top_k, repeat_penalty, ...)
-// are accepted and ignored, as Ollama itself ignores options a runner does not know.
+// router accepts them, and Ollama's error shape. The shapes of the fields drover acts on are
+// checked here; which fields and options are implemented, harmless or refused is decided in
+// src/router/ollama/request-translation.ts (docs/API-FIELDS.md has the table).
 import { z } from "zod";
 
 /** Ollama's error body: `{"error": "message"}`. */
@@ -25,6 +25,13 @@ export const OllamaOptions = z
       .refine((n) => n > 0 || n === -1 || n === -2, "num_predict must be positive, -1 or -2")
       .nullish(),
     stop: z.union([z.string(), z.array(z.string()).max(4, "at most 4 stop sequences")]).nullish(),
+    top_k: z.number().int().min(0).nullish(),
+    min_p: z.number().min(0).max(1).nullish(),
+    repeat_penalty: z.number().positive().nullish(),
+    presence_penalty: z.number().min(-2).max(2).nullish(),
+    frequency_penalty: z.number().min(-2).max(2).nullish(),
+    num_ctx: z.number().int().positive().nullish(),
+    repeat_last_n: z.number().int().nullish(),
   })
   .passthrough();
 export type OllamaOptions = z.infer<typeof OllamaOptions>;
@@ -36,11 +43,23 @@ export type OllamaFormat = z.infer<typeof OllamaFormat>;
 const Images = z.array(z.string()).nullish();
 const Model = z.string().min(1, "model is required");
 
+/** A call in an assistant message: arguments as an object (OpenAI's are a JSON string). */
+export const OllamaToolCall = z
+  .object({
+    function: z.object({ name: z.string().min(1), arguments: z.record(z.string(), z.unknown()).nullish() }).passthrough(),
+  })
+  .passthrough();
+export type OllamaToolCall = z.infer<typeof OllamaToolCall>;
+
 export const OllamaMessage = z
   .object({
     role: z.enum(["system", "user", "assistant", "tool"]),
     content: z.string().nullish(),
     images: Images,
+    thinking: z.string().nullish(),
+    tool_calls: z.array(OllamaToolCall).nullish(),
+    /** The function a tool message answers. */
+    tool_name: z.string().nullish(),
   })
   .passthrough();
 export type OllamaMessage = z.infer<typeof OllamaMessage>;
@@ -52,7 +71,10 @@ const Generation = {
   format: OllamaFormat,
   options: OllamaOptions.nullish(),
   keep_alive: z.union([z.string(), z.number()]).nullish(),
-  tools: z.array(z.unknown()).nullish(),
+  /** Same shape as OpenAI's tools; the engine checks them. */
+  tools: z.array(z.record(z.string(), z.unknown())).nullish(),
+  /** Reasoning: true / false, or an effort. */
+  think: z.union([z.boolean(), z.enum(["low", "medium", "high"])]).nullish(),
 };
 
 export const OllamaChatRequest = z

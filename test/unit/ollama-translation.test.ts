@@ -44,6 +44,8 @@ describe("Ollama request → OpenAI request", () => {
       seed: 42,
       max_tokens: 12,
       stop: ["\n\n"],
+      top_k: 5,
+      repeat_penalty: 1.1,
       response_format: { type: "json_object" },
       stream: true,
       stream_options: { include_usage: true },
@@ -94,9 +96,46 @@ describe("Ollama request → OpenAI request", () => {
       return 0;
     };
     expect(status(() => chat({ model: "m", messages: [{ role: "user", content: "x", images: ["aGk="] }] }))).toBe(400);
-    expect(status(() => chat({ model: "m", messages: [{ role: "user", content: "x" }], tools: [{ type: "function" }] }))).toBe(400);
+    expect(status(() => chat({ model: "m", messages: [{ role: "user", content: "x" }], options: { mirostat: 2 } }))).toBe(400);
+    expect(status(() => chat({ model: "m", messages: [{ role: "user", content: "x" }], options: { num_ctx: 1 << 20 } }))).toBe(400);
+    expect(status(() => chat({ model: "m", messages: [{ role: "user", content: "x" }], unknown_field: 1 }))).toBe(400);
+    expect(status(() => chat({ model: "m", messages: [{ role: "user", content: "x" }], options: { num_ctx: 2048, num_thread: 4 } }))).toBe(0);
     expect(status(() => generate({ model: "m", prompt: "x", suffix: "y" }))).toBe(400);
     expect(status(() => generate({ model: "m", prompt: "x", images: ["aGk="] }))).toBe(400);
+  });
+});
+
+describe("Ollama tools and thinking → OpenAI", () => {
+  it("tools pass through; assistant calls get ids and JSON-string arguments; tool results answer them by name; thinking goes back", () => {
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const call = chat({
+      model: "m",
+      think: "high",
+      tools,
+      messages: [
+        { role: "user", content: "weather?" },
+        { role: "assistant", content: "", thinking: "call both", tool_calls: [{ function: { name: "get_time", arguments: {} } }, { function: { name: "get_weather", arguments: { city: "Oslo" } } }] },
+        { role: "tool", tool_name: "get_weather", content: "rain" },
+        { role: "tool", content: "noon" },
+      ],
+    });
+    expect(call.body.tools).toEqual(tools);
+    expect(call.body.reasoning_effort).toBe("high");
+    expect(call.body.messages).toEqual([
+      { role: "user", content: "weather?" },
+      {
+        role: "assistant",
+        content: "",
+        reasoning_content: "call both",
+        tool_calls: [
+          { id: "call_1_0", type: "function", function: { name: "get_time", arguments: "{}" } },
+          { id: "call_1_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } },
+        ],
+      },
+      { role: "tool", content: "rain", tool_call_id: "call_1_1" },
+      { role: "tool", content: "noon", tool_call_id: "call_1_0" },
+    ]);
+    expect(chat({ model: "m", think: true, messages: [] }).body).not.toHaveProperty("reasoning_effort");
   });
 });
 

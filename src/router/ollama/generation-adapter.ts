@@ -5,11 +5,14 @@ import type { ResponseAdapter, UpstreamHead } from "../response-adapter.js";
 import { JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPE, ndjsonLine } from "./ndjson.js";
 import {
   chunkFinishReason,
+  chunkReasoning,
   chunkText,
+  chunkToolCalls,
   chunkUsage,
   msToNs,
   ollamaFinal,
   ollamaPiece,
+  ollamaToolCalls,
   upstreamErrorMessage,
   type GenerationKind,
   type TokenCounts,
@@ -25,6 +28,8 @@ export interface GenerationAdapterOptions {
   receivedAt: number;
   /** Monotonic milliseconds (tests pass a fake clock). */
   now?: () => number;
+  /** false (think: false): reasoning the engine returns anyway is not passed on. Default true. */
+  think?: boolean;
 }
 
 export class OllamaGenerationAdapter implements ResponseAdapter {
@@ -37,6 +42,10 @@ export class OllamaGenerationAdapter implements ResponseAdapter {
   /** The node's body when it is not a stream: kept whole, translated at the end. */
   private rawBody: Buffer[] = [];
   private text = "";
+  private thinking = "";
+  /** Tool calls assembled from the deltas, by index; Ollama sends them whole. */
+  private calls: { name: string; arguments: string }[] = [];
+  private callsSent = false;
   private finishReason: string | null = null;
   private counts: TokenCounts | null = null;
   private error: { status: number; message: string } | null = null;
@@ -111,25 +120,43 @@ export class OllamaGenerationAdapter implements ResponseAdapter {
         break;
       }
       const text = chunkText(chunk);
-      if (text) {
+      const thinking = this.opts.think === false ? "" : chunkReasoning(chunk);
+      for (const d of chunkToolCalls(chunk)) {
+        const call = (this.calls[d.index ?? this.calls.length] ??= { name: "", arguments: "" });
+        call.name += d.function?.name ?? "";
+        call.arguments += d.function?.arguments ?? "";
+      }
+      if (text || thinking) {
         const at = this.now();
         this.firstTextAt ??= at;
         this.finishedAt = at;
-        if (this.opts.stream) out += ndjsonLine(ollamaPiece(this.opts.kind, this.opts.model, text));
-        else this.text += text;
+        if (this.opts.stream) out += ndjsonLine(ollamaPiece(this.opts.kind, this.opts.model, text, new Date(), { thinking }));
+        else {
+          this.text += text;
+          this.thinking += thinking;
+        }
       }
       const reason = chunkFinishReason(chunk);
       if (reason) {
         this.finishReason = reason;
         this.finishedAt = this.now();
+        out += this.sendCalls();
       }
       this.counts = chunkUsage(chunk) ?? this.counts;
     }
     return this.opts.stream ? out : "";
   }
 
+  /** Streaming: the assembled tool calls in one piece, as Ollama sends them (once). */
+  private sendCalls(): string {
+    if (!this.opts.stream || this.callsSent || this.calls.length === 0) return "";
+    this.callsSent = true;
+    return ndjsonLine(ollamaPiece(this.opts.kind, this.opts.model, "", new Date(), { toolCalls: ollamaToolCalls(this.calls.filter(Boolean)) }));
+  }
+
   /** Builds the `done: true` object; returns it as a line when streaming ("" otherwise: end() sends it). */
   private final(): string {
+    const pending = this.sendCalls();
     const end = this.now();
     const finishedAt = this.finishedAt ?? end;
     const firstAt = this.firstTextAt ?? finishedAt;
@@ -140,8 +167,9 @@ export class OllamaGenerationAdapter implements ResponseAdapter {
       prompt_eval_duration: msToNs(firstAt - this.headAt),
       eval_duration: msToNs(finishedAt - firstAt),
     };
-    const done = ollamaFinal(this.opts.kind, this.opts.model, this.opts.stream ? "" : this.text, this.finishReason, this.counts, timings);
+    const extras = this.opts.stream ? {} : { thinking: this.thinking, toolCalls: ollamaToolCalls(this.calls.filter(Boolean)) };
+    const done = ollamaFinal(this.opts.kind, this.opts.model, this.opts.stream ? "" : this.text, this.finishReason, this.counts, timings, new Date(), extras);
     this.done = JSON.stringify(done);
-    return this.opts.stream ? ndjsonLine(done) : "";
+    return this.opts.stream ? pending + ndjsonLine(done) : "";
   }
 }

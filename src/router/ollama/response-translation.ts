@@ -27,6 +27,44 @@ export function chunkText(chunk: unknown): string {
   return typeof text === "string" ? text : "";
 }
 
+/** The reasoning a chunk or answer carries (engines write reasoning_content or reasoning), or "". */
+export function chunkReasoning(chunk: unknown): string {
+  type R = { reasoning_content?: unknown; reasoning?: unknown };
+  const choice = (chunk as { choices?: { delta?: R; message?: R }[] }).choices?.[0];
+  const part = choice?.delta ?? choice?.message;
+  const text = part?.reasoning_content ?? part?.reasoning;
+  return typeof text === "string" ? text : "";
+}
+
+export interface ToolCallDeltaLike {
+  index?: number;
+  id?: string;
+  function?: { name?: string; arguments?: string };
+}
+
+/** The tool calls (or call deltas) a chunk or answer carries. */
+export function chunkToolCalls(chunk: unknown): ToolCallDeltaLike[] {
+  type T = { tool_calls?: unknown };
+  const choice = (chunk as { choices?: { delta?: T; message?: T }[] }).choices?.[0];
+  const calls = (choice?.delta ?? choice?.message)?.tool_calls;
+  return Array.isArray(calls) ? (calls as ToolCallDeltaLike[]) : [];
+}
+
+/** OpenAI tool calls → Ollama's, with the arguments as an object. */
+export function ollamaToolCalls(calls: readonly { name: string; arguments: string }[]) {
+  return calls.map((c) => {
+    let args: unknown;
+    try {
+      args = JSON.parse(c.arguments || "{}");
+    } catch {
+      args = undefined;
+    }
+    // Arguments that are not a JSON object (an engine's broken call) are kept as text under "raw".
+    const object = args !== null && typeof args === "object" && !Array.isArray(args) ? args : { raw: c.arguments };
+    return { function: { name: c.name, arguments: object as Record<string, unknown> } };
+  });
+}
+
 /** finish_reason of a chunk, when it has one. */
 export function chunkFinishReason(chunk: unknown): string | null {
   const reason = (chunk as { choices?: { finish_reason?: unknown }[] }).choices?.[0]?.finish_reason;
@@ -45,10 +83,27 @@ export function doneReason(finishReason: string | null): "stop" | "length" {
   return finishReason === "length" ? "length" : "stop";
 }
 
-/** One streamed piece of text. */
-export function ollamaPiece(kind: GenerationKind, model: string, text: string, createdAt: Date = new Date()) {
+/** What an answer (or one streamed piece) holds besides its text. */
+export interface AnswerExtras {
+  thinking?: string;
+  toolCalls?: ReturnType<typeof ollamaToolCalls>;
+}
+
+function chatMessage(text: string, extras: AnswerExtras) {
+  return {
+    role: "assistant" as const,
+    content: text,
+    ...(extras.thinking ? { thinking: extras.thinking } : {}),
+    ...(extras.toolCalls?.length ? { tool_calls: extras.toolCalls } : {}),
+  };
+}
+
+/** One streamed piece of text (or thinking, or the tool calls). */
+export function ollamaPiece(kind: GenerationKind, model: string, text: string, createdAt: Date = new Date(), extras: AnswerExtras = {}) {
   const head = { model, created_at: createdAt.toISOString() };
-  return kind === "chat" ? { ...head, message: { role: "assistant" as const, content: text }, done: false } : { ...head, response: text, done: false };
+  return kind === "chat"
+    ? { ...head, message: chatMessage(text, extras), done: false }
+    : { ...head, response: text, ...(extras.thinking ? { thinking: extras.thinking } : {}), done: false };
 }
 
 /** The last object: the whole text when not streamed ("" at the end of a stream), counts and timings. */
@@ -60,9 +115,10 @@ export function ollamaFinal(
   counts: TokenCounts | null,
   timings: OllamaTimings,
   createdAt: Date = new Date(),
+  extras: AnswerExtras = {},
 ) {
   const head = { model, created_at: createdAt.toISOString() };
-  const body = kind === "chat" ? { message: { role: "assistant" as const, content: text } } : { response: text };
+  const body = kind === "chat" ? { message: chatMessage(text, extras) } : { response: text, ...(extras.thinking ? { thinking: extras.thinking } : {}) };
   return {
     ...head,
     ...body,

@@ -131,7 +131,7 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
     const entry = model(body.model, "chat");
     if (!body.messages?.length) return loaded(reply, "chat", body.model, body.keep_alive);
     const call = chatToOpenAi(body, { modelId: entry.id, contextLength: entry.contextLength });
-    await generation(req, reply, "/api/chat", "chat", entry, body.model, body.stream !== false, call);
+    await generation(req, reply, "/api/chat", "chat", entry, body.model, body.stream !== false, call, body.think !== false);
   });
 
   post("/api/generate", async (req, reply) => {
@@ -139,7 +139,7 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
     const entry = model(body.model, body.raw ? "completion" : "chat");
     if (!body.prompt) return loaded(reply, "generate", body.model, body.keep_alive);
     const call = generateToOpenAi(body, { modelId: entry.id, contextLength: entry.contextLength });
-    await generation(req, reply, "/api/generate", "generate", entry, body.model, body.stream !== false, call);
+    await generation(req, reply, "/api/generate", "generate", entry, body.model, body.stream !== false, call, body.think !== false);
   });
 
   post("/api/embed", async (req, reply) => {
@@ -170,8 +170,8 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
     return reply.type(JSON_CONTENT_TYPE).send(ollamaLoaded(kind, name, unload ? "unload" : "load"));
   }
 
-  async function generation(req: FastifyRequest, reply: FastifyReply, endpoint: string, kind: GenerationKind, entry: CatalogEntry, name: string, stream: boolean, call: OpenAiCall): Promise<void> {
-    const adapter = new OllamaGenerationAdapter({ kind, stream, model: name, receivedAt: performance.now() });
+  async function generation(req: FastifyRequest, reply: FastifyReply, endpoint: string, kind: GenerationKind, entry: CatalogEntry, name: string, stream: boolean, call: OpenAiCall, think: boolean): Promise<void> {
+    const adapter = new OllamaGenerationAdapter({ kind, stream, model: name, receivedAt: performance.now(), think });
     await run(req, reply, { endpoint, modelId: entry.id, stream, call, adapter });
   }
 
