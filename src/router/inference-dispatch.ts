@@ -96,6 +96,7 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
     // Read from the node's usage by the proxy's response tap.
     promptTokens: outcome.promptTokens ?? null,
     completionTokens: outcome.completionTokens ?? null,
+    toolCalls: outcome.toolCalls ?? null,
     requestBody: outcome.requestBody,
     responseBody: outcome.responseBody,
     traceId: traceparent.split("-")[1] ?? null,

@@ -48,6 +48,7 @@ export interface InferenceOutcome {
   /** From the node's `usage`, seen by the response tap; null when the response carried none. */
   promptTokens?: number | null;
   completionTokens?: number | null;
+  toolCalls?: number | null;
   /** Size-capped copies for the history when body capture is on (the request as sent to the node). */
   requestBody?: string | null;
   responseBody?: string | null;

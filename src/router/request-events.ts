@@ -25,6 +25,8 @@ export interface FinishedRequest {
   durationMs: number;
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Tool calls in the answer (null: unknown, e.g. a failed request or an unreadable body). */
+  toolCalls?: number | null;
   traceId: string | null;
   /** Size-capped copies for the history, only when body capture is on (--history-body-bytes). */
   requestBody?: string | null;

@@ -7,6 +7,8 @@ import { StringDecoder } from "node:string_decoder";
 export interface TapResult {
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Tool calls in the answer (OpenAI's message.tool_calls, or distinct calls in a stream's deltas); null when the body could not be read. */
+  toolCalls: number | null;
   /** null unless capture is on. */
   responseBody: string | null;
 }
@@ -17,6 +19,7 @@ const TAIL_BYTES = 4096;
 /** An SSE line longer than this is not a usage chunk worth holding on to. */
 const MAX_LINE = 1024 * 1024;
 const USAGE_KEY = /"usage"\s*:\s*\{/;
+const TOOL_CALLS_KEY = /"tool_calls"\s*:\s*\[/;
 
 /** The `"usage": {...}` object in a piece of JSON text (its last occurrence), braces balanced. */
 export function findUsageObject(text: string): string | null {
@@ -48,6 +51,9 @@ function tokens(v: unknown): number | null {
 export class ResponseTap {
   private readonly sse: boolean;
   private usage: Usage | null = null;
+  /** Stream: the distinct (choice, call index) pairs seen in tool-call deltas. */
+  private streamCalls = new Set<string>();
+  private bodyCalls: number | null = null;
   // SSE state
   private decoder = new StringDecoder("utf8");
   private pending = "";
@@ -88,14 +94,20 @@ export class ResponseTap {
     if (payload === "" || payload === "[DONE]") return;
     const wantsText = this.captureBytes > 0 && !this.textFull;
     const hasUsage = USAGE_KEY.test(payload);
-    if (!wantsText && !hasUsage) return;
-    let event: { usage?: Usage | null; choices?: { delta?: { content?: unknown }; text?: unknown }[] };
+    const hasCalls = TOOL_CALLS_KEY.test(payload);
+    if (!wantsText && !hasUsage && !hasCalls) return;
+    let event: { usage?: Usage | null; choices?: { index?: unknown; delta?: { content?: unknown; tool_calls?: { index?: unknown }[] }; text?: unknown }[] };
     try {
       event = JSON.parse(payload) as typeof event;
     } catch {
       return;
     }
     if (hasUsage && event.usage) this.usage = event.usage;
+    if (hasCalls) {
+      for (const choice of event.choices ?? []) {
+        for (const call of choice?.delta?.tool_calls ?? []) this.streamCalls.add(`${String(choice.index)}:${String(call?.index)}`);
+      }
+    }
     if (wantsText) {
       for (const choice of event.choices ?? []) {
         const piece = typeof choice?.delta?.content === "string" ? choice.delta.content : typeof choice?.text === "string" ? choice.text : "";
@@ -128,8 +140,11 @@ export class ResponseTap {
       let usageText: string | null = null;
       if (whole !== null) {
         try {
-          const body = JSON.parse(whole) as { usage?: Usage };
+          const body = JSON.parse(whole) as { usage?: Usage; choices?: { message?: { tool_calls?: unknown } }[] };
           if (body && typeof body === "object" && body.usage) this.usage = body.usage;
+          if (body && Array.isArray(body.choices)) {
+            this.bodyCalls = body.choices.reduce((n, c) => n + (Array.isArray(c?.message?.tool_calls) ? c.message.tool_calls.length : 0), 0);
+          }
         } catch {
           // not JSON (an error page): no usage
         }
@@ -142,6 +157,7 @@ export class ResponseTap {
       }
       if (this.captureBytes > 0) responseBody = truncateUtf8(whole ?? Buffer.concat(this.head).toString("utf8"), this.captureBytes);
     }
-    return { promptTokens: tokens(this.usage?.prompt_tokens), completionTokens: tokens(this.usage?.completion_tokens), responseBody };
+    const toolCalls = this.sse ? this.streamCalls.size : this.bodyCalls;
+    return { promptTokens: tokens(this.usage?.prompt_tokens), completionTokens: tokens(this.usage?.completion_tokens), toolCalls, responseBody };
   }
 }

@@ -110,6 +110,8 @@ export interface RequestRecord {
   durationMs: number;
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Tool calls in the answer (null or absent: unknown). */
+  toolCalls?: number | null;
   traceId: string | null;
   requestBody?: unknown;
   responseBody?: unknown;

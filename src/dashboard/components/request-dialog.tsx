@@ -74,6 +74,7 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
     ["Client", <span class="mono">{r.clientIp}</span>],
     ["Attempts", r.attempts],
     ["Tokens", tokens],
+    ["Tool calls", r.toolCalls ?? "—"],
     ["Request id", <span class="mono small">{r.requestId}</span>],
     ["Trace id", <span class="mono small">{r.traceId ?? "—"}</span>],
   ];

@@ -24,6 +24,7 @@ export const CSV_COLUMNS: (keyof HistoryView)[] = [
   "durationMs",
   "promptTokens",
   "completionTokens",
+  "toolCalls",
   "traceId",
 ];
 

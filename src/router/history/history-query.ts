@@ -87,6 +87,7 @@ export function historyView(r: HistoryRecord) {
     durationMs: r.durationMs,
     promptTokens: r.promptTokens,
     completionTokens: r.completionTokens,
+    toolCalls: r.toolCalls ?? null,
     traceId: r.traceId,
   };
   return view;

@@ -42,6 +42,7 @@ export function toHistoryRecord(r: FinishedRequest, random16?: string): HistoryR
     durationMs: r.durationMs,
     promptTokens: r.promptTokens,
     completionTokens: r.completionTokens,
+    toolCalls: r.toolCalls ?? null,
     traceId: r.traceId,
     requestBody: r.requestBody ?? null,
     responseBody: r.responseBody ?? null,

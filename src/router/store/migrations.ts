@@ -84,6 +84,12 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex("requests_request_id").on("requests").column("request_id").execute();
     },
   },
+  // Agents' requests: how many tool calls each answer carried (null: unknown).
+  "0002_request_tool_calls": {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable("requests").addColumn("tool_calls", "integer").execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

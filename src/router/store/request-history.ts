@@ -24,6 +24,7 @@ export interface HistoryRecord {
   durationMs: number;
   promptTokens: number | null;
   completionTokens: number | null;
+  toolCalls?: number | null;
   traceId: string | null;
   /** Only when body capture is on, and only in single-record reads. */
   requestBody?: string | null;
@@ -71,6 +72,7 @@ const LIST_COLUMNS = [
   "prompt_tokens",
   "completion_tokens",
   "trace_id",
+  "tool_calls",
 ] as const;
 
 type ListRow = Pick<Selectable<RequestsTable>, (typeof LIST_COLUMNS)[number]> & Partial<Pick<Selectable<RequestsTable>, "request_body" | "response_body">>;
@@ -96,6 +98,7 @@ function toRecord(row: ListRow): HistoryRecord {
     durationMs: row.duration_ms,
     promptTokens: row.prompt_tokens,
     completionTokens: row.completion_tokens,
+    toolCalls: row.tool_calls ?? null,
     traceId: row.trace_id,
   };
   if ("request_body" in row) rec.requestBody = row.request_body ?? null;
@@ -128,6 +131,7 @@ function pushRow(out: unknown[], r: HistoryRecord): void {
     r.promptTokens,
     r.completionTokens,
     r.traceId,
+    r.toolCalls ?? null,
     r.requestBody ?? null,
     r.responseBody ?? null,
   );
@@ -145,7 +149,7 @@ function applyFilter(eb: ExpressionBuilder<Database, "requests">, f: HistoryFilt
   return eb.and(conds);
 }
 
-/** Rows per INSERT: 22 columns × 400 stays well under SQLite's 32766 bound parameters. */
+/** Rows per INSERT: 23 columns × 400 stays well under SQLite's 32766 bound parameters. */
 const INSERT_CHUNK = 400;
 
 export class RequestHistoryRepository {

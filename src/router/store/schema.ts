@@ -66,6 +66,8 @@ export interface RequestsTable {
   duration_ms: number;
   prompt_tokens: number | null;
   completion_tokens: number | null;
+  /** Added by migration 0002_request_tool_calls. */
+  tool_calls: number | null;
   trace_id: string | null;
   request_body: string | null;
   response_body: string | null;
