@@ -60,7 +60,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(tables).toEqual(expect.arrayContaining(["api_keys", "nodes", "requests", "sessions", "users"]));
       expect(await migrateToLatest(db)).toEqual([]);
       const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
-      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial"]);
+      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls"]);
     } finally {
       await close();
     }
