@@ -19,6 +19,17 @@ function logFile(o: ParsedOptions, dataDir: string, component: LogComponent): Lo
 }
 
 /** Progress bars for the node's downloads where a person watches the terminal. */
+/**
+ * --reasoning-field for the llama engines this process starts: they inherit the environment, and
+ * the engine reads DROVER_REASONING_FIELD (src/engine/llama/openai-format.ts).
+ */
+function applyReasoningField(o: ParsedOptions): void {
+  const value = str(o, "reasoning-field");
+  if (value === undefined) return;
+  if (!["reasoning_content", "reasoning", "both"].includes(value)) throw new UsageError(`--reasoning-field must be reasoning_content, reasoning or both, not "${value}"`);
+  process.env.DROVER_REASONING_FIELD = value;
+}
+
 function showDownloadBars(models: () => ModelStatus[]): void {
   if (process.stderr.isTTY && !process.env.DROVER_LOG_JSON) stderrBars.start(models);
 }
@@ -47,6 +58,7 @@ function onShutdown(close: () => Promise<void>): void {
 }
 
 async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promise<void> {
+  if (withLocalNode) applyReasoningField(o);
   const dataDir = str(o, "data-dir")!;
   const routerDir = withLocalNode ? join(dataDir, "router") : dataDir;
   const routerLog = logFile(o, routerDir, "router");
@@ -124,6 +136,7 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
 }
 
 async function runNodeCommand(o: ParsedOptions): Promise<void> {
+  applyReasoningField(o);
   const routerUrl = str(o, "router");
   if (!routerUrl) throw new UsageError("drover node needs --router URL (or DROVER_ROUTER_URL), e.g. --router http://10.0.0.1:8080");
   const engine = str(o, "engine")!;
@@ -168,6 +181,7 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
 }
 
 async function runEngineCommand(o: ParsedOptions): Promise<void> {
+  applyReasoningField(o);
   const modelPath = str(o, "model-path");
   const modelId = str(o, "model-id");
   if (!modelPath || !modelId) throw new UsageError("drover engine needs --model-path and --model-id");

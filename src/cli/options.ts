@@ -78,6 +78,7 @@ const NODE_OPTIONS: OptionSpec[] = [
   { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads per llama engine" },
   { flag: "slots", env: "DROVER_SLOTS", type: "number", default: 4, description: "concurrent requests per model on this node" },
   { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory models may use, e.g. 24GB (default: GPU memory, else RAM minus a reserve)" },
+  { flag: "reasoning-field", env: "DROVER_REASONING_FIELD", type: "string", default: "reasoning_content", description: "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both" },
   { flag: "max-downloads", env: "DROVER_MAX_DOWNLOADS", type: "number", default: 2, description: "model files downloaded from the router at once" },
   { flag: "download-limit", env: "DROVER_DOWNLOAD_LIMIT", type: "string", description: "bytes per second for all model downloads of this node, e.g. 100MB (default: unlimited)" },
   { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "the router's node token" },
@@ -90,6 +91,7 @@ const UP_OPTIONS: OptionSpec[] = [
   { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads per llama engine of the local node" },
   { flag: "slots", env: "DROVER_SLOTS", type: "number", default: 4, description: "concurrent requests per model on the local node" },
   { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory the local node's models may use, e.g. 8GB" },
+  { flag: "reasoning-field", env: "DROVER_REASONING_FIELD", type: "string", default: "reasoning_content", description: "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both" },
 ];
 
 const ENGINE_OPTIONS: OptionSpec[] = [
@@ -100,6 +102,7 @@ const ENGINE_OPTIONS: OptionSpec[] = [
   { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads" },
   { flag: "slots", type: "number", default: 4, description: "requests generated concurrently" },
   { flag: "context-size", type: "number", default: 4096, description: "context tokens per slot" },
+  { flag: "reasoning-field", env: "DROVER_REASONING_FIELD", type: "string", default: "reasoning_content", description: "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both" },
   { flag: "exit-with-stdin", type: "boolean", description: "exit when standard input closes (the node passes it, so engines die with their node)" },
 ];
 

@@ -35,6 +35,9 @@ const GENERATION: Record<string, Rule> = {
   store: ok,
   service_tier: ok,
   prompt_cache_key: ok,
+  // The engine reuses cached prompt prefixes per slot by itself; the caller's cache hints change nothing.
+  prompt_cache_retention: ok,
+  prompt_cache_options: ok,
   safety_identifier: ok,
   n: unless((v) => v === 1, "Only n = 1 is supported by this engine."),
   logprobs: unless((v) => v === false, "logprobs are not supported by this engine."),
@@ -55,6 +58,7 @@ const CHAT: Record<string, Rule> = {
   prediction: absent("Predicted outputs are not supported by this engine."),
   web_search_options: absent("Web search is not supported by this engine."),
   verbosity: absent("verbosity is not supported by this engine."),
+  moderation: absent("moderation is not supported by this engine."),
   functions: absent("functions (deprecated) is not supported: send tools instead."),
   function_call: absent("function_call (deprecated) is not supported: send tool_choice instead."),
 };
