@@ -10,12 +10,15 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { runLlamaEngine } from "../../src/engine/llama/main.js";
+import { chatChunk, chatCompletion, reasoningFieldFromEnv, reasoningFields } from "../../src/engine/llama/openai-format.js";
 import { ChatPromptBuilder } from "../../src/engine/llama/prompt.js";
 import { getRuntime } from "../../src/engine/llama/runtime.js";
 import { writeTinyModel } from "../../src/gguf/tiny-model.js";
 import { schemaErrors } from "../support/openapi-schemas.js";
 
-const MODELS = ["demo-gpt-oss", "demo-qwen3-coder"] as const;
+// demo-chat's plain ChatML template knows no tools: the engine describes them in a system message
+// and uses the Hermes <tool_call> format.
+const MODELS = ["demo-gpt-oss", "demo-qwen3-coder", "demo-chat"] as const;
 const log = pino({ level: process.env.DROVER_TEST_LOG ?? "silent" });
 
 export const WEATHER_TOOL = {
@@ -199,5 +202,41 @@ describe("the real templates render tools, calls, results and reasoning", { time
     const templateImEnds = text.split("<|im_end|>").length - 1 - 1;
     expect(tokens.filter((t) => t === imEnd)).toHaveLength(templateImEnds);
     });
+  });
+});
+
+describe("sampling fields and where reasoning goes", { timeout: 60_000 }, () => {
+  it("logit_bias is applied (a +100 token is all the model says) and an unknown token id is a 400", async () => {
+    const id = "demo-gpt-oss";
+    const a = (await (await fetch(`http://127.0.0.1:${engines.get(id)!.port}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: id, prompt: "x", max_tokens: 6, logit_bias: { "108": 100 }, presence_penalty: 0.5, frequency_penalty: 0.5, repeat_penalty: 1.1, top_k: 40, min_p: 0.05 }),
+    })).json()) as { choices: { text: string }[] };
+    expect(a.choices[0]!.text).toBe("aaaaaa");
+    const res = await fetch(`http://127.0.0.1:${engines.get(id)!.port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: id, messages: ask, max_tokens: 2, logit_bias: { "99999999": 1 } }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { param: string } }).error.param).toBe("logit_bias");
+  });
+
+  it("reasoning_content by default, reasoning or both on request; the bodies still validate against OpenAI's schemas", () => {
+    expect(reasoningFieldFromEnv(undefined)).toBe("reasoning_content");
+    expect(reasoningFieldFromEnv("both")).toBe("both");
+    expect(() => reasoningFieldFromEnv("thoughts")).toThrow(/DROVER_REASONING_FIELD/);
+    const meta = { id: "chatcmpl-x", created: 1, model: "m" };
+    const u = { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 };
+    for (const field of ["reasoning_content", "reasoning", "both"] as const) {
+      const body = chatCompletion(meta, { content: "hi", reasoning: reasoningFields(field, "think") }, "stop", u);
+      expect(schemaErrors("CreateChatCompletionResponse", body)).toEqual([]);
+      const message = body.choices[0]!.message as Record<string, unknown>;
+      expect(message.reasoning_content).toBe(field === "reasoning" ? undefined : "think");
+      expect(message.reasoning).toBe(field === "reasoning_content" ? undefined : "think");
+      expect(schemaErrors("CreateChatCompletionStreamResponse", chatChunk(meta, reasoningFields(field, "th"), null, false))).toEqual([]);
+    }
+    expect(reasoningFields("both", "")).toEqual({});
   });
 });

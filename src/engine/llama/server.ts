@@ -94,6 +94,13 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
   let closing = false;
   const grammars = new ResponseFormatGrammars(inference.model.llama);
   const turns = new ChatTurns(inference, grammars);
+  const vocabularySize = (inference.model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } } | undefined)?.tokenizer?.ggml?.tokens?.length;
+  /** logit_bias naming a token the model does not have is the client's mistake, not something to ignore. */
+  const checkLogitBias = (bias: Record<string, number> | null | undefined): void => {
+    if (!bias || vocabularySize === undefined) return;
+    const bad = Object.keys(bias).find((k) => Number(k) >= vocabularySize);
+    if (bad !== undefined) throw invalid(`logit_bias: token ${bad} does not exist (this model has ${vocabularySize} tokens).`, null, "logit_bias");
+  };
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -150,6 +157,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
     const body = parseBody(ChatCompletionRequest, req.body);
     checkModel(body.model);
     checkFields("/v1/chat/completions", body);
+    checkLogitBias(body.logit_bias);
     checkContentParts(body.messages);
     const plan = toolPlan(body);
     let prompt: Token[];
@@ -220,6 +228,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
     const body = parseBody(CompletionRequest, req.body);
     checkModel(body.model);
     checkFields("/v1/completions", body);
+    checkLogitBias(body.logit_bias);
     const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
     const tokenized = prompts.map((p, i) => {
       const tokens = completionPromptTokens(inference.model, p);
