@@ -137,6 +137,20 @@ describe.each(MODELS)("%s: tools through the llama engine", { timeout: 60_000 },
     }
   });
 
+  it("a tool without parameters, or whose schema leaves out type: object, still gets a valid forced call", async () => {
+    const tools = [
+      { type: "function" as const, function: { name: "now" } },
+      { type: "function" as const, function: { name: "lookup", parameters: { properties: { key: { type: "string", maxLength: 8 } }, required: ["key"] } } },
+    ];
+    for (const name of ["now", "lookup"]) {
+      const r = await client().chat.completions.create({ model: id, messages: ask, tools, tool_choice: { type: "function", function: { name } }, max_tokens: 100, seed: 2 });
+      const call = r.choices[0]!.message.tool_calls![0]! as { function: { name: string; arguments: string } };
+      expect(call.function.name).toBe(name);
+      const args = JSON.parse(call.function.arguments) as Record<string, unknown>;
+      expect(Object.keys(args)).toEqual(name === "now" ? [] : ["key"]);
+    }
+  });
+
   it("bad tool requests are 400s naming the field", async () => {
     const bad = async (body: Record<string, unknown>, param: string) => {
       const res = await fetch(`http://127.0.0.1:${engines.get(id)!.port}/v1/chat/completions`, {

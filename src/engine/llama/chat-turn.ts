@@ -160,6 +160,8 @@ const FORCED_BEFORE_ARGUMENTS: Record<Exclude<ToolFormat, "qwen3-coder">, (name:
 /** A tool's parameters as an object schema (a tool without parameters takes `{}`). */
 function objectSchema(parameters: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!parameters || Object.keys(parameters).length === 0) return { type: "object", properties: {} };
+  // Tools often leave out `type: "object"` beside their properties.
+  if (!("type" in parameters) && "properties" in parameters) return { type: "object", ...parameters };
   return parameters;
 }
 

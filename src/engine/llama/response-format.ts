@@ -4,6 +4,9 @@ import type { Llama, LlamaGrammar } from "node-llama-cpp";
 import type { ResponseFormat } from "../../protocol/openai.js";
 import { InvalidRequestError } from "./errors.js";
 
+/** Keywords that restrict a JSON value; a schema with none of them accepts any value. */
+const CONSTRAINING_KEYWORDS = ["type", "enum", "const", "oneOf", "anyOf", "allOf", "$ref", "properties", "items", "prefixItems"];
+
 /** Compiled schema grammars kept per engine; clients tend to reuse a handful of schemas. */
 const SCHEMA_CACHE_LIMIT = 64;
 
@@ -39,7 +42,8 @@ export class ResponseFormatGrammars {
 
   /** A JSON value fitting `schema` (a tool's parameters, or one of them); any JSON without a type. */
   forSchemaValue(schema: Record<string, unknown>, param = "tools"): Promise<LlamaGrammar> {
-    if (Object.keys(schema).length === 0) return this.anyJson();
+    // Only annotations (description, title, examples...): any JSON value fits.
+    if (!CONSTRAINING_KEYWORDS.some((k) => k in schema)) return this.anyJson();
     return this.forSchema(schema, param);
   }
 
