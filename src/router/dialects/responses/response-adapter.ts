@@ -34,7 +34,7 @@ export interface ResponseContext {
   save: ((response: Record<string, unknown>) => Promise<void>) | null;
 }
 
-/** The Response object's fields that come from the request. */
+/** The Response object's fields that come from the request (usage is added when it ends). */
 export function responseObject(ctx: ResponseContext, status: string, output: Item[]): Record<string, unknown> {
   const r = ctx.request;
   return {
@@ -59,8 +59,7 @@ export function responseObject(ctx: ResponseContext, status: string, output: Ite
     tools: ctx.tools,
     top_p: r.top_p ?? 1,
     truncation: "disabled",
-    usage: null,
-    user: r.user ?? null,
+    ...(r.user != null ? { user: r.user } : {}),
     metadata: r.metadata ?? {},
   };
 }
