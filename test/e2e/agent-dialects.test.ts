@@ -6,6 +6,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { schemaErrors } from "../support/openapi-schemas.js";
 import { adminToken, AUTH_HEADERS, getJson, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 import { metricSum, parsePrometheus } from "../support/prometheus.js";
@@ -344,12 +345,14 @@ describe("both dialects share the request path: history, metrics, per-key model 
 // Forced tool calls need an engine that makes them (the llama engine's tools and reasoning): until
 // the fleet's engine answers a forced chat tool call, these report as skipped, not passed.
 describe("forced tool calls through both dialects", () => {
+  // A demo model with a tool-calling chat template when the catalog has one.
+  const TOOL_MODEL = ["demo-qwen3-coder", "demo-gpt-oss"].find((id) => DEMO_CATALOG.models.some((m) => m.id === id)) ?? CHAT;
   const WEATHER = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
   const ajv = new Ajv2020({ strict: false });
   let engineMakesToolCalls = false;
   beforeAll(async () => {
     const probe = await openai.chat.completions.create({
-      model: CHAT,
+      model: TOOL_MODEL,
       messages: [{ role: "user", content: "Weather in Paris?" }],
       tools: [{ type: "function", function: { name: "get_weather", parameters: WEATHER } }],
       tool_choice: { type: "function", function: { name: "get_weather" } },
@@ -360,7 +363,7 @@ describe("forced tool calls through both dialects", () => {
 
   test("Responses: a named tool_choice returns a function_call item whose arguments fit the schema, streamed and not", async (ctx) => {
     if (!engineMakesToolCalls) ctx.skip();
-    const params = { model: CHAT, input: "Weather in Paris?", tools: [{ type: "function" as const, name: "get_weather", parameters: WEATHER, strict: true }], tool_choice: { type: "function" as const, name: "get_weather" }, max_output_tokens: 64 };
+    const params = { model: TOOL_MODEL, input: "Weather in Paris?", tools: [{ type: "function" as const, name: "get_weather", parameters: WEATHER, strict: true }], tool_choice: { type: "function" as const, name: "get_weather" }, max_output_tokens: 64 };
     const r = await openai.responses.create(params);
     expect(schemaErrors("Response", r)).toEqual([]);
     const call = r.output.find((o) => o.type === "function_call") as OpenAI.Responses.ResponseFunctionToolCall;
@@ -380,14 +383,14 @@ describe("forced tool calls through both dialects", () => {
   test("Messages: tool_choice tool returns a tool_use block whose input fits the schema; its tool_result turn is answered", async (ctx) => {
     if (!engineMakesToolCalls) ctx.skip();
     const tools: Anthropic.Tool[] = [{ name: "get_weather", input_schema: WEATHER as Anthropic.Tool.InputSchema }];
-    const first = await anthropic.messages.create({ model: CHAT, max_tokens: 64, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] });
+    const first = await anthropic.messages.create({ model: TOOL_MODEL, max_tokens: 64, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] });
     expect(first.stop_reason).toBe("tool_use");
     const use = first.content.find((b) => b.type === "tool_use") as Anthropic.ToolUseBlock;
     expect(ajv.validate(WEATHER, use.input)).toBe(true);
-    const streamed = await anthropic.messages.stream({ model: CHAT, max_tokens: 64, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] }).finalMessage();
+    const streamed = await anthropic.messages.stream({ model: TOOL_MODEL, max_tokens: 64, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] }).finalMessage();
     expect(ajv.validate(WEATHER, (streamed.content.find((b) => b.type === "tool_use") as Anthropic.ToolUseBlock).input)).toBe(true);
     const second = await anthropic.messages.create({
-      model: CHAT,
+      model: TOOL_MODEL,
       max_tokens: 8,
       tools,
       messages: [
