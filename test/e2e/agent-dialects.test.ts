@@ -347,7 +347,8 @@ describe("both dialects share the request path: history, metrics, per-key model 
 describe("forced tool calls through both dialects", () => {
   // A demo model with a tool-calling chat template when the catalog has one.
   const TOOL_MODEL = ["demo-qwen3-coder", "demo-gpt-oss"].find((id) => DEMO_CATALOG.models.some((m) => m.id === id)) ?? CHAT;
-  const WEATHER = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
+  // maxLength keeps a random-weight model's grammar-forced string short enough to end within max_tokens.
+  const WEATHER = { type: "object", properties: { city: { type: "string", maxLength: 16 } }, required: ["city"], additionalProperties: false };
   const ajv = new Ajv2020({ strict: false });
   let engineMakesToolCalls = false;
   beforeAll(async () => {
@@ -356,14 +357,14 @@ describe("forced tool calls through both dialects", () => {
       messages: [{ role: "user", content: "Weather in Paris?" }],
       tools: [{ type: "function", function: { name: "get_weather", parameters: WEATHER } }],
       tool_choice: { type: "function", function: { name: "get_weather" } },
-      max_tokens: 64,
+      max_tokens: 256,
     });
     engineMakesToolCalls = (probe.choices[0]!.message.tool_calls?.length ?? 0) > 0;
   });
 
   test("Responses: a named tool_choice returns a function_call item whose arguments fit the schema, streamed and not", async (ctx) => {
     if (!engineMakesToolCalls) ctx.skip();
-    const params = { model: TOOL_MODEL, input: "Weather in Paris?", tools: [{ type: "function" as const, name: "get_weather", parameters: WEATHER, strict: true }], tool_choice: { type: "function" as const, name: "get_weather" }, max_output_tokens: 64 };
+    const params = { model: TOOL_MODEL, input: "Weather in Paris?", tools: [{ type: "function" as const, name: "get_weather", parameters: WEATHER, strict: true }], tool_choice: { type: "function" as const, name: "get_weather" }, max_output_tokens: 256 };
     const r = await openai.responses.create(params);
     expect(schemaErrors("Response", r)).toEqual([]);
     const call = r.output.find((o) => o.type === "function_call") as OpenAI.Responses.ResponseFunctionToolCall;
@@ -383,11 +384,11 @@ describe("forced tool calls through both dialects", () => {
   test("Messages: tool_choice tool returns a tool_use block whose input fits the schema; its tool_result turn is answered", async (ctx) => {
     if (!engineMakesToolCalls) ctx.skip();
     const tools: Anthropic.Tool[] = [{ name: "get_weather", input_schema: WEATHER as Anthropic.Tool.InputSchema }];
-    const first = await anthropic.messages.create({ model: TOOL_MODEL, max_tokens: 64, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] });
+    const first = await anthropic.messages.create({ model: TOOL_MODEL, max_tokens: 256, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] });
     expect(first.stop_reason).toBe("tool_use");
     const use = first.content.find((b) => b.type === "tool_use") as Anthropic.ToolUseBlock;
     expect(ajv.validate(WEATHER, use.input)).toBe(true);
-    const streamed = await anthropic.messages.stream({ model: TOOL_MODEL, max_tokens: 64, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] }).finalMessage();
+    const streamed = await anthropic.messages.stream({ model: TOOL_MODEL, max_tokens: 256, tools, tool_choice: { type: "tool", name: "get_weather" }, messages: [{ role: "user", content: "Weather in Paris?" }] }).finalMessage();
     expect(ajv.validate(WEATHER, (streamed.content.find((b) => b.type === "tool_use") as Anthropic.ToolUseBlock).input)).toBe(true);
     const second = await anthropic.messages.create({
       model: TOOL_MODEL,

@@ -310,6 +310,11 @@ describe("Anthropic Messages: the node's chat answer → Message blocks and even
     const out = await run(new MessagesAdapter(false, "m"), bad);
     expect(out.status).toBe(500);
     expect(JSON.parse(out.text)).toEqual({ type: "error", error: { type: "api_error", message: expect.stringMatching(/not a JSON object/) } });
+    // Cut off by the token limit, the call is dropped and stop_reason says so.
+    const cut = chunk({ content: "Let me check." }) + chunk({ tool_calls: [{ index: 0, id: "c", type: "function", function: { name: "f", arguments: '{"city":"Par' } }] }) + chunk({}, "length") + "data: [DONE]\n\n";
+    const truncated = await run(new MessagesAdapter(false, "m"), cut);
+    expect(truncated.status).toBe(200);
+    expect(JSON.parse(truncated.text)).toMatchObject({ stop_reason: "max_tokens", content: [{ type: "text", text: "Let me check." }] });
   });
 });
 

@@ -113,6 +113,8 @@ export class MessagesAdapter extends TranslatingAdapter {
       try {
         input = toolInput(call.arguments);
       } catch (err) {
+        // A call the token limit cut off is dropped (stop_reason says max_tokens); any other is the engine's fault.
+        if (t.finishReason === "length") continue;
         throw new Error(`the model's arguments for tool ${call.name} are not a JSON object: ${(err as Error).message}`);
       }
       content.push({ type: "tool_use", id: call.id, name: call.name, input });
