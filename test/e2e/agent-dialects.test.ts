@@ -137,7 +137,7 @@ describe("OpenAI Responses API", () => {
 
   test("store: false answers without keeping the response", async () => {
     const r = await openai.responses.create({ model: CHAT, input: "hi", max_output_tokens: 2, store: false });
-    expect(r.store).toBe(false);
+    expect((r as unknown as { store: boolean }).store).toBe(false);
     expect(await openai.responses.retrieve(r.id).catch((e: unknown) => e)).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
