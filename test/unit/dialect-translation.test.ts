@@ -154,6 +154,23 @@ describe("Responses: the node's chat answer → Response items and events", () =
     expect(saved).toEqual([final]);
   });
 
+  test("a stored response is written before the client sees the stream end or the body", async () => {
+    for (const stream of [true, false]) {
+      let release!: () => void;
+      const written = new Promise<void>((r) => (release = r));
+      const ctx = { ...responsesContext(), save: () => written };
+      const adapter = new ResponsesAdapter(stream, OPENAI_ERRORS, ctx);
+      adapter.start({ status: 200, contentType: SSE, nodeName: "n1", queueWaitMs: 0 });
+      adapter.chunk(Buffer.from(TOOL_STREAM));
+      let ended = false;
+      const end = Promise.resolve(adapter.end()).then((tail) => ((ended = true), String(tail)));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(ended).toBe(false);
+      release();
+      expect(await end).toMatch(stream ? /response\.completed/ : /"status":"completed"/);
+    }
+  });
+
   test("not streamed, from the stream or from one chat.completion object: the same Response, valid", async () => {
     for (const [body, type] of [
       [TOOL_STREAM, SSE],
@@ -181,13 +198,13 @@ describe("Responses: the node's chat answer → Response items and events", () =
         { type: "function_call_output", call_id: "call_abc", output: "18C" },
       ],
     });
-    expect(responsesToChat(next, []).body.messages).toEqual([
+    expect(responsesToChat(next, [], 4096).body.messages).toEqual([
       { role: "user", content: "Weather in Paris?" },
       { role: "assistant", content: null, [REASONING_FIELD]: "The user wants weather. Call the tool.", tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
       { role: "tool", tool_call_id: "call_abc", content: "18C" },
     ]);
     const foreign = CreateResponseRequest.parse({ model: "m", input: [{ type: "reasoning", summary: [], encrypted_content: "gAAAA-openai" }, { role: "user", content: "x" }] });
-    expect(() => responsesToChat(foreign, [])).toThrow(/input\.0\.encrypted_content/);
+    expect(() => responsesToChat(foreign, [], 4096)).toThrow(/input\.0\.encrypted_content/);
   });
 
   test("the engine's error mid-stream ends it with a valid response.failed; a node's 400 keeps its status in OpenAI's shape", async () => {
@@ -217,7 +234,7 @@ describe("Responses: the node's chat answer → Response items and events", () =
       temperature: 0.2,
       top_p: 0.9,
     });
-    expect(responsesToChat(req, []).body).toEqual({
+    expect(responsesToChat(req, [], 4096).body).toEqual({
       model: "m",
       messages: [
         { role: "system", content: "Be terse." },
@@ -235,7 +252,9 @@ describe("Responses: the node's chat answer → Response items and events", () =
       temperature: 0.2,
       top_p: 0.9,
     });
-    expect(() => responsesToChat(CreateResponseRequest.parse({ model: "m", input: "x", tools: [{ type: "file_search" }] }), [])).toThrow(HttpError);
+    // No limit given: up to the model's context, not the engine's short default.
+    expect(responsesToChat(CreateResponseRequest.parse({ model: "m", input: "x" }), [], 4096).body.max_tokens).toBe(4096);
+    expect(() => responsesToChat(CreateResponseRequest.parse({ model: "m", input: "x", tools: [{ type: "file_search" }] }), [], 4096)).toThrow(HttpError);
   });
 });
 

@@ -142,8 +142,13 @@ export interface ChatTranslation {
   context: InputItem[];
 }
 
-/** The chat completion for a request; `earlier` holds the items of the turns before it. */
-export function responsesToChat(req: CreateResponseRequest, earlier: readonly InputItem[]): ChatTranslation {
+/**
+ * The chat completion for a request; `earlier` holds the items of the turns before it. Without
+ * max_output_tokens the answer may run to the end of the model's context, as at OpenAI (the engine
+ * lowers `contextLength` to what the prompt leaves), not to the engine's short default: agents
+ * such as Codex never send a limit.
+ */
+export function responsesToChat(req: CreateResponseRequest, earlier: readonly InputItem[], contextLength: number): ChatTranslation {
   const input = parseInput(req.input);
   const tools = parseTools(req.tools);
   const context = [...earlier, ...input];
@@ -174,7 +179,7 @@ export function responsesToChat(req: CreateResponseRequest, earlier: readonly In
         ? { type: "json_object" }
         : { type: "json_schema", json_schema: { name: format.name, schema: format.schema, ...(format.strict != null ? { strict: format.strict } : {}), ...(format.description != null ? { description: format.description } : {}) } };
   }
-  if (req.max_output_tokens != null) body.max_tokens = req.max_output_tokens;
+  body.max_tokens = req.max_output_tokens ?? contextLength;
   if (req.temperature != null) body.temperature = req.temperature;
   if (req.top_p != null) body.top_p = req.top_p;
   return { body, context };

@@ -60,7 +60,7 @@ export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRou
       if (!previous) throw notFound(request.previous_response_id, "previous_response_id");
       earlier = [...(previous.context as InputItem[]), ...((previous.response.output as InputItem[] | undefined) ?? [])];
     }
-    const { body, context } = responsesToChat(request, earlier);
+    const { body, context } = responsesToChat(request, earlier, entry.contextLength);
     const id = newId("resp");
     const createdAt = Date.now();
     const stream = request.stream === true;
