@@ -120,6 +120,9 @@ describe("OpenAI Responses API", () => {
       { role: "user", content: "What is my name?" },
     ]);
 
+    const streamed = await fetch(`${router.url}/v1/responses/${second.id}?stream=true`, { headers: AUTH_HEADERS });
+    expect(streamed.status).toBe(400);
+    expect(((await streamed.json()) as { error: { param: string } }).error.param).toBe("stream");
     const got = await openai.responses.retrieve(second.id);
     expect(schemaErrors("Response", got)).toEqual([]);
     expect(got).toEqual(JSON.parse(JSON.stringify(second)));

@@ -38,6 +38,12 @@ function notFound(id: string, param: string | null = null): HttpError {
   return new HttpError(404, `No response with id '${id}' found (responses are kept for the history's retention, and only the API key that made one can read it).`, "invalid_request_error", "response_not_found", param);
 }
 
+/** GET/DELETE take no query parameters (OpenAI's `include`, `stream`, ... are not implemented). */
+function refuseQuery(req: FastifyRequest): void {
+  const name = Object.keys((req.query ?? {}) as Record<string, unknown>)[0];
+  if (name !== undefined) throw new HttpError(400, `${name}: query parameters are not supported on this route`, "invalid_request_error", "invalid_request", name);
+}
+
 export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRouteDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
 
@@ -91,6 +97,7 @@ export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRou
   });
 
   app.get("/v1/responses/:id", { config: { auth: "inference" } }, async (req) => {
+    refuseQuery(req);
     const { id } = req.params as { id: string };
     const stored = await deps.responses.get(id, keyIdOf(req));
     if (!stored) throw notFound(id);
@@ -98,6 +105,7 @@ export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRou
   });
 
   app.delete("/v1/responses/:id", { config: { auth: "inference" } }, async (req) => {
+    refuseQuery(req);
     const { id } = req.params as { id: string };
     if (!(await deps.responses.delete(id, keyIdOf(req)))) throw notFound(id);
     return { id, object: "response", deleted: true };
