@@ -1,7 +1,7 @@
 // Request bodies of Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens) as
 // drover accepts them, and Anthropic's error body. Objects are strict: a field drover does not
 // implement is refused with 400 naming it, except the documented harmless ones (cache_control,
-// metadata, service_tier, citations: null), which are accepted and change nothing.
+// metadata, service_tier, citations: null, context_management), which are accepted and change nothing.
 import { z } from "zod";
 
 export type AnthropicErrorType =
@@ -24,7 +24,6 @@ export const ANTHROPIC_UNSUPPORTED: Record<string, string> = {
   top_k: "top_k is not supported by drover's engines; use temperature or top_p",
   container: "containers (code execution) are not supported",
   mcp_servers: "MCP servers run by the API are not supported; run MCP tools in the client",
-  context_management: "server-side context management is not supported",
 };
 
 const CacheControl = z.object({ type: z.literal("ephemeral"), ttl: z.string().optional() }).nullish();
@@ -71,7 +70,15 @@ export type AnthropicToolChoice = z.infer<typeof AnthropicToolChoice>;
 export const ThinkingConfig = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("enabled"), budget_tokens: z.number().int().min(1) }),
   z.strictObject({ type: z.literal("disabled") }),
+  // The model decides how much to think: the engine's default effort.
+  z.strictObject({ type: z.literal("adaptive") }),
 ]);
+
+/** Output settings: an effort level (→ reasoning_effort) and a JSON schema the answer must fit. */
+export const OutputConfig = z.strictObject({
+  effort: z.enum(["low", "medium", "high", "max"]).nullish(),
+  format: z.strictObject({ type: z.literal("json_schema"), schema: z.record(z.string(), z.unknown()) }).nullish(),
+});
 
 const Prompt = {
   model: z.string().min(1, "model is required"),
@@ -80,6 +87,12 @@ const Prompt = {
   tools: z.array(z.unknown()).optional(),
   tool_choice: AnthropicToolChoice.optional(),
   thinking: ThinkingConfig.optional(),
+  output_config: OutputConfig.optional(),
+  /**
+   * Accepted, not applied: Anthropic's server-side context editing. Claude Code sends it with every
+   * request; drover never edits a conversation (one longer than the model's context is refused).
+   */
+  context_management: z.record(z.string(), z.unknown()).nullish(),
 };
 
 export const MessagesRequest = z.strictObject({

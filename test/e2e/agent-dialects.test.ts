@@ -177,7 +177,17 @@ describe("OpenAI Responses API", () => {
 
 describe("Anthropic Messages API", () => {
   test("messages.create, not streamed: a Message with a text block, stop_reason and usage", async () => {
-    const { data, response } = await anthropic.messages.create({ model: CHAT, max_tokens: 10, system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }], messages: [{ role: "user", content: "Hello" }] }).withResponse();
+    // As Claude Code sends it: cached system blocks, metadata, and context editing (accepted, not applied).
+    const { data, response } = await anthropic.messages
+      .create({
+        model: CHAT,
+        max_tokens: 10,
+        system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }],
+        messages: [{ role: "user", content: "Hello" }],
+        metadata: { user_id: "user-1" },
+        context_management: { edits: [{ type: "clear_thinking_20251015", keep: "all" }] },
+      } as Anthropic.MessageCreateParamsNonStreaming)
+      .withResponse();
     expect(data).toMatchObject({ type: "message", role: "assistant", model: CHAT, stop_reason: "max_tokens", stop_sequence: null, usage: { output_tokens: 10 } });
     expect(data.id).toMatch(/^msg_/);
     expect(data.content.map((b) => b.type)).toEqual(["text"]);

@@ -273,6 +273,12 @@ describe("Anthropic Messages: the node's chat answer → Message blocks and even
     const other = messagesToChat(MessagesRequest.parse({ ...request, tool_choice: { type: "any", disable_parallel_tool_use: true }, thinking: { type: "enabled", budget_tokens: 8000 }, stop_sequences: ["END"], system: [{ type: "text", text: "A" }, { type: "text", text: "B" }] }));
     expect(other).toMatchObject({ tool_choice: "required", parallel_tool_calls: false, reasoning_effort: "medium", stop: ["END"], messages: [{ role: "system", content: "A\nB" }, { role: "user", content: "Weather in Paris?" }] });
     expect(messagesToChat(MessagesRequest.parse({ ...request, tool_choice: { type: "none" } })).tool_choice).toBe("none");
+    // What Claude Code sends besides: context editing (accepted, not applied), output settings, adaptive thinking.
+    const claudeCode = messagesToChat(
+      MessagesRequest.parse({ ...request, context_management: { edits: [{ type: "clear_thinking_20251015", keep: "all" }] }, thinking: { type: "adaptive" }, output_config: { effort: "low", format: { type: "json_schema", schema: WEATHER_SCHEMA } } }),
+    );
+    expect(claudeCode).toMatchObject({ reasoning_effort: "low", response_format: { type: "json_schema", json_schema: { schema: WEATHER_SCHEMA } } });
+    expect(claudeCode).not.toHaveProperty("context_management");
     expect(() => messagesToChat(MessagesRequest.parse({ ...request, messages: [{ role: "user", content: [{ type: "tool_use", id: "t", name: "x", input: {} }] }] }))).toThrow(AnthropicHttpError);
     expect(CountTokensRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], max_tokens: 3 }).success).toBe(false);
   });

@@ -102,6 +102,10 @@ export function promptToChat(req: CountTokensRequest): Record<string, unknown> {
     if (choice.type !== "none" && choice.disable_parallel_tool_use) body.parallel_tool_calls = false;
   }
   if (req.thinking?.type === "enabled") body.reasoning_effort = effortFor(req.thinking.budget_tokens);
+  const output = req.output_config;
+  // An explicit effort wins over one derived from a thinking budget.
+  if (output?.effort) body.reasoning_effort = output.effort === "max" ? "high" : output.effort;
+  if (output?.format) body.response_format = { type: "json_schema", json_schema: { name: "output", schema: output.format.schema } };
   return body;
 }
 
