@@ -79,7 +79,9 @@ export const CreateResponseRequest = z.strictObject({
   user: z.string().nullish(),
   safety_identifier: z.string().nullish(),
   prompt_cache_key: z.string().nullish(),
-  service_tier: z.enum(["auto", "default", "flex", "scale", "priority"]).nullish(),
+  service_tier: z.string().nullish(),
+  // Codex sends its installation and session ids here.
+  client_metadata: z.record(z.string(), z.string()).nullish(),
   truncation: z.literal("disabled", { message: 'only "disabled" is supported: drover never drops input to fit the context' }).nullish(),
   background: z.literal(false, { message: RESPONSES_UNSUPPORTED.background! }).nullish(),
 });
@@ -97,7 +99,9 @@ export const MessageItem = z.strictObject({
   role: z.enum(["user", "assistant", "system", "developer"]),
   content: z.union([text, z.array(z.unknown())]),
   status: z.enum(["in_progress", "completed", "incomplete"]).nullish(),
+  // Codex marks its messages with these; they change nothing in the prompt.
   phase: z.string().nullish(),
+  end_turn: z.boolean().nullish(),
 });
 export type MessageItem = z.infer<typeof MessageItem>;
 
@@ -127,7 +131,8 @@ export const ReasoningItem = z.strictObject({
   type: z.literal("reasoning"),
   id: z.string().nullish(),
   summary: z.array(z.strictObject({ type: z.literal("summary_text"), text })),
-  content: z.array(z.strictObject({ type: z.literal("reasoning_text"), text })).nullish(),
+  // Codex writes reasoning text parts as "text" as well as "reasoning_text".
+  content: z.array(z.strictObject({ type: z.enum(["reasoning_text", "text"]), text })).nullish(),
   encrypted_content: z.string().nullish(),
   status: z.enum(["in_progress", "completed", "incomplete"]).nullish(),
 });

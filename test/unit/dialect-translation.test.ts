@@ -255,6 +255,36 @@ describe("Responses: the node's chat answer → Response items and events", () =
     // No limit given: up to the model's context, not the engine's short default.
     expect(responsesToChat(CreateResponseRequest.parse({ model: "m", input: "x" }), [], 4096).body.max_tokens).toBe(4096);
     expect(() => responsesToChat(CreateResponseRequest.parse({ model: "m", input: "x", tools: [{ type: "file_search" }] }), [], 4096)).toThrow(HttpError);
+    // A request as Codex CLI sends one: stateless, with its own metadata and item fields.
+    const codex = CreateResponseRequest.parse({
+      model: "m",
+      instructions: "You are Codex.",
+      input: [
+        { type: "message", role: "user", content: [{ type: "input_text", text: "ls" }] },
+        { type: "reasoning", summary: [{ type: "summary_text", text: "List files." }], content: [{ type: "text", text: "I will run ls." }], encrypted_content: null },
+        { type: "function_call", name: "shell", arguments: '{"command":["ls"]}', call_id: "call_1" },
+        { type: "function_call_output", call_id: "call_1", output: "README.md" },
+        { type: "message", role: "assistant", content: [{ type: "output_text", text: "One file." }], end_turn: true, phase: "final_answer" },
+      ],
+      tools: [{ type: "function", name: "shell", description: "Runs a command", strict: false, parameters: { type: "object", properties: { command: { type: "array", items: { type: "string" } } }, required: ["command"] } }],
+      tool_choice: "auto",
+      parallel_tool_calls: false,
+      reasoning: { effort: "medium", summary: "auto" },
+      store: false,
+      stream: true,
+      include: ["reasoning.encrypted_content"],
+      prompt_cache_key: "thread-1",
+      service_tier: "priority",
+      text: { verbosity: "medium" },
+      client_metadata: { "x-codex-installation-id": "abc" },
+    });
+    expect(responsesToChat(codex, [], 4096).body.messages).toEqual([
+      { role: "system", content: "You are Codex." },
+      { role: "user", content: "ls" },
+      { role: "assistant", content: null, [REASONING_FIELD]: "I will run ls.", tool_calls: [{ id: "call_1", type: "function", function: { name: "shell", arguments: '{"command":["ls"]}' } }] },
+      { role: "tool", tool_call_id: "call_1", content: "README.md" },
+      { role: "assistant", content: "One file." },
+    ]);
   });
 });
 
