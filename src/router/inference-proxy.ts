@@ -146,9 +146,8 @@ export class InferenceProxy {
       }
       return outcome;
     }
-    outcome.status = 502;
     outcome.error = `no node could serve the request after ${outcome.attempts} attempts (last: ${lastError})`;
-    this.writeError(call, 502, outcome.error, outcome.nodeName);
+    outcome.status = this.writeError(call, 502, outcome.error, outcome.nodeName);
     return outcome;
   }
 
@@ -281,9 +280,10 @@ export class InferenceProxy {
     call.res.end(body);
   }
 
-  private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): void {
+  /** Answers an error the router makes itself; returns the status the client got. */
+  private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): number {
     const res = call.res;
-    if (res.headersSent) return;
+    if (res.headersSent) return status;
     const code = "upstream_unavailable";
     const body = call.errors ? call.errors.body(status, message, code) : call.streamErrorFormat === "ndjson" ? { error: message } : openAiError(message, "server_error", code);
     if (call.errors) status = call.errors.status(status);
@@ -293,5 +293,6 @@ export class InferenceProxy {
       ...(nodeName ? { [HEADER_NODE]: nodeName } : {}),
     });
     res.end(JSON.stringify(body));
+    return status;
   }
 }
