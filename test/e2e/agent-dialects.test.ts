@@ -419,12 +419,34 @@ describe("forced tool calls through both dialects", () => {
 
 describe("both dialects go through the admission queue", () => {
   let small: DroverProcess;
+  let empty: DroverProcess;
+  let late: DroverProcess | undefined;
   beforeAll(async () => {
-    small = await startRouter(["--queue-limit", "0"]);
+    [small, empty] = await Promise.all([startRouter(["--queue-limit", "0"]), startRouter()]);
   });
   afterAll(async () => {
-    await small?.stop();
+    await late?.stop();
+    await Promise.all([small?.stop(), empty?.stop()]);
   });
+
+  test("with no node ready, a Responses and a Messages request wait in the queue and are served once a node is", async () => {
+    const viaResponses = new OpenAI({ baseURL: `${empty.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 }).responses.create({ model: CHAT, input: "hi", max_output_tokens: 3 }, { headers: { "x-request-id": `queued-resp-${Date.now()}` } });
+    const viaMessages = new Anthropic({ baseURL: empty.url, apiKey: TEST_API_KEY, maxRetries: 0 }).messages.create({ model: CHAT, max_tokens: 3, messages: [{ role: "user", content: "hi" }] });
+    await waitFor("both requests waiting in the queue", async () => (await getJson(`${empty.url}/api/queue`)).models[CHAT]?.depth === 2, 20_000, 100);
+    late = await startNode(empty.url, "late-node");
+    const [r, m] = await Promise.all([viaResponses, viaMessages]);
+    expect(r.usage!.output_tokens).toBe(3);
+    expect(m.usage.output_tokens).toBe(3);
+    const history = await waitFor("both records", async () => {
+      const { requests } = await getJson(`${empty.url}/api/requests?node=late-node`);
+      return requests.length >= 2 ? requests : null;
+    }, 10_000, 100);
+    for (const rec of history as { api: string; queueWaitMs: number; status: number }[]) {
+      expect(["responses", "anthropic"]).toContain(rec.api);
+      expect(rec.status).toBe(200);
+      expect(rec.queueWaitMs).toBeGreaterThan(0);
+    }
+  }, 120_000);
 
   test("a full queue: 503 queue_full for Responses, Anthropic's 529 overloaded_error for Messages, both with Retry-After", async () => {
     const r = await fetch(`${small.url}/v1/responses`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify({ model: CHAT, input: "hi" }) });
