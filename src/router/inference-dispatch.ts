@@ -6,6 +6,7 @@ import type { ServerResponse } from "node:http";
 import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
 import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
 import { apiKeyNameOf } from "./auth/route-auth.js";
+import type { DialectErrors } from "./dialects/dialect.js";
 import type { InferenceOutcome, InferenceProxy } from "./inference-proxy.js";
 import type { FinishedRequest, RequestEvents } from "./request-events.js";
 import type { ResponseAdapter } from "./response-adapter.js";
@@ -24,6 +25,8 @@ export interface InferenceDispatch {
   adapter?: ResponseAdapter;
   /** The route's error body for a refusal (`code` is e.g. queue_full). */
   errorBody(message: string, code: string): unknown;
+  /** A dialect's own status and body for refusals; when given, it replaces errorBody. */
+  errors?: DialectErrors;
 }
 
 /** Writes a JSON error on a hijacked reply (the raw response is ours). */
@@ -56,24 +59,27 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
       res,
       streamErrorFormat: job.streamErrorFormat,
       adapter: job.adapter,
+      errors: job.errors,
     });
   } catch (err) {
     const headers = { [HEADER_REQUEST_ID]: requestId };
+    const refuse = (status: number, message: string, code: string, extra: Record<string, string> = {}) => {
+      const shown = job.errors ? job.errors.status(status) : status;
+      writeRaw(res, shown, job.errors ? job.errors.body(status, message, code) : job.errorBody(message, code), { ...headers, ...extra });
+      return shown;
+    };
     if (err instanceof QueueFullError) {
-      outcome.status = 503;
       outcome.error = "queue_full";
-      writeRaw(res, 503, job.errorBody(err.message, "queue_full"), { ...headers, "retry-after": "1" });
+      outcome.status = refuse(503, err.message, "queue_full", { "retry-after": "1" });
     } else if (err instanceof QueueTimeoutError) {
-      outcome.status = 503;
       outcome.error = "queue_timeout";
-      writeRaw(res, 503, job.errorBody(err.message, "queue_timeout"), { ...headers, "retry-after": "5" });
+      outcome.status = refuse(503, err.message, "queue_timeout", { "retry-after": "5" });
     } else if (err instanceof QueueAbortedError || controller.signal.aborted) {
       outcome.status = 499;
       outcome.error = "client disconnected";
     } else {
-      outcome.status = 502;
       outcome.error = (err as Error).message;
-      writeRaw(res, 502, job.errorBody(`upstream error: ${(err as Error).message}`, "upstream_error"), headers);
+      outcome.status = refuse(502, `upstream error: ${(err as Error).message}`, "upstream_error");
     }
   }
   events.emitFinished({

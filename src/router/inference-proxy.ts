@@ -8,6 +8,7 @@ import { traceIdOf } from "../logs/request-logger.js";
 import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import type { AdmissionQueue, Lease } from "./admission-queue.js";
+import type { DialectErrors } from "./dialects/dialect.js";
 import type { NodeRegistry } from "./node-registry.js";
 import { PassthroughAdapter, type ResponseAdapter } from "./response-adapter.js";
 import { ResponseTap, truncateUtf8 } from "./response-tap.js";
@@ -35,6 +36,8 @@ export interface InferenceCall {
   streamErrorFormat: "sse" | "ndjson";
   /** Shapes the node's response for the client; default: relayed unchanged. */
   adapter?: ResponseAdapter;
+  /** The client's dialect's shape for an error the router answers itself; default OpenAI's (Ollama's for ndjson). */
+  errors?: DialectErrors;
 }
 
 export interface InferenceOutcome {
@@ -144,9 +147,8 @@ export class InferenceProxy {
       }
       return outcome;
     }
-    outcome.status = 502;
     outcome.error = `no node could serve the request after ${outcome.attempts} attempts (last: ${lastError})`;
-    this.writeError(call, 502, outcome.error, outcome.nodeName);
+    outcome.status = this.writeError(call, 502, outcome.error, outcome.nodeName);
     return outcome;
   }
 
@@ -219,7 +221,7 @@ export class InferenceProxy {
         await written;
       }
       Object.assign(outcome, tap.finish());
-      const tail = adapter.end();
+      const tail = await adapter.end();
       writeHead();
       res.end(tail);
     } catch (err) {
@@ -279,15 +281,19 @@ export class InferenceProxy {
     call.res.end(body);
   }
 
-  private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): void {
+  /** Answers an error the router makes itself; returns the status the client got. */
+  private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): number {
     const res = call.res;
-    if (res.headersSent) return;
-    const body = call.streamErrorFormat === "ndjson" ? { error: message } : openAiError(message, "server_error", "upstream_unavailable");
+    if (res.headersSent) return status;
+    const code = "upstream_unavailable";
+    const body = call.errors ? call.errors.body(status, message, code) : call.streamErrorFormat === "ndjson" ? { error: message } : openAiError(message, "server_error", code);
+    if (call.errors) status = call.errors.status(status);
     res.writeHead(status, {
       "content-type": "application/json",
       [HEADER_REQUEST_ID]: call.requestId,
       ...(nodeName ? { [HEADER_NODE]: nodeName } : {}),
     });
     res.end(JSON.stringify(body));
+    return status;
   }
 }

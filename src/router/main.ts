@@ -7,6 +7,8 @@ import type { Catalog } from "../protocol/catalog.js";
 import { AdmissionQueue } from "./admission-queue.js";
 import type { BootstrapResult } from "./auth/bootstrap.js";
 import type { AuthLevel } from "./auth/route-auth.js";
+import { registerAnthropicRoutes } from "./dialects/anthropic/routes.js";
+import { registerResponsesRoutes } from "./dialects/responses/routes.js";
 import { FleetActivity } from "./fleet-activity.js";
 import { installErrorHandlers, installJsonParser } from "./http-errors.js";
 import { InferenceProxy } from "./inference-proxy.js";
@@ -132,6 +134,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     log.info({ reqId: r.requestId, traceId: r.traceId, path: r.endpoint, model: r.modelId, node: r.nodeName, status: r.status, attempts: r.attempts, queueWaitMs: r.queueWaitMs, durationMs: r.durationMs, error: r.error ?? undefined }, "request"),
   );
   registerOpenAiRoutes(app, { catalog: opts.catalog, proxy, createdAt: startedAt, events });
+  registerResponsesRoutes(app, { catalog: opts.catalog, proxy, events, responses: persistence.store.responses, log });
+  registerAnthropicRoutes(app, { catalog: opts.catalog, proxy, events, log });
   registerOllamaRoutes(app, { catalog: opts.catalog, registry, proxy, events, version: droverVersion(), startedAt, modifiedAt: (id) => cache.get(id)?.mtimeMs, log });
   registerMetricsRoutes(app, new RouterMetrics({ registry, queue, events, modelIds: opts.catalog.models.map((m) => m.id) }));
   registerNodeLogRoutes(app, { registry, nodeToken: opts.nodeToken });

@@ -20,6 +20,9 @@ import { registerUserRoutes } from "./routes/user-routes.js";
 import { openStore, type RouterStore } from "./store/router-store.js";
 
 const NODE_SYNC_MS = 10_000;
+const SWEEP_EVERY_MS = 10 * 60_000;
+/** Stored responses outlive a history that is off (0 days): previous_response_id still works for a week. */
+const DEFAULT_RETENTION_DAYS = 7;
 
 export interface PersistenceOptions {
   dataDir: string;
@@ -61,6 +64,15 @@ export async function openPersistence(opts: PersistenceOptions): Promise<Persist
   apiKeys.start();
   const recorder = opts.historyRetentionDays > 0 ? new HistoryRecorder(store.requests, log, { retentionMs: opts.historyRetentionDays * 86_400_000 }) : null;
   recorder?.start();
+  const responsesRetentionMs = (opts.historyRetentionDays > 0 ? opts.historyRetentionDays : DEFAULT_RETENTION_DAYS) * 86_400_000;
+  const sweepResponses = () =>
+    store.responses.deleteOlderThan(Date.now() - responsesRetentionMs).then(
+      (deleted) => deleted > 0 && log.info({ deleted }, "stored responses: removed those past retention"),
+      (err: Error) => log.warn({ err: err.message }, "stored responses retention sweep failed"),
+    );
+  void sweepResponses();
+  const responsesSweep = setInterval(() => void sweepResponses(), SWEEP_EVERY_MS);
+  responsesSweep.unref();
   let nodeSync: NodeJS.Timeout | null = null;
 
   return {
@@ -97,6 +109,7 @@ export async function openPersistence(opts: PersistenceOptions): Promise<Persist
     },
     async close() {
       if (nodeSync) clearInterval(nodeSync);
+      clearInterval(responsesSweep);
       await recorder?.close().catch((err: Error) => log.warn({ err: err.message }, "could not write the last request history"));
       await apiKeys.close();
       await store.close();

@@ -5,7 +5,7 @@ export interface FinishedRequest {
   requestId: string;
   /** Epoch ms when the router received the request. */
   startedAt: number;
-  api: "openai" | "ollama";
+  api: "openai" | "ollama" | "responses" | "anthropic";
   /** The client's path, e.g. /v1/chat/completions or /api/chat. */
   endpoint: string;
   modelId: string;

@@ -20,8 +20,8 @@ export interface ResponseAdapter {
   head(): { status: number; contentType: string };
   /** Bytes for the client from one chunk of the node's body ("" when nothing is due yet). */
   chunk(data: Buffer): string | Buffer;
-  /** The node's body ended: the last bytes for the client. */
-  end(): string | Buffer;
+  /** The node's body ended: the last bytes for the client (a dialect may first write to its store). */
+  end(): string | Buffer | Promise<string | Buffer>;
   /** The node's body broke: the bytes that end the client's response, or null to cut the connection. */
   fail(message: string): string | Buffer | null;
 }

@@ -35,7 +35,7 @@ afterAll(async () => {
   await router?.stop();
 });
 
-type Shape = "openai" | "ollama";
+type Shape = "openai" | "ollama" | "anthropic";
 interface BodyRoute {
   method: "POST" | "PATCH";
   path: string;
@@ -51,6 +51,21 @@ const ROUTES: BodyRoute[] = [
   { method: "POST", path: "/v1/chat/completions", shape: "openai", auth: () => AUTH_HEADERS, base: { model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2, stream: false, temperature: 0.5 } },
   { method: "POST", path: "/v1/completions", shape: "openai", auth: () => AUTH_HEADERS, base: { model: CHAT, prompt: "hi", max_tokens: 2, stream: false } },
   { method: "POST", path: "/v1/embeddings", shape: "openai", auth: () => AUTH_HEADERS, base: { model: EMBED, input: ["a", "b"] } },
+  {
+    method: "POST",
+    path: "/v1/responses",
+    shape: "openai",
+    auth: () => AUTH_HEADERS,
+    base: { model: CHAT, instructions: "Be brief.", input: [{ role: "user", content: [{ type: "input_text", text: "hi" }] }], max_output_tokens: 2, store: false, tools: [{ type: "function", name: "f", parameters: { type: "object" } }] },
+  },
+  {
+    method: "POST",
+    path: "/v1/messages",
+    shape: "anthropic",
+    auth: () => AUTH_HEADERS,
+    base: { model: CHAT, system: "Be brief.", messages: [{ role: "user", content: [{ type: "text", text: "hi" }] }], max_tokens: 2, tools: [{ name: "f", input_schema: { type: "object" } }] },
+  },
+  { method: "POST", path: "/v1/messages/count_tokens", shape: "anthropic", auth: () => AUTH_HEADERS, base: { model: CHAT, messages: [{ role: "user", content: "hi" }] } },
   { method: "POST", path: "/api/chat", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: CHAT, messages: [{ role: "user", content: "hi" }], stream: false, options: { num_predict: 2 } } },
   { method: "POST", path: "/api/generate", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: CHAT, prompt: "hi", stream: false, options: { num_predict: 2 } } },
   { method: "POST", path: "/api/embed", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: EMBED, input: "hi" } },
@@ -89,6 +104,7 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
 const tokenLimit = fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constantFrom(0.5, -7, 1e308, -1e308, 2 ** 64, Number.MAX_SAFE_INTEGER + 2, "2", [], {}, true));
 const LIMITERS: Record<string, fc.Arbitrary<unknown>> = {
   max_tokens: tokenLimit,
+  max_output_tokens: tokenLimit,
   options: fc.oneof(tokenLimit.map((n) => ({ num_predict: n })), fc.constantFrom(null, "x", [], 5, { num_predict: 2, temperature: "hot" }, { num_predict: 2, num_ctx: 1e308 })),
 };
 
@@ -127,6 +143,7 @@ function isErrorShape(shape: Shape, body: unknown): boolean {
   if (typeof body !== "object" || body === null) return false;
   const error = (body as { error?: unknown }).error;
   if (shape === "ollama") return typeof error === "string" && error.length > 0;
+  if (shape === "anthropic") return (body as { type?: unknown }).type === "error" && typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string" && typeof (error as { type?: unknown }).type === "string";
   return typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string" && typeof (error as { type?: unknown }).type === "string";
 }
 

@@ -10,18 +10,21 @@ let pg: TestPostgres;
 let a: DroverProcess;
 let b: DroverProcess;
 let node: DroverProcess;
+/** Serves router A, so a conversation begun through B can continue through A. */
+let nodeA: DroverProcess;
 
 beforeAll(async () => {
   pg = await startPostgres();
   const url = await pg.createDatabase();
   // Both start at once against the empty database: migrations and bootstrap must not collide.
-  [a, b] = await Promise.all([startRouter(["--database-url", url]), startRouter(["--database-url", url])]);
-  node = await startNode(b.url, "pg-node");
-  await waitForReady(b.url, [CHAT], 1);
+  const args = ["--database-url", url, "--history-body-bytes", "65536"];
+  [a, b] = await Promise.all([startRouter(args), startRouter(args)]);
+  [node, nodeA] = await Promise.all([startNode(b.url, "pg-node"), startNode(a.url, "pg-node-a")]);
+  await Promise.all([waitForReady(b.url, [CHAT], 1), waitForReady(a.url, [CHAT], 1)]);
 });
 
 afterAll(async () => {
-  await node?.stop();
+  await Promise.all([node?.stop(), nodeA?.stop()]);
   await Promise.all([a?.stop(), b?.stop()]);
   await pg?.stop();
 });
@@ -70,5 +73,28 @@ describe("routers sharing PostgreSQL", () => {
     // A learns of the node from the shared table (listed offline: it registered with B only).
     const seen = await waitFor("A to list B's node", async () => (await getJson(`${a.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "pg-node"), 40_000, 500);
     expect(seen.state).toBe("offline");
+  }, 60_000);
+
+  test("a Responses conversation stored through router B continues through router A (previous_response_id in the shared database)", async () => {
+    const viaB = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    const viaA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    const first = await viaB.responses.create({ model: CHAT, input: "My name is Ada-7781.", max_output_tokens: 4 });
+    expect((await viaA.responses.retrieve(first.id)).output_text).toBe(first.output_text);
+
+    const requestId = `pg-resp-${Date.now()}`;
+    const { data: second, response } = await viaA.responses
+      .create({ model: CHAT, input: "What is my name?", previous_response_id: first.id, max_output_tokens: 4 }, { headers: { "x-request-id": requestId } })
+      .withResponse();
+    expect(response.headers.get("x-drover-node")).toBe("pg-node-a");
+    expect(second.previous_response_id).toBe(first.id);
+    const rec = await waitFor("A's record of the second turn", () => getJson(`${a.url}/api/requests/${requestId}`).catch(() => null), 10_000, 100);
+    expect(JSON.parse(rec.requestBody).messages).toEqual([
+      { role: "user", content: "My name is Ada-7781." },
+      { role: "assistant", content: first.output_text },
+      { role: "user", content: "What is my name?" },
+    ]);
+    // And back: B continues what A stored.
+    const third = await viaB.responses.create({ model: CHAT, input: "Thanks.", previous_response_id: second.id, max_output_tokens: 2 });
+    expect(third.usage!.input_tokens).toBeGreaterThan(second.usage!.input_tokens);
   }, 60_000);
 });

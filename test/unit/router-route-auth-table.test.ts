@@ -43,6 +43,11 @@ const EXPECTED: Record<string, AuthLevel> = {
   "POST /v1/chat/completions": "inference",
   "POST /v1/completions": "inference",
   "POST /v1/embeddings": "inference",
+  "POST /v1/responses": "inference",
+  "GET /v1/responses/:id": "inference",
+  "DELETE /v1/responses/:id": "inference",
+  "POST /v1/messages": "inference",
+  "POST /v1/messages/count_tokens": "inference",
   "GET /": "public",
   "GET /api/version": "public",
   "GET /api/tags": "inference",
@@ -149,13 +154,22 @@ describe("route auth table", () => {
         clearTimeout(timer);
         const status = res?.status ?? "no answer within 2 s";
         // Only the status and error code matter; streams are not read to the end.
-        const body = res && r.method !== "HEAD" && res.headers.get("content-type")?.includes("json") ? ((await res.json()) as { error?: string | { code?: string } }) : null;
-        // OpenAI shape carries error.code; the Ollama routes answer {"error": "..."}.
-        const code = typeof body?.error === "object" ? (body.error.code ?? null) : typeof body?.error === "string" ? "ollama_error" : null;
+        const body = res && r.method !== "HEAD" && res.headers.get("content-type")?.includes("json") ? ((await res.json()) as { type?: string; error?: string | { code?: string; type?: string } }) : null;
+        // OpenAI shape carries error.code; the Ollama routes answer {"error": "..."}; Anthropic's {"type":"error","error":{"type"}}.
+        const code =
+          body?.type === "error" && typeof body.error === "object"
+            ? `anthropic_${body.error.type}`
+            : typeof body?.error === "object"
+              ? (body.error.code ?? null)
+              : typeof body?.error === "string"
+                ? "ollama_error"
+                : null;
         ctrl.abort();
         const refusedWith = caller === "viewer" && level === "admin" ? 403 : 401;
         // An admitted caller may still get 403 from the handler (wrong current password), never an auth code.
-        const ok = admitted ? status !== 401 && !AUTH_CODES.has(code ?? "") && (typeof status !== "number" || status < 500) : status === refusedWith && (r.method === "HEAD" || AUTH_CODES.has(code ?? "") || code === "ollama_error");
+        const ok = admitted
+          ? status !== 401 && !AUTH_CODES.has(code ?? "") && code !== "anthropic_authentication_error" && (typeof status !== "number" || status < 500)
+          : status === refusedWith && (r.method === "HEAD" || AUTH_CODES.has(code ?? "") || code === "ollama_error" || code === "anthropic_authentication_error");
         if (!ok) results.push(`${r.method} ${r.url} as ${caller}: ${status} ${code ?? ""} (expected ${admitted ? "past auth" : refusedWith})`);
       }
     }

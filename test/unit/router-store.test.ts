@@ -57,10 +57,10 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
     const { db, close } = await openDatabase({ dataDir, databaseUrl: url });
     try {
       const tables = (await db.introspection.getTables()).map((t) => t.name).sort();
-      expect(tables).toEqual(expect.arrayContaining(["api_keys", "nodes", "requests", "sessions", "users"]));
+      expect(tables).toEqual(expect.arrayContaining(["api_keys", "nodes", "requests", "responses", "sessions", "users"]));
       expect(await migrateToLatest(db)).toEqual([]);
-      const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
-      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls"]);
+      const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses"]);
     } finally {
       await close();
     }
@@ -174,6 +174,30 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
 
       expect(await s.requests.deleteOlderThan(base + 5_000, 2)).toBe(5);
       expect(await s.requests.count({})).toBe(25);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("stored responses: saved whole, read and deleted only with the key that made them, retention by age", async () => {
+    const s = await fresh(kind);
+    try {
+      const context = [{ role: "user", content: "héllo 'quoted' \"text\"" }];
+      const response = { id: "resp_1", object: "response", output: [{ type: "message", content: [{ type: "output_text", text: "hi" }] }], usage: { input_tokens: 3 } };
+      await s.responses.save({ id: "resp_1", createdAt: 1_000, keyId: "key-a", model: "m-a", context, response });
+      await s.responses.save({ id: "resp_2", createdAt: 5_000, keyId: "key-a", model: "m-a", context: [], response: { id: "resp_2" } });
+      await s.responses.save({ id: "resp_3", createdAt: 5_000, keyId: null, model: "m-a", context: [], response: { id: "resp_3" } });
+      await expect(s.responses.save({ id: "resp_1", createdAt: 2_000, keyId: "key-b", model: "m-a", context: [], response: {} })).rejects.toSatisfy(isUniqueViolation);
+      expect(await s.responses.get("resp_1", "key-a")).toEqual({ id: "resp_1", createdAt: 1_000, keyId: "key-a", model: "m-a", context, response });
+      expect(await s.responses.get("resp_1", "key-b")).toBeNull();
+      expect(await s.responses.get("resp_1", null)).toBeNull();
+      expect((await s.responses.get("resp_3", null))?.id).toBe("resp_3");
+      expect(await s.responses.delete("resp_2", "key-b")).toBe(false);
+      expect(await s.responses.delete("resp_2", "key-a")).toBe(true);
+      expect(await s.responses.get("resp_2", "key-a")).toBeNull();
+      expect(await s.responses.deleteOlderThan(3_000)).toBe(1);
+      expect(await s.responses.get("resp_1", "key-a")).toBeNull();
+      expect((await s.responses.get("resp_3", null))?.id).toBe("resp_3");
     } finally {
       await s.close();
     }

@@ -61,6 +61,12 @@ function bearer(req: FastifyRequest): string | null {
   return m ? m[1]! : null;
 }
 
+/** Anthropic's clients send the key as `x-api-key`; every inference route takes it like a Bearer token. */
+function apiKeyHeader(req: FastifyRequest): string | null {
+  const h = req.headers["x-api-key"];
+  return typeof h === "string" && h.trim() ? h.trim() : null;
+}
+
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Whether a key limited to models allows this one (Ollama's implicit ":latest" included). */
@@ -73,10 +79,10 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
   const levelOf = (req: FastifyRequest): AuthLevel => req.routeOptions.config?.auth ?? "admin";
 
   async function inference(req: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const token = bearer(req);
+    const token = bearer(req) ?? apiKeyHeader(req);
     if (!token) {
       reply.header("www-authenticate", 'Bearer realm="drover"');
-      throw new HttpError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", "invalid_request_error", "missing_api_key");
+      throw new HttpError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>').", "invalid_request_error", "missing_api_key");
     }
     const check = await deps.apiKeys.check(token);
     if (!check.ok) {

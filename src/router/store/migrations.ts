@@ -90,6 +90,21 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable("requests").addColumn("tool_calls", "integer").execute();
     },
   },
+  // Stored Responses (POST /v1/responses with store), continued through previous_response_id.
+  "0003_responses": {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable("responses")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("key_id", "text")
+        .addColumn("model", "text", (c) => c.notNull())
+        .addColumn("context", "text", (c) => c.notNull())
+        .addColumn("response", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("responses_created_at").on("responses").column("created_at").execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -3,6 +3,7 @@ import { ApiKeysRepository } from "./api-keys.js";
 import { openDatabase, type DatabaseKind, type OpenDatabaseOptions } from "./database.js";
 import { NodesRepository } from "./nodes.js";
 import { RequestHistoryRepository } from "./request-history.js";
+import { ResponsesRepository } from "./responses.js";
 import { SessionsRepository } from "./sessions.js";
 import { UsersRepository } from "./users.js";
 
@@ -14,6 +15,7 @@ export interface RouterStore {
   sessions: SessionsRepository;
   nodes: NodesRepository;
   requests: RequestHistoryRepository;
+  responses: ResponsesRepository;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ export async function openStore(opts: OpenDatabaseOptions): Promise<RouterStore>
     sessions: new SessionsRepository(db),
     nodes: new NodesRepository(db),
     requests: new RequestHistoryRepository(db, kind),
+    responses: new ResponsesRepository(db),
     close,
   };
 }

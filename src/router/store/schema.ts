@@ -73,10 +73,24 @@ export interface RequestsTable {
   response_body: string | null;
 }
 
+export interface ResponsesTable {
+  /** resp_…, as handed to the client. */
+  id: string;
+  created_at: number;
+  /** The API key that made it: only that key reads, continues or deletes it. */
+  key_id: string | null;
+  model: string;
+  /** JSON array of the conversation's input items up to this turn (instructions excluded). */
+  context: string;
+  /** JSON of the Response object as the client got it. */
+  response: string;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
   sessions: SessionsTable;
   nodes: NodesTable;
   requests: RequestsTable;
+  responses: ResponsesTable;
 }
