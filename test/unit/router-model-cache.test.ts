@@ -239,3 +239,62 @@ describe("router model cache", () => {
     expect(failed.message).toMatch(/disk full while writing .*ENOSPC/);
   });
 });
+
+describe("router model cache: split models and disk space", () => {
+  const PARTS = [bytesOf(120_000, 3), bytesOf(90_000, 4), bytesOf(60_000, 5)];
+  const partName = (i: number) => `s-0000${i + 1}-of-00003.gguf`;
+  const splitEntry = (parts?: { url: string; sha256?: string }[]): CatalogEntry =>
+    entry({ id: "split/m", sizeBytes: 270_000, source: { gguf: { url: upstream.fileUrl(partName(0)), ...(parts ? { parts } : {}) } } });
+
+  beforeEach(() => PARTS.forEach((b, i) => upstream.set(partName(i), b)));
+
+  it("derives the parts from the first part's name, fetches each once (single flight), pins each, and serves each", async () => {
+    upstream.bytesPerSecond = 600_000;
+    const { cache, catalog } = await cacheFor([splitEntry()]);
+    expect(catalog.models[0]!.parts).toEqual([{}, {}, {}]);
+    const asks = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => cache.lookup("split/m", i)));
+    expect(asks.every((a) => a.status === "pending" || a.status === "ready")).toBe(true);
+    const files = await Promise.all([0, 1, 2].map((i) => waitFor(async () => {
+      const r = await cache.lookup("split/m", i);
+      return r.status === "ready" ? r.file : undefined;
+    }, 10_000, `part ${i + 1}`)));
+    for (let i = 0; i < 3; i++) {
+      expect(upstream.fileRequests(partName(i))).toHaveLength(1);
+      expect((await readFile(files[i]!.path)).equals(PARTS[i]!)).toBe(true);
+      // llama.cpp finds the parts beside the first by their split names.
+      expect(files[i]!.path.endsWith(`-0000${i + 1}-of-00003.gguf`)).toBe(true);
+    }
+    const s = stats(cache, "split/m");
+    expect(s).toMatchObject({ state: "cached", sizeBytes: 270_000, upstream: { fetches: 3, failures: 0 } });
+    expect(s.parts!.map((p) => [p.part, p.state, p.sha256, p.upstream.fetches])).toEqual(PARTS.map((b, i) => [i + 1, "cached", sha(b), 1]));
+    // Nodes see every part's checksum and size, and the whole size.
+    expect(catalog.models[0]).toMatchObject({ sha256: sha(PARTS[0]!), sizeBytes: 270_000, parts: PARTS.map((b) => ({ sha256: sha(b), sizeBytes: b.length })) });
+    const pins = JSON.parse(await readFile(join(dir, "pins.json"), "utf8"));
+    expect(Object.keys(pins).sort()).toEqual(["split/m", "split/m#2", "split/m#3"]);
+    expect(await cache.lookup("split/m", 3)).toMatchObject({ status: "unavailable", message: expect.stringContaining("has 3 part(s)") });
+  });
+
+  it("rejects a part whose bytes do not match its catalog sha256, naming the part", async () => {
+    const altered = Buffer.from(PARTS[1]!);
+    altered[1000] ^= 0xff;
+    upstream.set(partName(1), altered);
+    const { cache } = await cacheFor([splitEntry(PARTS.map((b, i) => ({ url: upstream.fileUrl(partName(i)), sha256: sha(b) })))]);
+    const failed = await waitFor(async () => {
+      const r = await cache.lookup("split/m", 1);
+      return r.status === "failed" ? r : undefined;
+    }, 10_000, "part 2 failed");
+    expect(failed.message).toMatch(/part 2 of 3: sha256 mismatch/);
+    expect((await cache.lookup("split/m", 0)).status).toBe("ready");
+    expect(stats(cache, "split/m").parts!.map((p) => p.state)).toEqual(["cached", "failed", "absent"]);
+  });
+
+  it("refuses at once, before any upstream byte, a model larger than the free disk", async () => {
+    const { cache } = await cacheFor([entry({ sizeBytes: 1e15 })]);
+    const r = await waitFor(async () => {
+      const l = await cache.lookup("org/m:1");
+      return l.status === "failed" ? l : undefined;
+    }, 10_000, "failed");
+    expect(r.message).toMatch(/not enough disk: needs 1010\.0 TB, have .* free in /);
+    expect(upstream.requests).toEqual([]);
+  });
+});
