@@ -65,6 +65,11 @@ export interface ModelDownloadOptions {
   maxChecksumAttempts?: number;
   /** Delay between transient failures (default 1 s doubling to 30 s, with jitter). */
   retryBackoff?: Backoff;
+  /**
+   * The first (or only) file is verified: its GGUF header can be read. Runs before the other parts
+   * of a split model are downloaded; throwing stops the download (e.g. the model does not fit).
+   */
+  onFirstPart?: (path: string) => Promise<void>;
   /** Minimum interval between progress callbacks (default 250 ms). */
   progressIntervalMs?: number;
 }
@@ -124,6 +129,7 @@ export async function downloadModel(opts: ModelDownloadOptions): Promise<string>
       if (await reuseExistingFile(part, entry, logger)) doneBytes += (await fileSize(part.paths.final)) ?? 0;
       else missing.push(part);
     }
+    if (missing[0]?.index !== 0) await opts.onFirstPart?.(parts[0]!.paths.final);
     if (missing.length === 0) return parts[0]!.paths.final;
     let needed = 0;
     for (const part of missing) needed += Math.max(0, sizes[part.index]! - ((await fileSize(part.paths.part)) ?? 0));
@@ -137,6 +143,7 @@ export async function downloadModel(opts: ModelDownloadOptions): Promise<string>
   for (const part of missing) {
     await downloadPart(opts, part, doneBytes);
     doneBytes += (await fileSize(part.paths.final)) ?? 0;
+    if (part.index === 0) await opts.onFirstPart?.(part.paths.final);
   }
   return parts[0]!.paths.final;
 }
