@@ -62,6 +62,25 @@ interface Tensor {
   data: Float32Array;
 }
 
+/** A tensor written by the caller after `header()`: ggml type id and its byte length. */
+export interface TensorInfo {
+  name: string;
+  dims: number[];
+  type: number;
+  byteLength: number;
+}
+
+export const GGML_TYPE_F32_ID = GGML_TYPE_F32;
+export const GGML_TYPE_Q8_0 = 8;
+/** Q8_0: blocks of 32 values, each an f16 scale and 32 int8s. */
+export const Q8_0_BLOCK_VALUES = 32;
+export const Q8_0_BLOCK_BYTES = 34;
+
+/** A tensor's bytes rounded up to the data alignment (the writer pads after each tensor). */
+export function paddedSize(byteLength: number): number {
+  return Math.ceil(byteLength / ALIGNMENT) * ALIGNMENT;
+}
+
 export class GgufBuilder {
   private kv = new ByteSink();
   private kvCount = 0;
@@ -149,6 +168,30 @@ export class GgufBuilder {
       parts.push(GgufBuilder.file(kv, (i === 0 ? this.kvCount : 0) + split.kvCount, tensors));
     }
     return parts;
+  }
+
+  /**
+   * The header (metadata and tensor infos, padded) of a file whose tensor data the caller streams
+   * after it: each tensor's bytes in this order, each padded to the alignment (see tensorDataSize).
+   */
+  header(tensors: readonly TensorInfo[]): Buffer {
+    const out = new ByteSink();
+    out.push(Buffer.from("GGUF", "ascii"));
+    out.u32(3);
+    out.u64(tensors.length);
+    out.u64(this.kvCount);
+    out.push(this.kv.concat());
+    let offset = 0;
+    for (const t of tensors) {
+      out.str(t.name);
+      out.u32(t.dims.length);
+      for (const dim of t.dims) out.u64(dim);
+      out.u32(t.type);
+      out.u64(offset);
+      offset += paddedSize(t.byteLength);
+    }
+    out.pad(ALIGNMENT);
+    return out.concat();
   }
 
   private static file(kv: Buffer, kvCount: number, tensors: readonly Tensor[]): Buffer {
