@@ -199,7 +199,8 @@ export class ModelCache {
   }
 
   private async generate(entry: CatalogEntry): Promise<void> {
-    const written = await writeTinyModelParts(entry.source.generate!, this.pathOf(entry.id));
+    // The writer names the parts itself from the single-file path.
+    const written = await writeTinyModelParts(entry.source.generate!, join(this.dir, modelFileName(entry.id)));
     for (const [i, { path, size, sha256 }] of written.entries()) {
       const { mtimeMs } = await stat(path);
       this.accept(entry, i, { path, size, sha256, mtimeMs }, "generated");

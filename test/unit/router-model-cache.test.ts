@@ -288,6 +288,18 @@ describe("router model cache: split models and disk space", () => {
     expect(stats(cache, "split/m").parts!.map((p) => p.state)).toEqual(["cached", "failed", "absent"]);
   });
 
+  it("writes a generated split model's parts under llama.cpp's split names and serves each", async () => {
+    const spec = { name: "g", seed: 4, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 2048, parts: 3 };
+    const { cache, catalog } = await cacheFor([{ ...entry({ id: "gen" }), source: { generate: spec } }]);
+    const files = await Promise.all([0, 1, 2].map(async (i) => {
+      const r = await cache.lookup("gen", i);
+      return r.status === "ready" ? r.file : undefined;
+    }));
+    expect(files.map((f) => f?.path)).toEqual([1, 2, 3].map((n) => join(dir, `gen-0000${n}-of-00003.gguf`)));
+    expect(catalog.models[0]!.parts!.map((p) => p.sha256)).toEqual(files.map((f) => f!.sha256));
+    expect(stats(cache, "gen")).toMatchObject({ state: "cached", sha256Origin: "generated", upstream: { fetches: 0 } });
+  });
+
   it("refuses at once, before any upstream byte, a model larger than the free disk", async () => {
     const { cache } = await cacheFor([entry({ sizeBytes: 1e15 })]);
     const r = await waitFor(async () => {
