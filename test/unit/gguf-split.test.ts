@@ -68,7 +68,7 @@ describe("split GGUF", () => {
     for (const w of written) expect(w.sha256).toBe(createHash("sha256").update(await readFile(w.path)).digest("hex"));
     const infos = await Promise.all(written.map((w) => readGgufFileInfo(w.path, { spliceSplitFiles: false, logWarnings: false })));
     infos.forEach((info, i) => {
-      expect(info.metadata.split).toEqual({ no: i, count: 3, tensors: { count: 3 + 9 * SPEC.blockCount } });
+      expect((info.metadata as unknown as { split?: unknown }).split).toEqual({ no: i, count: 3, tensors: { count: 3 + 9 * SPEC.blockCount } });
       // Only the first part holds the model's metadata.
       expect(info.metadata.general?.architecture).toBe(i === 0 ? "llama" : undefined);
     });
