@@ -247,7 +247,7 @@ async function main(): Promise<void> {
   const nodeArgs = (name: string) => ["node", "--router", router.url, "--host", "127.0.0.1", "--port", "0", "--name", name, "--engine", "llama", "--slots", "1", "--threads", String(threads), "--data-dir", join(work!, name), "--models-dir", modelsDir, "--node-token", NODE_TOKEN];
   const ready = (name: string) =>
     waitFor(`${name} ready`, async () => {
-      const { nodes } = (await (await fetch(`${router.url}/api/nodes`, { headers: admin })).json()) as { nodes: { name: string; models: { id: string; state: string; reason?: string }[]; metrics?: { gpus?: unknown[] } }[] };
+      const { nodes } = (await (await fetch(`${router.url}/api/nodes`, { headers: admin })).json()) as { nodes: { id: string; name: string; models: { id: string; state: string; reason?: string }[]; metrics?: { gpus?: unknown[] } }[] };
       const node = nodes.find((n) => n.name === name);
       const m = node?.models.find((x) => x.id === MODEL);
       if (m?.state === "failed" || m?.state === "unsupported") throw new Error(`${MODEL} is ${m.state}: ${m.reason}`);
@@ -272,6 +272,8 @@ async function main(): Promise<void> {
   const gpuRates = await measure(router.url, 256, 3);
   for (const r of gpuRates) say(`${r.tokens} tokens in ${r.seconds.toFixed(2)} s: ${r.perSecond.toFixed(1)} tokens/s`);
   await gpuNode.stop();
+  // Forget the stopped node at once, so the router does not wait for missed heartbeats to skip it.
+  await fetch(`${router.url}/api/nodes/${encodeURIComponent(gpuView.id)}`, { method: "DELETE", headers: admin });
 
   section(`tokens/s on the CPU (same model, DROVER_ENGINE_GPU=off, ${threads} threads, 64 tokens, 2 runs)`);
   const cpuNode = await startDrover(nodeArgs("cpu"), { DROVER_ENGINE_GPU: "off" }, /drover node\s+(http:\/\/\S+)/);

@@ -17,7 +17,8 @@ let ollama: Ollama;
 beforeAll(async () => {
   router = await startRouter();
   node = await startNode(router.url, "node-a");
-  await waitForReady(router.url, [CHAT, EMBED], 1);
+  // Every demo model, so that /api/ps below lists a settled set.
+  await waitForReady(router.url, DEMO_CATALOG.models.map((m) => m.id), 1);
   ollama = new Ollama({ host: router.url, headers: AUTH_HEADERS });
 });
 
@@ -63,7 +64,7 @@ describe("Ollama API through router → node → engine", () => {
 
   test("ps (/api/ps): models ready in the fleet, with node counts", async () => {
     const { models } = await ollama.ps();
-    expect(models.map((m) => m.name).sort()).toEqual([CHAT, EMBED]);
+    expect(models.map((m) => m.name).sort()).toEqual(DEMO_CATALOG.models.map((m) => m.id).sort());
     for (const m of models) {
       expect((m as unknown as { ready_nodes: number }).ready_nodes).toBe(1);
       expect(m.size).toBeGreaterThan(0);
