@@ -249,9 +249,15 @@ describe("router model cache: split models and disk space", () => {
   beforeEach(() => PARTS.forEach((b, i) => upstream.set(partName(i), b)));
 
   it("derives the parts from the first part's name, fetches each once (single flight), pins each, and serves each", async () => {
-    upstream.bytesPerSecond = 600_000;
+    upstream.bytesPerSecond = 200_000; // ~1.4 s: parts 2 and 3 take ~0.75 s, sampled every 20 ms
     const { cache, catalog } = await cacheFor([splitEntry()]);
     expect(catalog.models[0]!.parts).toEqual([{}, {}, {}]);
+    // Progress is over the whole model: sampled while the parts come in, it only grows, and past part 1 it counts part 1.
+    const samples: { done: number; total: number }[] = [];
+    const sampler = setInterval(() => {
+      const s = stats(cache, "split/m");
+      if (s.bytesDone !== undefined && s.bytesTotal !== undefined) samples.push({ done: s.bytesDone, total: s.bytesTotal });
+    }, 20);
     const asks = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => cache.lookup("split/m", i)));
     expect(asks.every((a) => a.status === "pending" || a.status === "ready")).toBe(true);
     const files = await Promise.all([0, 1, 2].map((i) => waitFor(async () => {
@@ -264,6 +270,10 @@ describe("router model cache: split models and disk space", () => {
       // llama.cpp finds the parts beside the first by their split names.
       expect(files[i]!.path.endsWith(`-0000${i + 1}-of-00003.gguf`)).toBe(true);
     }
+    clearInterval(sampler);
+    expect(samples.some((x) => x.done > PARTS[0]!.length)).toBe(true);
+    expect(samples.every((x) => x.total === 270_000)).toBe(true);
+    expect(samples.every((x, i) => i === 0 || x.done >= samples[i - 1]!.done)).toBe(true);
     const s = stats(cache, "split/m");
     expect(s).toMatchObject({ state: "cached", sizeBytes: 270_000, upstream: { fetches: 3, failures: 0 } });
     expect(s.parts!.map((p) => [p.part, p.state, p.sha256, p.upstream.fetches])).toEqual(PARTS.map((b, i) => [i + 1, "cached", sha(b), 1]));
