@@ -72,3 +72,28 @@ describe("placement from the GGUF header", () => {
     await expect(ledger.place(other, first, 32768)).rejects.toBeInstanceOf(InsufficientMemoryError);
   });
 });
+
+describe("a node placing by the GGUF header", () => {
+  it("marks a model whose header estimate exceeds the memory left `unsupported` with the figures, ", async () => {
+    const { fileURLToPath } = await import("node:url");
+    const { LlamaEngineLauncher } = await import("../../src/node/engine-launcher.js");
+    const { startNode } = await import("../../src/node/main.js");
+    const { FakeRouter, makeTinyModel, waitFor } = await import("../fixtures/fake-router.js");
+    // The catalog says 1 MB and the limit is 5 MB: the catalog plan accepts it; its header says ~13 MB.
+    const model = await makeTinyModel(work, "tiny", 12, 1 * MB);
+    const router = await new FakeRouter([model]).start();
+    const dir = join(work, "node");
+    const node = await startNode({
+      routerUrl: router.url, host: "127.0.0.1", port: 0, name: "n", dataDir: join(dir, "data"), modelsDir: join(dir, "models"), engine: "llama",
+      threads: 1, slots: 1, memoryLimitBytes: 5 * MB, heartbeatMs: 100, logger: captureLogger().logger,
+      launcher: new LlamaEngineLauncher({ prefixArgs: [fileURLToPath(new URL("../fixtures/fake-engine.mjs", import.meta.url))] }),
+    });
+    try {
+      const status = await waitFor(async () => node.models().find((m) => m.id === "tiny" && m.state === "unsupported"), 10_000, "tiny unsupported");
+      expect(status.reason).toMatch(/^insufficient memory: the GGUF header says [\d.]+ MB at least \(weights .* for 1 × 2048 tokens .*\), have 5\.0 MB$/);
+    } finally {
+      await node.close();
+      await router.close();
+    }
+  });
+});
