@@ -135,5 +135,19 @@ export const DEMO_CATALOG: Catalog = {
         },
       },
     },
+    {
+      // A split GGUF (llama.cpp's gguf-split, three files) like the default catalog's gpt-oss:120b,
+      // so the multi-part path is exercised wherever the demo catalog runs.
+      id: "demo-split",
+      description: "Tiny generated llama model (random weights) in three gguf-split parts",
+      sizeBytes: Math.round(0.45 * MB),
+      memoryBytes: 48 * MB,
+      tags: ["demo", "llm", "split"],
+      capabilities: ["chat", "completion"],
+      contextLength: 2048,
+      source: {
+        generate: { name: "demo-split", seed: 3, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 2048, parts: 3 },
+      },
+    },
   ],
 };

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { splitPartPath } from "../catalog/split.js";
 import { GgufBuilder } from "./writer.js";
 
 /**
@@ -29,6 +30,8 @@ export interface TinyModelSpec {
   feedForwardLength: number;
   contextLength: number;
   chatFormat?: TinyChatFormat;
+  /** Written as this many gguf-split parts (default 1). */
+  parts?: number;
 }
 
 export const CHATML_TEMPLATE =
@@ -130,6 +133,15 @@ function randomMatrix(rand: () => number, count: number, scale: number): Float32
  * positive one (so the noise is readable text rather than invalid UTF-8).
  */
 export function buildTinyModel(spec: TinyModelSpec): Buffer {
+  return tinyModelBuilder(spec).build();
+}
+
+/** The model as `spec.parts` gguf-split files (one file when parts is 1): same seed, same tensors. */
+export function buildTinyModelParts(spec: TinyModelSpec): Buffer[] {
+  return tinyModelBuilder(spec).buildSplit(spec.parts ?? 1);
+}
+
+function tinyModelBuilder(spec: TinyModelSpec): GgufBuilder {
   const rand = prng(spec.seed);
   const d = spec.embeddingLength;
   const headDim = d / spec.headCount;
@@ -214,7 +226,25 @@ export function buildTinyModel(spec: TinyModelSpec): Buffer {
     out[t * d] = bias;
   }
   g.tensor("output.weight", [d, VOCAB_SIZE], out);
-  return g.build();
+  return g;
+}
+
+/**
+ * Writes every part of the model atomically beside each other (`x.gguf` becomes
+ * `x-00001-of-00003.gguf`, ... for a split model) and returns their paths, sha256s and sizes.
+ */
+export async function writeTinyModelParts(spec: TinyModelSpec, path: string): Promise<{ path: string; sha256: string; size: number }[]> {
+  const parts = buildTinyModelParts(spec);
+  await mkdir(dirname(path), { recursive: true });
+  const written = [];
+  for (const [i, bytes] of parts.entries()) {
+    const partPath = splitPartPath(path, i, parts.length);
+    const tmp = `${partPath}.${process.pid}.tmp`;
+    await writeFile(tmp, bytes);
+    await rename(tmp, partPath);
+    written.push({ path: partPath, sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.length });
+  }
+  return written;
 }
 
 /** Writes the model atomically (temp file, then rename) and returns its sha256 and size. */

@@ -138,10 +138,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     link.notifyChange();
   });
 
-  const startEngine = (entry: CatalogEntry, modelPath: string) => {
+  const startEngine = (entry: CatalogEntry, modelPath: string, contextSize: number) => {
     if (lifetime.signal.aborted || engines.has(entry.id)) return;
     const supervisor = new EngineSupervisor({
-      spec: { modelId: entry.id, modelPath, threads: opts.threads, slots: opts.slots, contextSize: engineContextSize(entry), source: entry.source },
+      spec: { modelId: entry.id, modelPath, threads: opts.threads, slots: opts.slots, contextSize, source: entry.source },
       launcher,
       board,
       logger: logger.child({ model: entry.id }),
@@ -175,6 +175,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       logger,
       signal: lifetime.signal,
       onModelAvailable: startEngine,
+      slots: opts.slots,
+      contextSize: engineContextSize,
       retryBackoff: opts.timings?.downloadRetryInitialMs
         ? () => new Backoff({ initialMs: opts.timings!.downloadRetryInitialMs!, maxMs: 30_000, jitter: 0.3 })
         : undefined,

@@ -1,6 +1,9 @@
 // Downloads one model file from the router's cache (GET /api/models/:id/file) into the models
 // directory: via a `.part` file, resumed with `Range: bytes=N-` when the router answers 206,
-// sha256-verified, then renamed into place with a `.sha256` sidecar.
+// sha256-verified, then renamed into place with a `.sha256` sidecar. A split model's parts are
+// downloaded one after the other (`?part=N`) beside each other under llama.cpp's split names, each
+// verified against its own checksum; the engine is given the first. Before any byte, the models
+// directory must have room for what is still missing.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename } from "node:fs/promises";
@@ -9,12 +12,14 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
+import { partCount, splitPartPath } from "../catalog/split.js";
 import type { CatalogEntry } from "../protocol/catalog.js";
 import { FLEET_PATHS } from "../protocol/http.js";
 import { MODEL_FILE_SHA256_HEADER } from "../protocol/node-api.js";
 import { Backoff, sleep } from "./backoff.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import { formatBytes } from "./byte-format.js";
+import { checkDiskSpace } from "./disk-space.js";
 import { fileSize, hashFileInto, isVerified, modelFilePaths, removeQuietly, writeSidecar, type ModelFilePaths } from "./model-file-store.js";
 import type { DownloadProgress } from "./model-status-board.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
@@ -60,6 +65,11 @@ export interface ModelDownloadOptions {
   maxChecksumAttempts?: number;
   /** Delay between transient failures (default 1 s doubling to 30 s, with jitter). */
   retryBackoff?: Backoff;
+  /**
+   * The first (or only) file is verified: its GGUF header can be read. Runs before the other parts
+   * of a split model are downloaded; throwing stops the download (e.g. the model does not fit).
+   */
+  onFirstPart?: (path: string) => Promise<void>;
   /** Minimum interval between progress callbacks (default 250 ms). */
   progressIntervalMs?: number;
 }
@@ -80,35 +90,86 @@ function diskError(err: unknown, path: string): DownloadError | undefined {
   return what ? new DownloadError(`${what} while writing ${path} (${code})`) : undefined;
 }
 
-/** Returns the path of the verified model file, downloading it when needed. */
+/** One file of a model: where it goes, its 0-based index and the checksum the catalog gives for it. */
+interface PartFile {
+  paths: ModelFilePaths;
+  index: number;
+  count: number;
+  sha256?: string;
+}
+
+function partFiles(modelsDir: string, entry: CatalogEntry): PartFile[] {
+  const base = modelFilePaths(modelsDir, entry.id);
+  const count = partCount(entry);
+  return Array.from({ length: count }, (_, index) => {
+    const final = splitPartPath(base.final, index, count);
+    const sha256 = entry.parts?.[index]?.sha256 ?? (index === 0 ? entry.sha256 : undefined);
+    return { paths: { final, part: `${final}.part`, sidecar: `${final}.sha256` }, index, count, sha256 };
+  });
+}
+
+/** Bytes each part is expected to have: the router's figure, else the catalog's size shared among the unknown ones. */
+function expectedPartSizes(entry: CatalogEntry, count: number): number[] {
+  const known = Array.from({ length: count }, (_, i) => entry.parts?.[i]?.sizeBytes);
+  const unknown = known.filter((k) => k === undefined).length;
+  const rest = Math.max(0, entry.sizeBytes - known.reduce<number>((sum, k) => sum + (k ?? 0), 0));
+  return known.map((k) => k ?? (count === 1 ? entry.sizeBytes : Math.ceil(rest / Math.max(1, unknown))));
+}
+
+/** Returns the path of the verified model file (a split model's first part), downloading what is missing. */
 export async function downloadModel(opts: ModelDownloadOptions): Promise<string> {
   const { entry, logger } = opts;
-  const paths = modelFilePaths(opts.modelsDir, entry.id);
+  const parts = partFiles(opts.modelsDir, entry);
+  const sizes = expectedPartSizes(entry, parts.length);
+  const missing: PartFile[] = [];
+  let doneBytes = 0;
   try {
     await mkdir(opts.modelsDir, { recursive: true });
-    if (await reuseExistingFile(paths, entry, logger)) return paths.final;
+    for (const part of parts) {
+      if (await reuseExistingFile(part, entry, logger)) doneBytes += (await fileSize(part.paths.final)) ?? 0;
+      else missing.push(part);
+    }
+    if (missing[0]?.index !== 0) await opts.onFirstPart?.(parts[0]!.paths.final);
+    if (missing.length === 0) return parts[0]!.paths.final;
+    let needed = 0;
+    for (const part of missing) needed += Math.max(0, sizes[part.index]! - ((await fileSize(part.paths.part)) ?? 0));
+    const shortfall = await checkDiskSpace(opts.modelsDir, needed);
+    if (shortfall) throw new DownloadError(shortfall);
   } catch (err) {
-    throw diskError(err, paths.final) ?? err;
+    throw diskError(err, parts[0]!.paths.final) ?? err;
   }
 
+  opts.onDownloading?.();
+  for (const part of missing) {
+    await downloadPart(opts, part, doneBytes);
+    doneBytes += (await fileSize(part.paths.final)) ?? 0;
+    if (part.index === 0) await opts.onFirstPart?.(part.paths.final);
+  }
+  return parts[0]!.paths.final;
+}
+
+/** Downloads one file (retrying, resuming) until it is verified; `before` is what earlier parts hold, for progress. */
+async function downloadPart(opts: ModelDownloadOptions, file: PartFile, before: number): Promise<void> {
+  const { entry, logger } = opts;
+  const paths = file.paths;
   const backoff = opts.retryBackoff ?? new Backoff({ initialMs: 1000, maxMs: 30_000, jitter: 0.3 });
   const maxChecksumAttempts = opts.maxChecksumAttempts ?? 3;
+  const which = file.count > 1 ? `part ${file.index + 1} of ${file.count}: ` : "";
   let checksumFailures = 0;
-  opts.onDownloading?.();
   for (;;) {
     if (opts.signal.aborted) throw opts.signal.reason ?? new Error("aborted");
     try {
-      const outcome = await transferOnce(opts, paths);
+      const outcome = await transferOnce(opts, file, before);
       if (outcome === "verified") {
-        logger.info({ model: entry.id, path: paths.final }, "model file downloaded and verified");
-        return paths.final;
+        logger.info({ model: entry.id, path: paths.final, ...(file.count > 1 ? { part: file.index + 1, parts: file.count } : {}) }, "model file downloaded and verified");
+        return;
       }
       if (outcome === "restart") continue;
       checksumFailures++;
       if (checksumFailures >= maxChecksumAttempts) {
-        throw new DownloadError(`sha256 mismatch: the downloaded file did not match the catalog checksum ${checksumFailures} times`);
+        throw new DownloadError(`${which}sha256 mismatch: the downloaded file did not match the catalog checksum ${checksumFailures} times`);
       }
-      logger.warn({ model: entry.id, attempt: checksumFailures }, "downloaded file failed sha256 verification; deleted, downloading again");
+      logger.warn({ model: entry.id, part: file.index + 1, attempt: checksumFailures }, "downloaded file failed sha256 verification; deleted, downloading again");
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason ?? err;
       if (err instanceof DownloadError) throw err;
@@ -134,18 +195,19 @@ export async function downloadModel(opts: ModelDownloadOptions): Promise<string>
 }
 
 /** A final file is used when its sidecar names the catalog checksum, or when hashing it proves it. */
-async function reuseExistingFile(paths: ModelFilePaths, entry: CatalogEntry, logger: Logger): Promise<boolean> {
+async function reuseExistingFile(file: PartFile, entry: CatalogEntry, logger: Logger): Promise<boolean> {
+  const { paths, sha256 } = file;
   const size = await fileSize(paths.final);
   if (size === undefined) return false;
-  if (entry.sha256) {
-    if (await isVerified(paths, entry.sha256)) {
+  if (sha256) {
+    if (await isVerified(paths, sha256)) {
       logger.info({ model: entry.id, path: paths.final }, "model file already present and verified");
       return true;
     }
     const hash = createHash("sha256");
     await hashFileInto(paths.final, hash);
-    if (hash.digest("hex") === entry.sha256) {
-      await writeSidecar(paths, entry.sha256, basename(paths.final));
+    if (hash.digest("hex") === sha256) {
+      await writeSidecar(paths, sha256, basename(paths.final));
       logger.info({ model: entry.id, path: paths.final }, "model file already present; checksum verified");
       return true;
     }
@@ -157,11 +219,12 @@ async function reuseExistingFile(paths: ModelFilePaths, entry: CatalogEntry, log
 
 type TransferOutcome = "verified" | "mismatch" | "restart";
 
-async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): Promise<TransferOutcome> {
+async function transferOnce(opts: ModelDownloadOptions, file: PartFile, before: number): Promise<TransferOutcome> {
   const { entry } = opts;
+  const paths = file.paths;
   let offset = (await fileSize(paths.part)) ?? 0;
 
-  const url = opts.router.resolve(FLEET_PATHS.modelFile(entry.id));
+  const url = opts.router.resolve(FLEET_PATHS.modelFile(entry.id, file.index + 1));
   const headers = opts.router.headers(offset > 0 ? { range: `bytes=${offset}-` } : {});
   let res: Dispatcher.ResponseData;
   try {
@@ -174,7 +237,7 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
     // Nothing after `offset`: the partial file may already be complete; verify it before starting over.
     await res.body.dump();
     const total = /^bytes \*\/(\d+)$/.exec(headerValue(res.headers["content-range"]) ?? "")?.[1];
-    const expected = entry.sha256 ?? headerValue(res.headers[MODEL_FILE_SHA256_HEADER])?.toLowerCase();
+    const expected = file.sha256 ?? headerValue(res.headers[MODEL_FILE_SHA256_HEADER])?.toLowerCase();
     if (expected && total !== undefined && Number(total) === offset) {
       const hash = createHash("sha256");
       await hashFileInto(paths.part, hash);
@@ -194,7 +257,7 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
     throw new DownloadError(message);
   }
 
-  const expected = entry.sha256 ?? headerValue(res.headers[MODEL_FILE_SHA256_HEADER])?.toLowerCase();
+  const expected = file.sha256 ?? headerValue(res.headers[MODEL_FILE_SHA256_HEADER])?.toLowerCase();
   if (!expected || !/^[0-9a-f]{64}$/.test(expected)) {
     await res.body.dump();
     throw new DownloadError("no sha256 for the model file (neither in the catalog nor in the router's response)");
@@ -211,14 +274,16 @@ async function transferOnce(opts: ModelDownloadOptions, paths: ModelFilePaths): 
     }
     await hashFileInto(paths.part, hash);
     append = true;
-    opts.logger.info({ model: entry.id, resumeAt: offset }, `resuming download at ${formatBytes(offset)}`);
+    opts.logger.info({ model: entry.id, resumeAt: offset, ...(file.count > 1 ? { part: file.index + 1, parts: file.count } : {}) }, `resuming download at ${formatBytes(offset)}${file.count > 1 ? ` of part ${file.index + 1}` : ""}`);
   } else {
     offset = 0;
   }
 
   const length = Number(headerValue(res.headers["content-length"]));
-  const total = Number.isFinite(length) && length >= 0 ? offset + length : Math.max(entry.sizeBytes, offset);
-  const meter = new ProgressMeter(entry.id, offset, total, opts);
+  const partTotal = Number.isFinite(length) && length >= 0 ? offset + length : undefined;
+  // Progress is over the whole model: the parts before this one count as done.
+  const total = file.count === 1 ? (partTotal ?? Math.max(entry.sizeBytes, offset)) : Math.max(entry.sizeBytes, before + (partTotal ?? offset));
+  const meter = new ProgressMeter(entry.id, before + offset, total, opts);
   const limiter = opts.rateLimiter;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -1,7 +1,8 @@
 // Decides which catalog models this node serves and gets their files: models that the engine
 // kind cannot serve or that do not fit in memory become `unsupported`; the rest are downloaded
 // (at most `maxParallelDownloads` at once, in catalog order) and handed to the engine as each
-// one completes.
+// one completes. Once a model's first file is there, its GGUF header's memory estimate may grow
+// its reservation or cut its context per slot (src/node/model-placement.ts).
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { Catalog, CatalogEntry } from "../protocol/catalog.js";
@@ -9,6 +10,7 @@ import type { Backoff } from "./backoff.js";
 import type { EngineLauncher } from "./engine-launcher.js";
 import { planModelsForMemory } from "./memory-budget.js";
 import { downloadModel } from "./model-downloader.js";
+import { InsufficientMemoryError, MemoryLedger } from "./model-placement.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
@@ -23,8 +25,12 @@ export interface ProvisionOptions {
   dispatcher: Dispatcher;
   logger: Logger;
   signal: AbortSignal;
-  /** The model's file is verified (or not needed): start its engine. */
-  onModelAvailable: (entry: CatalogEntry, modelPath: string) => void;
+  /** The model's file is verified (or not needed): start its engine with `contextSize` tokens per slot. */
+  onModelAvailable: (entry: CatalogEntry, modelPath: string, contextSize: number) => void;
+  /** Concurrent sequences per engine (for the memory estimate). */
+  slots: number;
+  /** Context per slot the node asks engines for before the memory estimate. */
+  contextSize: (entry: CatalogEntry) => number;
   maxParallelDownloads?: number;
   maxChecksumAttempts?: number;
   retryBackoff?: () => Backoff;
@@ -58,8 +64,10 @@ export async function provisionModels(opts: ProvisionOptions): Promise<void> {
     }
   }
 
+  const ledger = new MemoryLedger(opts.memoryBudgetBytes, queue, opts.slots, logger);
   const provisionOne = async (entry: CatalogEntry) => {
-    if (!opts.launcher.needsModelFile) return opts.onModelAvailable(entry, "");
+    let contextSize = opts.contextSize(entry);
+    if (!opts.launcher.needsModelFile) return opts.onModelAvailable(entry, "", contextSize);
     // While the router fetches from upstream the model is `downloading` at 0 % with the router's
     // message as reason; the first byte from the router clears it.
     let waiting = false;
@@ -74,6 +82,9 @@ export async function provisionModels(opts: ProvisionOptions): Promise<void> {
         maxChecksumAttempts: opts.maxChecksumAttempts,
         retryBackoff: opts.retryBackoff?.(),
         rateLimiter: opts.rateLimiter,
+        onFirstPart: async (path) => {
+          contextSize = (await ledger.place(entry, path, contextSize)).contextPerSlot;
+        },
         onDownloading: () => board.setState(entry.id, "downloading", { progress: 0, bytesDone: 0, bytesTotal: entry.sizeBytes, speed: 0 }),
         onWaiting: (message) => {
           waiting = true;
@@ -87,10 +98,15 @@ export async function provisionModels(opts: ProvisionOptions): Promise<void> {
         },
         onRetry: (reason, wait) => board.setState(entry.id, "failed", { reason: `${reason}; retrying in ${Math.round(wait / 1000)}s` }),
       });
-      if (!opts.signal.aborted) opts.onModelAvailable(entry, path);
+      if (!opts.signal.aborted) opts.onModelAvailable(entry, path, contextSize);
     } catch (err) {
       if (opts.signal.aborted) return;
       const reason = (err as Error).message;
+      if (err instanceof InsufficientMemoryError) {
+        logger.warn({ model: entry.id, reason }, "model does not fit on this node by its GGUF header");
+        board.setState(entry.id, "unsupported", { reason });
+        return;
+      }
       logger.error({ model: entry.id, reason }, "model download failed");
       board.setState(entry.id, "failed", { reason });
     }

@@ -9,5 +9,6 @@ export const FLEET_PATHS = {
   register: "/api/nodes/register",
   heartbeat: "/api/nodes/heartbeat",
   catalog: "/api/catalog",
-  modelFile: (id: string) => `/api/models/${encodeURIComponent(id)}/file`,
+  /** `part` (1-based) for the files of a split model after the first. */
+  modelFile: (id: string, part?: number) => `/api/models/${encodeURIComponent(id)}/file${part !== undefined && part > 1 ? `?part=${part}` : ""}`,
 } as const;

@@ -90,3 +90,35 @@ describe("catalog loader", () => {
     await expect(loadCatalog(join(dir, "nope.yaml"))).rejects.toThrow(/cannot read .*nope\.yaml.*"default", "demo" or a JSON\/YAML file/);
   });
 });
+
+describe("split models in a catalog", () => {
+  const split = (parts: string) => `models:
+  - id: big
+    sizeBytes: 3000
+    memoryBytes: 4000
+    source:
+      gguf:
+        url: http://h/big-00001-of-00002.gguf
+${parts}`;
+
+  it("accepts every part listed with its sha256, the first being the url", () => {
+    const c = parseCatalog(split(`        parts:
+          - { url: http://h/big-00001-of-00002.gguf, sha256: ${"a".repeat(64)} }
+          - { url: http://h/big-00002-of-00002.gguf, sha256: ${"b".repeat(64)} }
+`), "t.yaml");
+    expect(c.models[0]!.source.gguf!.parts).toHaveLength(2);
+  });
+
+  it("refuses parts whose first is not the url, naming the line", () => {
+    expect(errorOf(split(`        parts:
+          - { url: http://h/other.gguf }
+`))).toMatch(/models\.0\.source\.gguf\.parts \(line 9\): parts\[0\]\.url must be the same as url/);
+  });
+
+  it("the default catalog's gpt-oss:120b is a three-part split model", async () => {
+    const { partCount } = await import("../../src/catalog/split.js");
+    const c = await loadCatalog("default");
+    expect(partCount(c.models.find((m) => m.id === "gpt-oss:120b")!)).toBe(3);
+    expect(partCount(c.models.find((m) => m.id === "gpt-oss:20b")!)).toBe(1);
+  });
+});

@@ -188,3 +188,14 @@ describe("model downloader", () => {
     await expect(stat(paths.part)).rejects.toThrow();
   });
 });
+
+describe("model downloader: disk space", () => {
+  it("fails at once, before asking the router for a byte, when the model does not fit on the disk", async () => {
+    const huge = { ...model.entry, sizeBytes: 1e15 };
+    const err = await downloadModel(options({ entry: huge })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DownloadError);
+    expect((err as Error).message).toMatch(/^not enough disk: needs 1010\.0 TB, have .* free in /);
+    expect(router.fileRequests).toEqual([]);
+    expect(existsSync(modelFilePaths(modelsDir, huge.id).part)).toBe(false);
+  });
+});

@@ -239,3 +239,84 @@ describe("router model cache", () => {
     expect(failed.message).toMatch(/disk full while writing .*ENOSPC/);
   });
 });
+
+describe("router model cache: split models and disk space", () => {
+  const PARTS = [bytesOf(120_000, 3), bytesOf(90_000, 4), bytesOf(60_000, 5)];
+  const partName = (i: number) => `s-0000${i + 1}-of-00003.gguf`;
+  const splitEntry = (parts?: { url: string; sha256?: string }[]): CatalogEntry =>
+    entry({ id: "split/m", sizeBytes: 270_000, source: { gguf: { url: upstream.fileUrl(partName(0)), ...(parts ? { parts } : {}) } } });
+
+  beforeEach(() => PARTS.forEach((b, i) => upstream.set(partName(i), b)));
+
+  it("derives the parts from the first part's name, fetches each once (single flight), pins each, and serves each", async () => {
+    upstream.bytesPerSecond = 200_000; // ~1.4 s: parts 2 and 3 take ~0.75 s, sampled every 20 ms
+    const { cache, catalog } = await cacheFor([splitEntry()]);
+    expect(catalog.models[0]!.parts).toEqual([{}, {}, {}]);
+    // Progress is over the whole model: sampled while the parts come in, it only grows, and past part 1 it counts part 1.
+    const samples: { done: number; total: number }[] = [];
+    const sampler = setInterval(() => {
+      const s = stats(cache, "split/m");
+      if (s.bytesDone !== undefined && s.bytesTotal !== undefined) samples.push({ done: s.bytesDone, total: s.bytesTotal });
+    }, 20);
+    const asks = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => cache.lookup("split/m", i)));
+    expect(asks.every((a) => a.status === "pending" || a.status === "ready")).toBe(true);
+    const files = await Promise.all([0, 1, 2].map((i) => waitFor(async () => {
+      const r = await cache.lookup("split/m", i);
+      return r.status === "ready" ? r.file : undefined;
+    }, 10_000, `part ${i + 1}`)));
+    for (let i = 0; i < 3; i++) {
+      expect(upstream.fileRequests(partName(i))).toHaveLength(1);
+      expect((await readFile(files[i]!.path)).equals(PARTS[i]!)).toBe(true);
+      // llama.cpp finds the parts beside the first by their split names.
+      expect(files[i]!.path.endsWith(`-0000${i + 1}-of-00003.gguf`)).toBe(true);
+    }
+    clearInterval(sampler);
+    expect(samples.some((x) => x.done > PARTS[0]!.length)).toBe(true);
+    expect(samples.every((x) => x.total === 270_000)).toBe(true);
+    expect(samples.every((x, i) => i === 0 || x.done >= samples[i - 1]!.done)).toBe(true);
+    const s = stats(cache, "split/m");
+    expect(s).toMatchObject({ state: "cached", sizeBytes: 270_000, upstream: { fetches: 3, failures: 0 } });
+    expect(s.parts!.map((p) => [p.part, p.state, p.sha256, p.upstream.fetches])).toEqual(PARTS.map((b, i) => [i + 1, "cached", sha(b), 1]));
+    // Nodes see every part's checksum and size, and the whole size.
+    expect(catalog.models[0]).toMatchObject({ sha256: sha(PARTS[0]!), sizeBytes: 270_000, parts: PARTS.map((b) => ({ sha256: sha(b), sizeBytes: b.length })) });
+    const pins = JSON.parse(await readFile(join(dir, "pins.json"), "utf8"));
+    expect(Object.keys(pins).sort()).toEqual(["split/m", "split/m#2", "split/m#3"]);
+    expect(await cache.lookup("split/m", 3)).toMatchObject({ status: "unavailable", message: expect.stringContaining("has 3 part(s)") });
+  });
+
+  it("rejects a part whose bytes do not match its catalog sha256, naming the part", async () => {
+    const altered = Buffer.from(PARTS[1]!);
+    altered[1000] ^= 0xff;
+    upstream.set(partName(1), altered);
+    const { cache } = await cacheFor([splitEntry(PARTS.map((b, i) => ({ url: upstream.fileUrl(partName(i)), sha256: sha(b) })))]);
+    const failed = await waitFor(async () => {
+      const r = await cache.lookup("split/m", 1);
+      return r.status === "failed" ? r : undefined;
+    }, 10_000, "part 2 failed");
+    expect(failed.message).toMatch(/part 2 of 3: sha256 mismatch/);
+    expect((await cache.lookup("split/m", 0)).status).toBe("ready");
+    expect(stats(cache, "split/m").parts!.map((p) => p.state)).toEqual(["cached", "failed", "absent"]);
+  });
+
+  it("writes a generated split model's parts under llama.cpp's split names and serves each", async () => {
+    const spec = { name: "g", seed: 4, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 2048, parts: 3 };
+    const { cache, catalog } = await cacheFor([{ ...entry({ id: "gen" }), source: { generate: spec } }]);
+    const files = await Promise.all([0, 1, 2].map(async (i) => {
+      const r = await cache.lookup("gen", i);
+      return r.status === "ready" ? r.file : undefined;
+    }));
+    expect(files.map((f) => f?.path)).toEqual([1, 2, 3].map((n) => join(dir, `gen-0000${n}-of-00003.gguf`)));
+    expect(catalog.models[0]!.parts!.map((p) => p.sha256)).toEqual(files.map((f) => f!.sha256));
+    expect(stats(cache, "gen")).toMatchObject({ state: "cached", sha256Origin: "generated", upstream: { fetches: 0 } });
+  });
+
+  it("refuses at once, before any upstream byte, a model larger than the free disk", async () => {
+    const { cache } = await cacheFor([entry({ sizeBytes: 1e15 })]);
+    const r = await waitFor(async () => {
+      const l = await cache.lookup("org/m:1");
+      return l.status === "failed" ? l : undefined;
+    }, 10_000, "failed");
+    expect(r.message).toMatch(/not enough disk: needs 1010\.0 TB, have .* free in /);
+    expect(upstream.requests).toEqual([]);
+  });
+});

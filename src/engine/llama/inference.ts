@@ -82,7 +82,7 @@ export class LlamaInference {
         failedCreationRemedy: false,
       });
       opts.log.info(
-        { gpu: llama.gpu, threads: opts.threads, slots: opts.slots, contextSize: context.contextSize, trainContextSize: model.trainContextSize },
+        { gpu: llama.gpu, gpuLayers: model.gpuLayers, threads: opts.threads, slots: opts.slots, contextSize: context.contextSize, trainContextSize: model.trainContextSize },
         "model loaded",
       );
       return new LlamaInference(model, context, opts);

@@ -75,7 +75,11 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
   app.get("/api/models/:id/file", { config: { auth: "node" } }, async (req, reply) => {
     const id = (req.params as { id: string }).id;
     if (!byId.has(id)) throw new HttpError(404, `The model '${id}' is not in the catalog`, "not_found_error", "model_not_found");
-    const lookup = await deps.cache.lookup(id);
+    // `?part=N` (1-based) names one file of a split model; without it, the first (or only) file.
+    const partParam = (req.query as { part?: string }).part;
+    const part = partParam === undefined ? 1 : /^[1-9]\d{0,1}$/.test(partParam) ? Number(partParam) : NaN;
+    if (Number.isNaN(part)) throw new HttpError(400, `part must be a part number from 1 (got '${partParam}')`, "invalid_request_error", "invalid_request", "part");
+    const lookup = await deps.cache.lookup(id, part - 1);
     if (lookup.status === "unavailable") throw new HttpError(404, lookup.message, "not_found_error", "model_file_unavailable");
     if (lookup.status === "pending" || lookup.status === "failed") {
       // 503: the router is fetching it (the node polls); 502: the upstream fetch failed.
@@ -90,15 +94,15 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
     if (req.headers["if-none-match"] === etag) return reply.code(304).send();
     const ifRange = req.headers["if-range"];
     const range = ifRange && ifRange !== etag ? null : parseRange(req.headers.range, file.size);
-    deps.cache.logRequest(id, req.headers.range, range === "invalid" ? 416 : range ? 206 : 200);
+    deps.cache.logRequest(id, req.headers.range, range === "invalid" ? 416 : range ? 206 : 200, partParam === undefined ? undefined : part);
     if (range === "invalid") {
       return reply.code(416).header("content-range", `bytes */${file.size}`).send();
     }
     if (range) {
       reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${file.size}`).header("content-length", range.end - range.start + 1);
-      return reply.send(deps.cache.openForServing(id, file, range));
+      return reply.send(deps.cache.openForServing(id, file, range, part - 1));
     }
     reply.header("content-length", file.size);
-    return reply.send(deps.cache.openForServing(id, file));
+    return reply.send(deps.cache.openForServing(id, file, undefined, part - 1));
   });
 }
