@@ -269,7 +269,7 @@ async function main(): Promise<void> {
   if (!DRY_RUN && loaded?.gpu !== "cuda") await fail(`the engine loaded the model with gpu=${String(loaded?.gpu ?? "(unknown: no 'model loaded' line)")}, not CUDA`);
 
   section(`tokens/s on the ${DRY_RUN ? "CPU (dry run)" : "GPU"} (through the router, 256 tokens, 3 runs)`);
-  const gpuRates = await measure(router.url, 256, 3);
+  const gpuRates = await measure(router.url, 256, 3).catch((err: Error) => fail(`${err.message}\n--- node output ---\n${gpuNode.output().slice(-6000)}`));
   for (const r of gpuRates) say(`${r.tokens} tokens in ${r.seconds.toFixed(2)} s: ${r.perSecond.toFixed(1)} tokens/s`);
   await gpuNode.stop();
   // Forget the stopped node at once, so the router does not wait for missed heartbeats to skip it.
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
   section(`tokens/s on the CPU (same model, DROVER_ENGINE_GPU=off, ${threads} threads, 64 tokens, 2 runs)`);
   const cpuNode = await startDrover(nodeArgs("cpu"), { DROVER_ENGINE_GPU: "off" }, /drover node\s+(http:\/\/\S+)/);
   await ready("cpu").catch((err: Error) => fail(`${err.message}\n--- node output ---\n${cpuNode.output().slice(-4000)}`));
-  const cpuRates = await measure(router.url, 64, 2);
+  const cpuRates = await measure(router.url, 64, 2).catch((err: Error) => fail(`${err.message}\n--- node output ---\n${cpuNode.output().slice(-6000)}`));
   for (const r of cpuRates) say(`${r.tokens} tokens in ${r.seconds.toFixed(2)} s: ${r.perSecond.toFixed(1)} tokens/s`);
   await cpuNode.stop();
   await router.stop();
