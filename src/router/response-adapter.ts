@@ -26,10 +26,37 @@ export interface ResponseAdapter {
   fail(message: string): string | Buffer | null;
 }
 
-/** Relays the node's status, content type and bytes as they are. */
+const LF = 0x0a;
+const CR = 0x0d;
+const isLineEnd = (b: number | undefined) => b === LF || b === CR;
+
+/**
+ * Where the last complete unit of a stream ends in `buf` (0 when none does): for SSE the blank line
+ * that closes an event (LF, CRLF or CR line ends), for NDJSON the newline that closes a line.
+ */
+export function lastBoundary(buf: Buffer, format: "sse" | "ndjson"): number {
+  if (format === "ndjson") return buf.lastIndexOf(LF) + 1;
+  for (let end = buf.length; end >= 2; end--) {
+    const last = buf[end - 1];
+    if (!isLineEnd(last)) continue;
+    // The byte before the line end closes the previous line, i.e. the line just ended was empty.
+    const crlf = last === LF && buf[end - 2] === CR;
+    if (isLineEnd(buf[crlf ? end - 3 : end - 2])) return end;
+  }
+  return 0;
+}
+
+/**
+ * Relays the node's status, content type and bytes as they are, one complete event (SSE) or line
+ * (NDJSON) at a time: the bytes of an event still arriving are held until its end, so that when the
+ * node dies mid-event, its partial event is dropped and the error event that ends the stream starts
+ * on a clean boundary instead of being glued to half a line.
+ */
 export class PassthroughAdapter implements ResponseAdapter {
   readonly eagerHead = true;
   private upstream: UpstreamHead = { status: 502, contentType: "application/json", nodeName: "", queueWaitMs: 0 };
+  /** Bytes after the last complete event, not yet sent. */
+  private partial: Buffer | null = null;
 
   /** @param streamErrorFormat how an error must look inside a stream already started. */
   constructor(private readonly streamErrorFormat: "sse" | "ndjson") {}
@@ -43,18 +70,36 @@ export class PassthroughAdapter implements ResponseAdapter {
   }
 
   chunk(data: Buffer): Buffer {
-    return data;
+    const format = this.framing();
+    if (format === null) return data;
+    const buf = this.partial ? Buffer.concat([this.partial, data]) : data;
+    const end = lastBoundary(buf, format);
+    // The usual case: the node writes whole events, so the chunk is passed on as it is.
+    this.partial = end === buf.length ? null : buf.subarray(end);
+    return end === buf.length ? buf : buf.subarray(0, end);
   }
 
-  end(): string {
-    return "";
+  /** The node ended its body: whatever it sent last goes out as it is. */
+  end(): Buffer | string {
+    const rest = this.partial ?? "";
+    this.partial = null;
+    return rest;
   }
 
   fail(message: string): string | null {
     // A stream gets a final error event its client can parse; a plain body cannot be patched,
     // so the connection is cut and the client sees a truncated response.
-    if (!/event-stream|ndjson/.test(this.upstream.contentType)) return null;
+    const format = this.framing();
+    if (format === null) return null;
+    this.partial = null; // the event the node died in: never completed, never sent
     if (this.streamErrorFormat === "ndjson") return JSON.stringify({ error: message }) + "\n";
     return `data: ${JSON.stringify(openAiError(message, "server_error", "upstream_failed"))}\n\n`;
+  }
+
+  /** How the node's stream is framed; null for a body that is not a stream. */
+  private framing(): "sse" | "ndjson" | null {
+    if (/event-stream/.test(this.upstream.contentType)) return "sse";
+    if (/ndjson/.test(this.upstream.contentType)) return "ndjson";
+    return null;
   }
 }

@@ -215,13 +215,13 @@ describe("a fleet filling up from one upstream fetch", () => {
   });
 
   const canMount = process.getuid?.() === 0 && process.platform === "linux";
-  test.skipIf(!canMount)("a full disk is a clear `failed` state, not a crash", async () => {
+  test.skipIf(!canMount)("a full disk is a clear `failed` state, not a crash", async (ctx) => {
     const mnt = tempDir("full-disk");
     try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
-    } catch {
-      console.warn("cannot mount a tmpfs here; the full-disk path is covered by the unit tests (/dev/full)");
-      return;
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], { stdio: "pipe" });
+    } catch (err) {
+      // A visible skip, never a silent pass: the precondition (a 1 MB filesystem) could not be set up.
+      ctx.skip(`cannot mount a 1 MB tmpfs here (${String((err as Error).message).split("\n")[0]}); the full-disk path is also covered by test/unit/router-model-cache.test.ts (/dev/full)`);
     }
     try {
       const node = track(await startNode(router.url, "full", ["--models-dir", mnt, "--max-downloads", "1"]));
