@@ -255,11 +255,11 @@ describe("dashboard in a browser", () => {
     const pending = await startNode(router.url, "dash-pending", ["--download-limit", "4KB", "--max-downloads", "1"]);
     nodes.push(pending);
     const reported = await waitFor("the pending node's registration with a download under way", async () => {
-      const { nodes: rows } = await getJson<{ nodes: { name: string; status: string; models: { id: string; state: string; progress?: number }[] }[] }>(`${router.url}/api/nodes`);
+      const { nodes: rows } = await getJson<{ nodes: { name: string; state: string; models: { id: string; state: string; progress?: number }[] }[] }>(`${router.url}/api/nodes`);
       const row = rows.find((n) => n.name === "dash-pending");
       return row?.models.some((m) => m.state === "downloading") ? row : null;
     }, 30_000);
-    expect(reported.status).toBe("initializing");
+    expect(reported.state).toBe("initializing");
     expect(reported.models.map((m) => [m.id, m.state]).sort()).toEqual([[CHAT, "downloading"], ["demo-embed", "queued"]]);
 
     await admin.getByRole("link", { name: "Fleet" }).click();

@@ -82,7 +82,9 @@ describe("registration gate", () => {
 });
 
 describe("admission queue", () => {
-  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full at once", async () => {
+  // The drain runs 1024 real completions through one node: its own generous limit, not the default
+  // test timeout, so that a loaded machine is slower, not failing.
+  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full while they still wait", { timeout: 900_000 }, async () => {
     const router = track(await startRouter());
     const sent = Date.now();
     const all = Array.from({ length: 1024 + 50 }, () => complete(router.url, {}).then((r) => ({ ...r, at: Date.now() - sent })));
@@ -94,6 +96,8 @@ describe("admission queue", () => {
       return overflow.length >= 50;
     }, 30_000, 50);
     expect(overflow).toHaveLength(50);
+    // Answered without waiting for capacity: no node exists yet, the 1024 are all still queued.
+    expect((await getJson<{ nodes: unknown[] }>(`${router.url}/api/nodes`)).nodes).toHaveLength(0);
     for (const r of overflow) {
       expect(r.status).toBe(503);
       expect(r.headers["retry-after"]).toBeDefined();
