@@ -152,10 +152,15 @@ describe("router model cache", () => {
   });
 
   it("retries upstream errors with backoff, and reports a permanent failure until the cooldown ends", async () => {
-    upstream.failRequest = (n) => (n <= 2 ? 503 : undefined);
-    const a = await cacheFor([entry()]);
+    upstream.failRequest = (n) => (n <= 3 ? 503 : undefined);
+    const a = await cacheFor([entry()], { retryInitialMs: 100, retryMaxMs: 1000 });
     await ready(a.cache, "org/m:1");
-    expect(upstream.fileRequests("m.gguf").map((r) => r.status)).toEqual([503, 503, 200]);
+    const tries = upstream.fileRequests("m.gguf");
+    expect(tries.map((r) => r.status)).toEqual([503, 503, 503, 200]);
+    // Each wait at least the lower edge of its jittered delay (100, 200, 400 ms, less up to 30 %):
+    // the delay grows.
+    const gaps = tries.slice(1).map((r, i) => r.at - tries[i]!.at);
+    [70, 140, 280].forEach((min, i) => expect(gaps[i], `wait before retry ${i + 1} (${gaps.join(", ")} ms)`).toBeGreaterThanOrEqual(min - 2));
 
     await rm(dir, { recursive: true, force: true });
     upstream.failRequest = () => 404;
@@ -169,7 +174,11 @@ describe("router model cache", () => {
     expect(await b.cache.lookup("org/m:1")).toMatchObject({ status: "failed", message: expect.stringMatching(/next attempt in \d+s/) });
     expect(upstream.requests.length).toBe(count); // no new fetch during the cooldown
     upstream.failRequest = () => undefined;
-    await new Promise((r) => setTimeout(r, 350));
+    // Once the cooldown ends (not before), a lookup starts a new fetch.
+    const failedAt = upstream.requests.at(-1)!.at;
+    await waitFor(async () => ((await b.cache.lookup("org/m:1")).status !== "failed" ? true : undefined), 10_000, "the cooldown to end");
+    expect(upstream.requests.length).toBeGreaterThan(count);
+    expect(upstream.requests.at(-1)!.at - failedAt).toBeGreaterThanOrEqual(300 - 2);
     await ready(b.cache, "org/m:1");
     expect(stats(b.cache).upstream).toMatchObject({ fetches: 2, failures: 1 });
   });
