@@ -186,7 +186,8 @@ describe("GET /api/events and GET /api/nodes/:id/metrics", () => {
     registry.accept(reg("n1", [{}], { cpuPercent: 33, memoryUsedBytes: 10, memoryTotalBytes: 20 }));
     const samples = async () => (await (await request(`${url}/api/nodes/n1/metrics`)).body.json()) as { samples: { cpuPercent: number }[] };
     // The sampler runs on the tick: wait for the registration's sample.
-    for (let i = 0; i < 100 && (await samples()).samples.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const deadline = Date.now() + 15_000;
+    while ((await samples()).samples.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect((await samples()).samples[0]).toMatchObject({ cpuPercent: 33, memoryUsedBytes: 10, memoryTotalBytes: 20 });
 
     const unknown = await request(`${url}/api/nodes/nope/metrics`);
