@@ -16,7 +16,7 @@ import { NodeRegistry } from "../../src/router/node-registry.js";
 import { NodeSelector } from "../../src/router/node-selector.js";
 import { OllamaGenerationAdapter } from "../../src/router/ollama/generation-adapter.js";
 import { SseDataParser } from "../../src/router/ollama/sse-parser.js";
-import { lastBoundary } from "../../src/router/response-adapter.js";
+import { lastBoundary, PassthroughAdapter } from "../../src/router/response-adapter.js";
 
 const chunk = (content: string | null, finish: string | null = null) => ({
   id: "chatcmpl-relay",
@@ -187,11 +187,37 @@ describe("a node that dies in the middle of an event under an Ollama route (NDJS
 });
 
 describe("event boundaries", () => {
+  test("fed byte by byte, the relay passes on only whole events, with any line ends", () => {
+    for (const eol of ["\n", "\r\n", "\r"]) {
+      const events = EVENTS.map((e) => `data: ${JSON.stringify(e)}${eol}${eol}`).concat([`: keep-alive${eol}${eol}`, `data: [DONE]${eol}${eol}`]);
+      const body = Buffer.from(events.join(""));
+      const adapter = new PassthroughAdapter("sse");
+      adapter.start({ status: 200, contentType: "text/event-stream", nodeName: "n", queueWaitMs: 0 });
+      const pieces: Buffer[] = [];
+      for (let i = 0; i < body.length; i++) {
+        const piece = adapter.chunk(body.subarray(i, i + 1));
+        if (piece.length > 0) pieces.push(Buffer.from(piece));
+      }
+      pieces.push(Buffer.from(adapter.end()));
+      expect(Buffer.concat(pieces).equals(body), JSON.stringify(eol)).toBe(true);
+      // Each piece, read on its own to its end, holds whole events only: cut inside an event, it
+      // would yield a truncated payload, and the payloads would not add up to the events.
+      const payloads = pieces.flatMap((p) => {
+        const parser = new SseDataParser();
+        return [...parser.push(p), ...parser.end()];
+      });
+      expect(payloads, JSON.stringify(eol)).toEqual([...EVENTS.map((e) => JSON.stringify(e)), "[DONE]"]);
+    }
+  });
+
   test("SSE events end at a blank line with LF, CRLF or CR line ends; NDJSON lines at LF", () => {
     const at = (s: string, f: "sse" | "ndjson" = "sse") => lastBoundary(Buffer.from(s), f);
     expect(at("data: a\n\ndata: b")).toBe(9);
     expect(at("data: a\r\n\r\ndata: b\r\n")).toBe(11);
     expect(at("data: a\r\rdata")).toBe(9);
+    // A final CR may be half of a CRLF: not a boundary until the next byte is known.
+    expect(at("data: a\r\n\r")).toBe(0);
+    expect(at("data: a\n\ndata: b\r\r")).toBe(9);
     expect(at("data: a\n")).toBe(0);
     expect(at("data: a\r\n")).toBe(0);
     expect(at("")).toBe(0);
