@@ -70,6 +70,9 @@ async function ready(cache: ModelCache, id: string): Promise<Extract<FileLookup,
   }, 10_000, `${id} cached`);
 }
 
+/** Resolves once the cache's partial file holds `bytes`. */
+const partHolds = (bytes: number) => waitFor(async () => ((await stat(join(dir, `${modelFileName("org/m:1")}.part`)).catch(() => null))?.size ?? 0) >= bytes, 10_000, `${bytes} bytes in the partial file`);
+
 const stats = (cache: ModelCache, id = "org/m:1") => cache.snapshot().find((s) => s.id === id)!;
 
 describe("router model cache", () => {
@@ -111,6 +114,8 @@ describe("router model cache", () => {
 
   it("resumes a dropped transfer with Range and If-Range, and follows redirects", async () => {
     upstream.cutAfter = (n) => (n === 1 ? 80_000 : undefined);
+    // The connection drops once the cache has the 80 kB on disk: there is something to resume from.
+    upstream.beforeCut = () => partHolds(80_000);
     const { cache } = await cacheFor([entry({ url: upstream.fileUrl("m.gguf", true) })]);
     const file = (await ready(cache, "org/m:1")).file;
     expect((await readFile(file.path)).equals(FILE)).toBe(true);
@@ -142,10 +147,14 @@ describe("router model cache", () => {
   it("starts over when the upstream file changed since the partial download", async () => {
     upstream.cutAfter = (n) => (n === 1 ? 50_000 : undefined);
     const changed = bytesOf(150_000, 2);
+    // The upstream file changes while the first transfer is under way (50 kB on disk), then that
+    // transfer drops.
+    upstream.beforeCut = async () => {
+      await partHolds(50_000);
+      upstream.set("m.gguf", changed, '"v2"');
+    };
     const { cache } = await cacheFor([entry()]);
     await cache.lookup("org/m:1");
-    await waitFor(() => upstream.requests.length >= 1, 2000, "first request");
-    upstream.set("m.gguf", changed, '"v2"');
     const file = (await ready(cache, "org/m:1")).file;
     expect(upstream.fileRequests("m.gguf")[1]).toMatchObject({ ifRange: `"v1-${FILE.length}"`, status: 200 });
     expect((await readFile(file.path)).equals(changed)).toBe(true);
