@@ -57,11 +57,15 @@ describe("inference keys", () => {
   });
 
   test("an expired key → 401 api_key_expired", async () => {
-    const res = await api("/api/keys", { method: "POST", body: JSON.stringify({ name: "brief", expiresAt: Date.now() + 1500 }) });
+    // Valid for 6 s: plenty for one use on a loaded machine (checked, not assumed).
+    const expiresAt = Date.now() + 6_000;
+    const res = await api("/api/keys", { method: "POST", body: JSON.stringify({ name: "brief", expiresAt }) });
     expect(res.status).toBe(201);
     const { key } = (await res.json()) as { key: string };
-    await chat(key);
-    await new Promise((r) => setTimeout(r, 1600));
+    expect((await client(key).models.list()).data.length).toBeGreaterThan(0);
+    expect(Date.now()).toBeLessThan(expiresAt);
+    // Then the clock passes the expiry (the event that matters) and the next use is refused.
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 50));
     const err = await chat(key).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((err as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe("api_key_expired");
@@ -144,9 +148,15 @@ describe("request history", () => {
     const times = all.requests.map((r: { startedAt: string }) => Date.parse(r.startedAt));
     expect(times).toEqual([...times].sort((a, b) => b - a));
     // Unknown models are refused before admission: not an inference request, no record.
-    expect(all.requests.some((r: { model: string }) => r.model === "no-such-model")).toBe(false);
-    // Requests refused for auth are not recorded either; the limited key's 403 is not.
-    expect(all.requests.some((r: { keyName: string; model: string }) => r.keyName === "embed-only" && r.model === CHAT)).toBe(false);
+    // Requests refused for auth are not recorded either: the limited key's 403. Checked once a
+    // request sent after them is in the history, so any record of theirs would have landed too.
+    const marker = `after-refusals-${Date.now()}`;
+    await client(TEST_API_KEY).embeddings.create({ model: EMBED, input: "marker" }, { headers: { "x-request-id": marker } });
+    await waitFor("the marker's record", () => getJson(`${router.url}/api/requests/${marker}`).catch(() => null), 10_000, 100);
+    const later = await getJson(`${router.url}/api/requests?limit=1000`);
+    expect(later.requests.some((r: { requestId: string }) => r.requestId === marker)).toBe(true);
+    expect(later.requests.some((r: { model: string }) => r.model === "no-such-model")).toBe(false);
+    expect(later.requests.some((r: { keyName: string; model: string }) => r.keyName === "embed-only" && r.model === CHAT)).toBe(false);
 
     const csv = await (await api(`/api/requests/export?format=csv&model=${EMBED}`)).text();
     const rows = csv.trimEnd().split("\r\n");

@@ -2,11 +2,15 @@
 // (limit, overflow, disconnects), proportional routing by slots, failover when a node dies, and
 // re-registration after a router restart.
 import { writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
+import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
+import { writeTinyModel } from "../../src/gguf/tiny-model.js";
+import { UpstreamServer } from "../fixtures/upstream-server.js";
 import { AUTH_HEADERS, getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
@@ -43,46 +47,69 @@ function freePort(): Promise<number> {
 
 describe("registration gate", () => {
   test("a node with no ready model is listed as initializing, never routed to, and becomes routable once a model is ready", async () => {
-    // A larger generated model (~100 MB) so download and load take a visible moment.
-    const catalogPath = join(tempDir("catalog"), "catalog.yaml");
-    writeFileSync(
-      catalogPath,
-      [
-        "name: slow",
-        "models:",
-        "  - id: demo-chat",
-        "    sizeBytes: 100000000",
-        "    memoryBytes: 200000000",
-        "    capabilities: [chat, completion]",
-        "    source:",
-        "      generate: { name: slow, seed: 9, embeddingLength: 512, blockCount: 6, headCount: 8, headCountKv: 8, feedForwardLength: 2048, contextLength: 2048 }",
-      ].join("\n"),
-    );
-    const router = track(await startRouter(["--catalog", catalogPath]));
-    // Sent before any node exists: it must wait, not fail.
-    const early = complete(router.url, {});
-    const node = track(await startNode(router.url, "slow-node"));
+    // The model's upstream holds every request until the test opens it: the node cannot have a
+    // ready model before then, however fast the machine.
+    const upstream = await new UpstreamServer().start();
+    try {
+      const file = join(tempDir("upstream"), "demo-chat.gguf");
+      await writeTinyModel(DEMO_CATALOG.models[0]!.source.generate!, file);
+      const bytes = await readFile(file);
+      upstream.set("demo-chat.gguf", bytes);
+      let open!: () => void;
+      upstream.gate = new Promise<void>((r) => (open = r));
+      const catalogPath = join(tempDir("catalog"), "catalog.yaml");
+      writeFileSync(
+        catalogPath,
+        [
+          "name: held",
+          "models:",
+          "  - id: demo-chat",
+          `    sizeBytes: ${bytes.length}`,
+          "    memoryBytes: 64000000",
+          "    capabilities: [chat, completion]",
+          "    source:",
+          `      gguf: { url: ${upstream.fileUrl("demo-chat.gguf")} }`,
+        ].join("\n"),
+      );
+      const router = track(await startRouter(["--catalog", catalogPath]));
+      // Sent before any node exists: it must wait, not fail.
+      let earlySettled = false;
+      const early = complete(router.url, {}).finally(() => (earlySettled = true));
+      const node = track(await startNode(router.url, "slow-node"));
 
-    const seen = await waitFor("the node listed as initializing", async () => {
-      const { nodes } = await getJson(`${router.url}/api/nodes`);
-      return nodes.find((n: { name: string; state: string }) => n.name === "slow-node" && n.state === "initializing");
-    }, 30_000, 20);
-    expect(seen.models[0].state).not.toBe("ready");
+      const seen = await waitFor("the node listed as initializing", async () => {
+        const { nodes } = await getJson(`${router.url}/api/nodes`);
+        return nodes.find((n: { name: string; state: string }) => n.name === "slow-node" && n.state === "initializing");
+      }, 60_000);
+      expect(seen.models[0].state).not.toBe("ready");
+      // Its registration was refused 503 `initializing` by the router's readiness check, and it
+      // keeps trying: the router's record of it is refreshed while the model is held back.
+      await waitFor("a later registration attempt", async () => {
+        const { nodes } = await getJson(`${router.url}/api/nodes`);
+        const n = nodes.find((x: { name: string }) => x.name === "slow-node");
+        return n && Date.parse(n.lastSeen) > Date.parse(seen.lastSeen) ? n : null;
+      }, 60_000);
+      // Never routed to: the early request still waits in the queue.
+      expect((await getJson(`${router.url}/api/queue`)).total).toBe(1);
+      expect(earlySettled).toBe(false);
+      expect(upstream.fileRequests("demo-chat.gguf").length).toBeGreaterThan(0);
 
-    // The router itself answers the node 503 initializing while nothing is ready.
-    const q = await getJson(`${router.url}/api/queue`);
-    expect(q.total).toBe(1);
-
-    await waitForReady(router.url, [CHAT], 1);
-    const res = await early;
-    expect(res.status).toBe(200);
-    expect(res.headers["x-drover-node"]).toBe("slow-node");
-    void node;
+      open();
+      await waitForReady(router.url, [CHAT], 1);
+      const res = await early;
+      expect(res.status).toBe(200);
+      expect(res.headers["x-drover-node"]).toBe("slow-node");
+      void node;
+    } finally {
+      await upstream.close();
+    }
   });
 });
 
 describe("admission queue", () => {
-  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full at once", async () => {
+  // The drain runs 1024 real completions through one node: its own generous limit, not the default
+  // test timeout, so that a loaded machine is slower, not failing.
+  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full while they still wait", { timeout: 900_000 }, async () => {
     const router = track(await startRouter());
     const sent = Date.now();
     const all = Array.from({ length: 1024 + 50 }, () => complete(router.url, {}).then((r) => ({ ...r, at: Date.now() - sent })));
@@ -94,6 +121,8 @@ describe("admission queue", () => {
       return overflow.length >= 50;
     }, 30_000, 50);
     expect(overflow).toHaveLength(50);
+    // Answered without waiting for capacity: no node exists yet, the 1024 are all still queued.
+    expect((await getJson<{ nodes: unknown[] }>(`${router.url}/api/nodes`)).nodes).toHaveLength(0);
     for (const r of overflow) {
       expect(r.status).toBe(503);
       expect(r.headers["retry-after"]).toBeDefined();
@@ -151,12 +180,12 @@ describe("routing and failover", () => {
         const nodes = streams.map((s) => s.headers["x-drover-node"]);
         expect(nodes.filter((n) => n === "three-slots")).toHaveLength(3);
         expect(nodes.filter((n) => n === "one-slot")).toHaveLength(1);
-        // A fifth request finds every slot taken: it can only start once one of the four ends.
-        const ends = streams.map((st) => st.body.text().then(() => Date.now()));
-        const fifthRes = await open(1)[0]!;
-        const fifthAt = Date.now();
-        const firstEnd = await Promise.race(ends);
-        expect(firstEnd).toBeLessThanOrEqual(fifthAt + 50);
+        // A fifth request finds every slot taken: the router holds it in its queue (seen there,
+        // not inferred from timings) and starts it once one of the four ends.
+        const ends = streams.map((st) => st.body.text());
+        const fifth = open(1)[0]!;
+        await waitFor("the fifth request waiting in the router's queue", async () => (await getJson(`${router.url}/api/queue`)).total === 1, 30_000, 20);
+        const fifthRes = await fifth;
         expect(["one-slot", "three-slots"]).toContain(fifthRes.headers["x-drover-node"]);
         await Promise.all([...ends, fifthRes.body.text()]);
         await waitFor("all slots free again", async () => {

@@ -143,7 +143,7 @@ describe("a fleet filling up from one upstream fetch", () => {
   });
 
   test("both nodes downloaded the model the router fetched from upstream exactly once, and serve it", async () => {
-    expect(upstream.fileRequests("demo-chat.gguf")).toEqual([{ path: "/demo-chat.gguf", range: undefined, ifRange: undefined, status: 200 }]);
+    expect(upstream.fileRequests("demo-chat.gguf")).toEqual([{ path: "/demo-chat.gguf", range: undefined, ifRange: undefined, status: 200, at: expect.any(Number) }]);
     const row = await cacheRow(router.url, "demo-chat");
     expect(row).toMatchObject({ state: "cached", sha256Origin: "pinned", upstream: { fetches: 1, requests: 1, bytes: chatBytes.length, failures: 0 } });
     expect(row.served.requests).toBeGreaterThanOrEqual(2);

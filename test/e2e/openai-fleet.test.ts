@@ -67,9 +67,21 @@ describe("OpenAI API through router → node → engine", () => {
       if (chunk.usage) usage = chunk.usage;
     }
     expect(arrivals.length).toBeGreaterThan(5);
-    expect(arrivals[0]!).toBeLessThan(arrivals[arrivals.length - 1]!);
     expect(text.length).toBeGreaterThan(0);
     expect(usage?.completion_tokens).toBe(48);
+
+    // Causal, not timed: a client that leaves after its first chunk stops a 2,000-token generation,
+    // which is only possible if that chunk arrived before the generation ended.
+    const requestId = `openai-first-chunk-${Date.now()}`;
+    const ac = new AbortController();
+    const early = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Tell me a long story" }], max_tokens: 2000, stream: true }, { headers: { "x-request-id": requestId }, signal: ac.signal });
+    for await (const chunk of early) {
+      expect(chunk.object).toBe("chat.completion.chunk");
+      break; // leaving the loop aborts the request
+    }
+    ac.abort();
+    const rec = await waitFor("the aborted request's record", () => getJson(`${router.url}/api/requests/${requestId}`).catch(() => null), 15_000, 100);
+    expect(rec.error).toBe("client disconnected");
   });
 
   test("the raw SSE stream ends with data: [DONE]", async () => {

@@ -13,6 +13,13 @@ export interface TestPostgres {
   adminUrl: string;
   /** Creates a fresh, empty database and returns its URL. */
   createDatabase(name?: string): Promise<string>;
+  /**
+   * Stops the server (`-m fast`: clients are cut off; committed data is kept, which an immediate
+   * stop would not guarantee with this server's synchronous_commit=off); `resume()` starts it again.
+   */
+  halt(): void;
+  /** Starts a halted server again on the same port and data. */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -67,7 +74,12 @@ export async function startPostgres(): Promise<TestPostgres> {
   pgRun(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"]);
   // Durability is pointless for a test server; fsync off makes it start and write fast.
   const serverOpts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
-  pgRun(join(bin, "pg_ctl"), ["-D", dataDir, "-l", join(dir, "server.log"), "-o", serverOpts, "-w", "-t", "60", "start"]);
+  let running = false;
+  const start = () => {
+    pgRun(join(bin, "pg_ctl"), ["-D", dataDir, "-l", join(dir, "server.log"), "-o", serverOpts, "-w", "-t", "60", "start"]);
+    running = true;
+  };
+  start();
 
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let stopped = false;
@@ -75,13 +87,13 @@ export async function startPostgres(): Promise<TestPostgres> {
     if (stopped) return;
     stopped = true;
     try {
-      pgRun(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      if (running) pgRun(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   };
   process.once("exit", () => {
-    if (!stopped) spawnSync(asRoot ? "runuser" : join(bin, "pg_ctl"), asRoot ? ["-u", "postgres", "--", join(bin, "pg_ctl"), "-D", dataDir, "-m", "immediate", "stop"] : ["-D", dataDir, "-m", "immediate", "stop"]);
+    if (!stopped && running) spawnSync(asRoot ? "runuser" : join(bin, "pg_ctl"), asRoot ? ["-u", "postgres", "--", join(bin, "pg_ctl"), "-D", dataDir, "-m", "immediate", "stop"] : ["-D", dataDir, "-m", "immediate", "stop"]);
   });
 
   return {
@@ -96,6 +108,13 @@ export async function startPostgres(): Promise<TestPostgres> {
         await client.end();
       }
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    halt() {
+      pgRun(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"]);
+      running = false;
+    },
+    resume() {
+      start();
     },
     stop,
   };

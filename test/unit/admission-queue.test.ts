@@ -26,6 +26,8 @@ function setup(limit = 1024, timeoutMs = 0) {
 }
 
 const never = () => new AbortController().signal;
+/** Lets every wake-up already triggered run (they are promise callbacks, not timers). */
+const settle = () => new Promise((r) => setImmediate(r));
 
 describe("admission queue", () => {
   test("a request takes a free slot at once and waits when none is free", async () => {
@@ -73,7 +75,7 @@ describe("admission queue", () => {
     registry.accept(reg("n1", [{ id: "b", slots: 4 }]));
     const b = await queue.acquire("b", never());
     expect(b.modelId).toBe("b");
-    await new Promise((r) => setTimeout(r, 10));
+    await settle();
     expect(gotA).toBe(false);
     expect(queue.snapshot().models.a?.depth).toBe(1);
   });
@@ -104,20 +106,26 @@ describe("admission queue", () => {
     expect(count("small")).toBe(1);
     let fifth = false;
     void queue.acquire("a", never()).then(() => (fifth = true));
-    await new Promise((r) => setTimeout(r, 5));
+    await settle();
     expect(fifth).toBe(false);
   });
 
-  test("an open breaker keeps traffic away until it half-opens", async () => {
+  test("an open breaker keeps traffic away until it half-opens", { timeout: 30_000 }, async () => {
     const { registry, queue } = setup();
     const n1 = registry.accept(reg("n1", [{ id: "a", slots: 2 }]));
-    n1.breaker.onFailure();
+    const openedAt = Date.now();
+    n1.breaker.onFailure(); // open for 1 s
     let got: Lease | null = null;
-    void queue.acquire("a", never()).then((l) => (got = l));
-    await new Promise((r) => setTimeout(r, 50));
+    const waiting = queue.acquire("a", never()).then((l) => (got = l));
+    await settle();
     expect(got).toBeNull();
-    await new Promise((r) => setTimeout(r, 1100));
-    expect(got).not.toBeNull();
+    expect(queue.snapshot().models.a?.depth).toBe(1);
+    // Served by the queue's own wake-up when the breaker half-opens: not before the cooldown ends,
+    // and without a heartbeat or a release to wake it.
+    const lease = await waiting;
+    expect(Date.now() - openedAt).toBeGreaterThanOrEqual(999);
+    expect(lease.node.id).toBe("n1");
+    expect(n1.breaker.state).toBe("half-open");
   });
 
   test("a node that misses three heartbeats goes offline and is not routed to", async () => {
@@ -127,10 +135,10 @@ describe("admission queue", () => {
     expect(n1.state).toBe("offline");
     let got = false;
     void queue.acquire("a", never()).then(() => (got = true));
-    await new Promise((r) => setTimeout(r, 5));
+    await settle();
     expect(got).toBe(false);
     expect(registry.heartbeat({ nodeId: "n1", inFlight: 0, metrics: {}, models: reg("n1", [{ id: "a", slots: 2 }]).models })).toBe(true);
-    await new Promise((r) => setTimeout(r, 5));
+    await settle();
     expect(got).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 // Log files: createLogger keeps JSON lines in the file as well as on the terminal, rotated by size
 // the logrotate way, and closeLogFiles flushes them.
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -45,10 +45,26 @@ describe("log files", () => {
     expect(all).not.toContain("below the level");
   });
 
-  test("a logger without a file target writes no file", async () => {
-    const log = createLogger("router", "info");
-    log.info("terminal only");
-    await closeLogFiles();
-    expect(existsSync(join(dir, "logs"))).toBe(false);
+  test("a logger without a file target writes no file (not even a relative default)", async () => {
+    // Run in an empty working directory: a default such as ./logs/router.log would land here.
+    const cwd = await mkdtemp(join(tmpdir(), "drover-logfile-cwd-"));
+    const before = process.cwd();
+    process.chdir(cwd);
+    try {
+      const log = createLogger("router", "info");
+      log.info("terminal only");
+      await closeLogFiles();
+      expect(await readdir(cwd)).toEqual([]);
+      // The check sees a file when one is written: the same logger given a (relative) target.
+      const withFile = createLogger("router", "info", { path: logFilePath(".", "router") });
+      withFile.info("to the file");
+      await closeLogFiles();
+      expect(await readdir(cwd)).toEqual(["logs"]);
+      expect(await readFile(join(cwd, "logs", "router.log"), "utf8")).toContain("to the file");
+      expect(await readFile(join(cwd, "logs", "router.log"), "utf8")).not.toContain("terminal only");
+    } finally {
+      process.chdir(before);
+      await rm(cwd, { recursive: true, force: true });
+    }
   });
 });

@@ -76,10 +76,13 @@ describe("engine launcher", () => {
 
 describe("engine supervisor", () => {
   it("reports a crashing engine as failed with its last stderr line, and keeps restarting with backoff", async () => {
-    const { board } = supervise({ path: join(work, "missing.gguf") });
-    await waitFor(() => board.get("m")!.restarts >= 2, 5000, "two restarts");
+    const { board, log } = supervise({ path: join(work, "missing.gguf"), restartMaxMs: 400 });
+    // Keeps restarting: 4 restarts, i.e. 5 attempts, each after a delay that doubles up to the cap.
+    await waitFor(() => board.get("m")!.restarts >= 4, 10_000, "four restarts");
     const status = await waitFor(() => (board.get("m")!.state === "failed" ? board.get("m") : undefined), 5000, "failed state");
     expect(status.reason).toMatch(/exited with code 2: fake engine: model file not found: .*restarting in/);
+    const delays = log.find("restarting in").map((l) => l.retryInMs);
+    expect(delays.slice(0, 5)).toEqual([100, 200, 400, 400, 400]);
   });
 
   it("reports an engine that cannot be spawned", async () => {

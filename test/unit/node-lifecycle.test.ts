@@ -41,13 +41,16 @@ describe("node identity", () => {
 });
 
 describe("node lifecycle", () => {
-  it("closes promptly while the router is unreachable", async () => {
-    const node = await startNode(options(join(work, "down"), "http://127.0.0.1:9"));
+  it("closes promptly while the router is unreachable, without waiting out its retry delay", async () => {
+    const log = captureLogger();
+    const node = await startNode({ ...options(join(work, "down"), "http://127.0.0.1:9"), logger: log.logger });
     expect(node.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait (causally) until the node sleeps in a retry delay of at least 2.8 s (the backoff grows
+    // 0.5, 1, 2, 4 s, less up to 30 % jitter), then close: it must not wait that delay out.
+    const retry = await waitFor(() => log.lines.find((l) => String(l.msg).startsWith("cannot fetch catalog") && (l.retryInMs as number) >= 2_800), 20_000, "a long retry delay");
     const started = Date.now();
     await node.close();
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan((retry.retryInMs as number) / 2);
   });
 
   it("rejects a command engine template it cannot use", async () => {

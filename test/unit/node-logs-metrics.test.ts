@@ -14,6 +14,7 @@ import { buildNodeServer } from "../../src/node/server.js";
 import { SystemMetricsSampler } from "../../src/node/system-metrics.js";
 import type { CatalogEntry } from "../../src/protocol/catalog.js";
 import { captureLogger, type CapturedLog } from "../fixtures/capture-logger.js";
+import { waitFor } from "../fixtures/fake-router.js";
 import { metricSamples, metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const TOKEN = "node-secret";
@@ -120,7 +121,8 @@ describe("GET /metrics and request logging", () => {
     expect(res.statusCode).toBe(503); // the engine's port is closed
     expect(res.headers["x-request-id"]).toBe("req-node-metrics-1");
     await res.body.dump();
-    await new Promise((r) => setTimeout(r, 50));
+    // Counted when the response has finished: wait for the count (and the log line), then check exactly.
+    await waitFor(async () => metricSum(await scrape(), "drover_node_requests_total", key) > before && log.lines.some((l) => l.reqId === "req-node-metrics-1" && l.msg === "request"), 10_000, "the request counted and logged");
     const after = await scrape();
     expect(metricSum(after, "drover_node_requests_total", key)).toBe(before + 1);
     expect(metricSum(after, "drover_node_request_duration_seconds_count", { endpoint: "/v1/chat/completions", model: "m" })).toBeGreaterThanOrEqual(1);
@@ -139,7 +141,7 @@ describe("GET /metrics and request logging", () => {
     });
     expect(res.statusCode).toBe(404);
     await res.body.dump();
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => metricSum(await scrape(), "drover_node_requests_total", { model: "unknown", status: "404" }) > 0, 10_000, "the request counted");
     const samples = await scrape();
     expect(metricSum(samples, "drover_node_requests_total", { model: "unknown", status: "404" })).toBe(1);
     expect(metricSamples(samples, "drover_node_requests_total", { model: "made-up-by-a-client" })).toEqual([]);

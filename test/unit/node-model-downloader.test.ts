@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "undici";
@@ -92,8 +92,10 @@ describe("model downloader", () => {
     const paths = modelFilePaths(modelsDir, model.entry.id);
     const bad = Buffer.from(model.bytes);
     bad[100] ^= 0xff;
-    await new Promise((r) => setTimeout(r, 20));
     await writeFile(paths.final, bad); // the sidecar still names the right checksum
+    // A modification time clearly after the sidecar's, whatever the filesystem's clock resolution.
+    const later = new Date(Date.now() + 5_000);
+    await utimes(paths.final, later, later);
     const log = captureLogger();
     await downloadModel(options({ logger: log.logger }));
     expect(router.fileRequests).toHaveLength(2);

@@ -66,8 +66,9 @@ describe("router link", () => {
     models[0]!.state = "ready";
     const changedAt = Date.now();
     link.notifyChange();
-    await waitFor(() => link.registered, 3000, "registration after readiness");
-    expect(Date.now() - changedAt).toBeLessThan(1500);
+    // Long before the 21–30 s the backoff would have waited.
+    await waitFor(() => link.registered, 15_000, "registration after readiness");
+    expect(Date.now() - changedAt).toBeLessThan(21_000);
     expect(router.registrations).toHaveLength(2);
   });
 
@@ -80,17 +81,26 @@ describe("router link", () => {
     models[0]!.state = "failed";
     link.notifyChange();
     link.notifyChange(); // debounced into one heartbeat
-    await waitFor(() => router.heartbeats.length >= 1, 2000, "prompt heartbeat");
-    await new Promise((r) => setTimeout(r, 400));
-    expect(router.heartbeats).toHaveLength(1);
-    expect(router.heartbeats[0]!.models[0]!.state).toBe("failed");
+    await waitFor(() => router.heartbeats.length >= 1, 10_000, "prompt heartbeat");
+    // One more change: its heartbeat comes next. Had the two notifications above not been
+    // debounced, a second "failed" heartbeat would sit in between.
+    models[0]!.state = "ready";
+    link.notifyChange();
+    await waitFor(() => router.heartbeats.some((h) => h.models[0]!.state === "ready"), 10_000, "the next prompt heartbeat");
+    expect(router.heartbeats.map((h) => h.models[0]!.state)).toEqual(["failed", "ready"]);
   });
 
   it("keeps retrying while the router is unreachable", async () => {
     const { link, log } = await setup({ routerUrl: "http://127.0.0.1:9" });
     link.start();
-    await waitFor(() => log.lines.filter((l) => String(l.msg).includes("router unreachable")).length >= 1, 5000, "unreachable log");
-    await new Promise((r) => setTimeout(r, 300));
+    // Four attempts (each one logged, repeats at debug level), with waits growing from 50 ms to
+    // the 200 ms cap (less up to 30 % jitter).
+    const attempts = () => log.lines.filter((l) => String(l.msg).includes("router unreachable"));
+    await waitFor(() => attempts().length >= 4, 10_000, "four attempts");
+    const waits = attempts().map((l) => l.retryInMs as number);
+    expect(waits[0]).toBeLessThanOrEqual(50);
+    expect(waits[1]).toBeGreaterThanOrEqual(70);
+    expect(waits[2]).toBeGreaterThanOrEqual(140);
     expect(link.registered).toBe(false);
   });
 });

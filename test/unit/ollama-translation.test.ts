@@ -273,6 +273,41 @@ describe("generation adapter: OpenAI SSE → Ollama", () => {
     ]);
   });
 
+  it("gives the same answer however the node's bytes are split: at every byte offset, and byte by byte", () => {
+    // Multi-byte characters (2-, 3- and 4-byte UTF-8), CRLF line ends, a comment, a role-only
+    // chunk, the finish and usage chunks, [DONE].
+    const body = Buffer.concat([
+      sse(delta("", null, "assistant")),
+      Buffer.from(`data: ${JSON.stringify(delta("é"))}\r\n\r\n`),
+      Buffer.from(": keep-alive\n\n"),
+      sse(delta("✓ 🦙")),
+      sse(delta(" end")),
+      sse(delta(undefined, "stop")),
+      sse(usage(5, 4)),
+      sse("[DONE]"),
+    ]);
+    const run = (pieces: Buffer[], kind: "chat" | "generate", stream: boolean) => {
+      const a = new OllamaGenerationAdapter({ kind, stream, model: "m", receivedAt: 0, now: () => 0 });
+      a.start(streamHead);
+      let out = "";
+      for (const piece of pieces) out += a.chunk(piece);
+      out += a.end();
+      // created_at is wall-clock time; everything else must be identical.
+      return out.replace(/"created_at":"[^"]*"/g, '"created_at":"T"');
+    };
+    for (const [kind, stream] of [["chat", true], ["chat", false], ["generate", true]] as const) {
+      const whole = run([body], kind, stream);
+      const parsed = stream ? lines(whole) : [JSON.parse(whole) as Record<string, unknown>];
+      if (kind === "chat") expect(parsed.map((l) => (l.message as { content: string }).content)).toEqual(stream ? ["é", "✓ 🦙", " end", ""] : ["é✓ 🦙 end"]);
+      expect(parsed.at(-1)).toMatchObject({ done: true, done_reason: "stop", prompt_eval_count: 5, eval_count: 4 });
+      for (let cut = 1; cut < body.length; cut++) {
+        expect(run([body.subarray(0, cut), body.subarray(cut)], kind, stream), `${kind} stream=${stream}, split at byte ${cut}`).toBe(whole);
+      }
+      const bytes = Array.from({ length: body.length }, (_, i) => body.subarray(i, i + 1));
+      expect(run(bytes, kind, stream), `${kind} stream=${stream}, byte by byte`).toBe(whole);
+    }
+  });
+
   it("a stream broken mid-way ends with an error line (streamed) or a 502 (single object)", () => {
     const streamed = new OllamaGenerationAdapter({ kind: "chat", stream: true, model: "m", receivedAt: 0 });
     streamed.start(streamHead);

@@ -6,6 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
+import { waitFor } from "../fixtures/fake-router.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ApiKeyService } from "../../src/router/auth/api-keys.js";
 import { LoginRateLimiter } from "../../src/router/auth/login-rate-limit.js";
@@ -51,8 +52,12 @@ function finished(over: Partial<FinishedRequest> = {}): FinishedRequest {
 class FakeRepo {
   batches: HistoryRecord[][] = [];
   failing = false;
+  failedCalls = 0;
   async insertMany(rows: readonly HistoryRecord[]) {
-    if (this.failing) throw new Error("database down");
+    if (this.failing) {
+      this.failedCalls++;
+      throw new Error("database down");
+    }
     this.batches.push([...rows]);
   }
   async deleteOlderThan() {
@@ -62,8 +67,6 @@ class FakeRepo {
     return this.batches.flat();
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("history recorder", () => {
   test("records arrive through request events and are written in batches off the request path", async () => {
@@ -75,7 +78,8 @@ describe("history recorder", () => {
     for (let i = 0; i < 250; i++) events.emitFinished(finished({ requestId: `r${i}` }));
     // Nothing is written synchronously by emitFinished.
     expect(repo.rows).toHaveLength(0);
-    await sleep(150);
+    // The timer writes them (no flush() called here).
+    await waitFor(() => repo.rows.length === 250, 10_000, "all 250 rows written");
     expect(repo.rows.map((r) => r.requestId)).toEqual(Array.from({ length: 250 }, (_, i) => `r${i}`));
     expect(Math.max(...repo.batches.map((b) => b.length))).toBeLessThanOrEqual(100);
     expect(new Set(repo.rows.map((r) => r.id)).size).toBe(250);
@@ -85,15 +89,22 @@ describe("history recorder", () => {
   test("a failing database delays writes, keeps the rows, and drops the oldest beyond the cap", async () => {
     const repo = new FakeRepo();
     repo.failing = true;
-    const rec = new HistoryRecorder(repo as unknown as RequestHistoryRepository, quiet, { retentionMs: 1000, flushEveryMs: 1_000_000, maxBatch: 10, maxPending: 25 });
+    // The timer path: nothing here calls flush() or close() until the rows have landed.
+    const rec = new HistoryRecorder(repo as unknown as RequestHistoryRepository, quiet, { retentionMs: 1000, flushEveryMs: 20, maxBatch: 10, maxPending: 25 });
+    rec.start();
     for (let i = 0; i < 30; i++) rec.record(finished({ requestId: `r${i}` }));
-    await rec.flush();
+    // Several timer ticks fail: the rows wait, the oldest beyond the cap are dropped.
+    await waitFor(() => repo.failedCalls >= 3, 10_000, "three failed writes");
+    expect(repo.rows).toHaveLength(0);
     expect(rec.pendingCount).toBe(25);
     expect(rec.dropped).toBe(5);
+    // The database is back: the next ticks write everything that waited, in order.
     repo.failing = false;
-    await rec.close();
+    await waitFor(() => repo.rows.length === 25, 10_000, "the delayed rows written by the timer");
     expect(repo.rows.map((r) => r.requestId)).toEqual(Array.from({ length: 25 }, (_, i) => `r${i + 5}`));
     expect(rec.written).toBe(25);
+    expect(rec.pendingCount).toBe(0);
+    await rec.close();
   });
 
   test("ids sort by start time", () => {

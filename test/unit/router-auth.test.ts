@@ -78,9 +78,11 @@ describe("API keys", () => {
     // The name is free again once revoked.
     await svc.create({ name: "team-a" });
 
-    const soon = await svc.create({ name: "short", expiresAt: Date.now() + 50 });
-    expect((await svc.check(soon.key)).ok).toBe(true);
-    expect(await svc.check(soon.key, Date.now() + 100)).toEqual({ ok: false, reason: "expired" });
+    // Checked at explicit times around the expiry (no race with the wall clock).
+    const t = Date.now();
+    const soon = await svc.create({ name: "short", expiresAt: t + 60_000 });
+    expect((await svc.check(soon.key, t + 59_999)).ok).toBe(true);
+    expect(await svc.check(soon.key, t + 60_000)).toEqual({ ok: false, reason: "expired" });
     await expect(svc.revoke("no-such")).rejects.toMatchObject({ statusCode: 404 });
   });
 

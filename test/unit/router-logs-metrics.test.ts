@@ -13,6 +13,7 @@ import { RouterMetrics } from "../../src/router/router-metrics.js";
 import { registerMetricsRoutes } from "../../src/router/routes/metrics-routes.js";
 import { registerNodeLogRoutes } from "../../src/router/routes/node-log-routes.js";
 import type { NodeRegistration } from "../../src/protocol/node-api.js";
+import { waitFor } from "../fixtures/fake-router.js";
 import { metricSamples, metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const TOKEN = "router-node-token";
@@ -168,7 +169,8 @@ describe("GET /metrics", () => {
     const res = await fetch(`${url}/api/models/m/file`);
     expect(res.status).toBe(200);
     expect((await res.arrayBuffer()).byteLength).toBe(1234);
-    await new Promise((r) => setTimeout(r, 20));
+    // Counted by the response hook once the response has gone out: wait for it, then check the exact sum.
+    await waitFor(async () => metricSum(await scrape(), "drover_model_file_bytes_sent_total", { model: "m" }) > before, 10_000, "the bytes counted");
     expect(metricSum(await scrape(), "drover_model_file_bytes_sent_total", { model: "m" })).toBe(before + 1234);
   });
 });

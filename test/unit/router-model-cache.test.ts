@@ -70,6 +70,9 @@ async function ready(cache: ModelCache, id: string): Promise<Extract<FileLookup,
   }, 10_000, `${id} cached`);
 }
 
+/** Resolves once the cache's partial file holds `bytes`. */
+const partHolds = (bytes: number) => waitFor(async () => ((await stat(join(dir, `${modelFileName("org/m:1")}.part`)).catch(() => null))?.size ?? 0) >= bytes, 10_000, `${bytes} bytes in the partial file`);
+
 const stats = (cache: ModelCache, id = "org/m:1") => cache.snapshot().find((s) => s.id === id)!;
 
 describe("router model cache", () => {
@@ -111,6 +114,8 @@ describe("router model cache", () => {
 
   it("resumes a dropped transfer with Range and If-Range, and follows redirects", async () => {
     upstream.cutAfter = (n) => (n === 1 ? 80_000 : undefined);
+    // The connection drops once the cache has the 80 kB on disk: there is something to resume from.
+    upstream.beforeCut = () => partHolds(80_000);
     const { cache } = await cacheFor([entry({ url: upstream.fileUrl("m.gguf", true) })]);
     const file = (await ready(cache, "org/m:1")).file;
     expect((await readFile(file.path)).equals(FILE)).toBe(true);
@@ -142,20 +147,29 @@ describe("router model cache", () => {
   it("starts over when the upstream file changed since the partial download", async () => {
     upstream.cutAfter = (n) => (n === 1 ? 50_000 : undefined);
     const changed = bytesOf(150_000, 2);
+    // The upstream file changes while the first transfer is under way (50 kB on disk), then that
+    // transfer drops.
+    upstream.beforeCut = async () => {
+      await partHolds(50_000);
+      upstream.set("m.gguf", changed, '"v2"');
+    };
     const { cache } = await cacheFor([entry()]);
     await cache.lookup("org/m:1");
-    await waitFor(() => upstream.requests.length >= 1, 2000, "first request");
-    upstream.set("m.gguf", changed, '"v2"');
     const file = (await ready(cache, "org/m:1")).file;
     expect(upstream.fileRequests("m.gguf")[1]).toMatchObject({ ifRange: `"v1-${FILE.length}"`, status: 200 });
     expect((await readFile(file.path)).equals(changed)).toBe(true);
   });
 
   it("retries upstream errors with backoff, and reports a permanent failure until the cooldown ends", async () => {
-    upstream.failRequest = (n) => (n <= 2 ? 503 : undefined);
-    const a = await cacheFor([entry()]);
+    upstream.failRequest = (n) => (n <= 3 ? 503 : undefined);
+    const a = await cacheFor([entry()], { retryInitialMs: 100, retryMaxMs: 1000 });
     await ready(a.cache, "org/m:1");
-    expect(upstream.fileRequests("m.gguf").map((r) => r.status)).toEqual([503, 503, 200]);
+    const tries = upstream.fileRequests("m.gguf");
+    expect(tries.map((r) => r.status)).toEqual([503, 503, 503, 200]);
+    // Each wait at least the lower edge of its jittered delay (100, 200, 400 ms, less up to 30 %):
+    // the delay grows.
+    const gaps = tries.slice(1).map((r, i) => r.at - tries[i]!.at);
+    [70, 140, 280].forEach((min, i) => expect(gaps[i], `wait before retry ${i + 1} (${gaps.join(", ")} ms)`).toBeGreaterThanOrEqual(min - 2));
 
     await rm(dir, { recursive: true, force: true });
     upstream.failRequest = () => 404;
@@ -169,7 +183,14 @@ describe("router model cache", () => {
     expect(await b.cache.lookup("org/m:1")).toMatchObject({ status: "failed", message: expect.stringMatching(/next attempt in \d+s/) });
     expect(upstream.requests.length).toBe(count); // no new fetch during the cooldown
     upstream.failRequest = () => undefined;
-    await new Promise((r) => setTimeout(r, 350));
+    // Once the cooldown ends (not before), a lookup starts a new fetch.
+    const failedAt = upstream.requests.at(-1)!.at;
+    // (Lookups during the cooldown answer `failed` and fetch nothing; the first after it fetches.)
+    await waitFor(async () => {
+      await b.cache.lookup("org/m:1");
+      return upstream.requests.length > count;
+    }, 10_000, "a fetch after the cooldown");
+    expect(upstream.requests[count]!.at - failedAt).toBeGreaterThanOrEqual(300 - 2);
     await ready(b.cache, "org/m:1");
     expect(stats(b.cache).upstream).toMatchObject({ fetches: 2, failures: 1 });
   });
@@ -227,8 +248,7 @@ describe("router model cache", () => {
     expect(stats(cache).sha256Origin).toBe("catalog");
   });
 
-  it("reports a full disk as a clear failure", async () => {
-    if (!existsSync("/dev/full")) return;
+  it.skipIf(!existsSync("/dev/full"))("reports a full disk as a clear failure (needs /dev/full)", async () => {
     const { symlink } = await import("node:fs/promises");
     await symlink("/dev/full", join(dir, `${modelFileName("org/m:1")}.part`));
     const { cache } = await cacheFor([entry()]);
