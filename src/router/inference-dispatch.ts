@@ -22,6 +22,8 @@ export interface InferenceDispatch {
   body: Buffer;
   streamErrorFormat: "sse" | "ndjson";
   adapter?: ResponseAdapter;
+  /** From the already-parsed body (affinity-key.ts); null: placed by least-load. */
+  affinityKey: string | null;
   /** The route's error body for a refusal (`code` is e.g. queue_full). */
   errorBody(message: string, code: string): unknown;
 }
@@ -56,6 +58,7 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
       res,
       streamErrorFormat: job.streamErrorFormat,
       adapter: job.adapter,
+      affinityKey: job.affinityKey,
     });
   } catch (err) {
     const headers = { [HEADER_REQUEST_ID]: requestId };
@@ -87,6 +90,8 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
     keyName: apiKeyNameOf(req),
     nodeId: outcome.nodeId,
     nodeName: outcome.nodeName,
+    routing: outcome.routing ?? null,
+    affinity: outcome.affinity ?? null,
     status: outcome.status,
     error: outcome.error,
     attempts: outcome.attempts,
@@ -96,6 +101,7 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
     // Read from the node's usage by the proxy's response tap.
     promptTokens: outcome.promptTokens ?? null,
     completionTokens: outcome.completionTokens ?? null,
+    cachedTokens: outcome.cachedTokens ?? null,
     requestBody: outcome.requestBody,
     responseBody: outcome.responseBody,
     traceId: traceparent.split("-")[1] ?? null,

@@ -7,6 +7,8 @@ import { StringDecoder } from "node:string_decoder";
 export interface TapResult {
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Prompt tokens the engine reused from its cache (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens: number | null;
   /** null unless capture is on. */
   responseBody: string | null;
 }
@@ -39,7 +41,7 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   return buf.subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "") + `…[truncated at ${maxBytes} bytes]`;
 }
 
-type Usage = { prompt_tokens?: unknown; completion_tokens?: unknown };
+type Usage = { prompt_tokens?: unknown; completion_tokens?: unknown; prompt_tokens_details?: { cached_tokens?: unknown } | null };
 
 function tokens(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.round(v) : null;
@@ -142,6 +144,11 @@ export class ResponseTap {
       }
       if (this.captureBytes > 0) responseBody = truncateUtf8(whole ?? Buffer.concat(this.head).toString("utf8"), this.captureBytes);
     }
-    return { promptTokens: tokens(this.usage?.prompt_tokens), completionTokens: tokens(this.usage?.completion_tokens), responseBody };
+    return {
+      promptTokens: tokens(this.usage?.prompt_tokens),
+      completionTokens: tokens(this.usage?.completion_tokens),
+      cachedTokens: tokens(this.usage?.prompt_tokens_details?.cached_tokens),
+      responseBody,
+    };
   }
 }

@@ -152,7 +152,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
         const result = await inference.generate({ prompt, ...sampling, signal: ac.signal });
         logDone(req, "chat", result, started);
         if (result.finishReason === "abort") return abandoned(reply);
-        return chatCompletion(meta, result.text, result.finishReason, usage(result.promptTokens, result.completionTokens));
+        return chatCompletion(meta, result.text, result.finishReason, usage(result.promptTokens, result.completionTokens, result.cachedTokens));
       }
 
       const includeUsage = body.stream_options?.include_usage === true;
@@ -173,7 +173,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
       logDone(req, "chat", result, started);
       if (result.finishReason === "abort") return streamAborted(sse);
       sse.send(chatChunk(meta, {}, result.finishReason, includeUsage));
-      if (includeUsage) sse.send(chatUsageChunk(meta, usage(result.promptTokens, result.completionTokens)));
+      if (includeUsage) sse.send(chatUsageChunk(meta, usage(result.promptTokens, result.completionTokens, result.cachedTokens)));
       sse.done();
     } finally {
       untrack(ac);
@@ -201,6 +201,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
         const choices = [];
         let promptTokens = 0;
         let completionTokens = 0;
+        let cachedTokens = 0;
         for (const [index, prompt] of tokenized.entries()) {
           const result = await inference.generate({ prompt, ...sampling, signal: ac.signal });
           logDone(req, "completion", result, started);
@@ -208,8 +209,9 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
           choices.push(completionChoice(index, result.text, result.finishReason));
           promptTokens += result.promptTokens;
           completionTokens += result.completionTokens;
+          cachedTokens += result.cachedTokens;
         }
-        return completion(meta, choices, usage(promptTokens, completionTokens));
+        return completion(meta, choices, usage(promptTokens, completionTokens, cachedTokens));
       }
 
       const includeUsage = body.stream_options?.include_usage === true;
@@ -220,6 +222,7 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
       sse.start();
       let promptTokens = 0;
       let completionTokens = 0;
+      let cachedTokens = 0;
       for (const [index, prompt] of tokenized.entries()) {
         let result: GenerateResult;
         try {
@@ -237,8 +240,9 @@ export function buildServer({ inference, modelId, log }: EngineServerOptions): E
         sse.send(completion(meta, [completionChoice(index, "", result.finishReason)], chunkUsage));
         promptTokens += result.promptTokens;
         completionTokens += result.completionTokens;
+        cachedTokens += result.cachedTokens;
       }
-      if (includeUsage) sse.send(completion(meta, [], usage(promptTokens, completionTokens)));
+      if (includeUsage) sse.send(completion(meta, [], usage(promptTokens, completionTokens, cachedTokens)));
       sse.done();
     } finally {
       untrack(ac);

@@ -25,6 +25,9 @@ export const CSV_COLUMNS: (keyof HistoryView)[] = [
   "promptTokens",
   "completionTokens",
   "traceId",
+  "routing",
+  "affinity",
+  "cachedTokens",
 ];
 
 /**
