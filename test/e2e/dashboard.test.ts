@@ -130,6 +130,8 @@ describe("dashboard in a browser", () => {
     await dialog.waitFor();
     expect(await dialog.textContent()).toContain(requestId);
     expect(await dialog.textContent()).toMatch(/dash-[ab]/);
+    // Placed by prefix on an idle fleet: on its prefix's node.
+    expect(await dialog.locator('[data-testid="request-routing"]').textContent()).toMatch(/^prefix · hit/);
     // The stored request and response bodies (admins see them).
     await dialog.locator('[data-testid="response-body"]').waitFor();
     expect(await dialog.locator('[data-testid="response-body"]').textContent()).toContain("chat.completion");

@@ -110,6 +110,11 @@ export interface RequestRecord {
   durationMs: number;
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Prompt tokens the engine reused from a cached prefix (absent in older records). */
+  cachedTokens?: number | null;
+  /** The routing policy that placed it, and whether it ran on its affinity key's first node. */
+  routing?: "least-load" | "prefix" | null;
+  affinity?: "hit" | "miss" | null;
   traceId: string | null;
   requestBody?: unknown;
   responseBody?: unknown;
