@@ -59,6 +59,9 @@ function onShutdown(close: () => Promise<void>): void {
 }
 
 async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promise<void> {
+  // Checked before anything is written to the data dir.
+  const routing = routingPolicy(str(o, "routing")!);
+  const loadFactor = routingLoadFactor(num(o, "routing-load-factor"));
   const dataDir = str(o, "data-dir")!;
   const routerDir = withLocalNode ? join(dataDir, "router") : dataDir;
   const routerLog = logFile(o, routerDir, "router");
@@ -74,8 +77,8 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     queueLimit: num(o, "queue-limit"),
     queueTimeoutMs: num(o, "queue-timeout"),
     heartbeatMs: num(o, "heartbeat-ms"),
-    routing: routingPolicy(str(o, "routing")!),
-    routingLoadFactor: routingLoadFactor(num(o, "routing-load-factor")),
+    routing,
+    routingLoadFactor: loadFactor,
     upstreamHeadersTimeoutMs: num(o, "upstream-timeout"),
     clientHeadersTimeoutMs: num(o, "header-timeout"),
     clientRequestTimeoutMs: num(o, "request-timeout"),

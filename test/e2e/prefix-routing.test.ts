@@ -5,6 +5,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "undici";
+import { helpText } from "../../src/cli/options.js";
 import { affinityKeyOf } from "../../src/router/affinity-key.js";
 import { rendezvousOrder } from "../../src/router/node-selector.js";
 import { parsePrometheus, metricSum } from "../support/prometheus.js";
@@ -164,5 +165,14 @@ describe("prefix-affinity routing (the default)", { timeout: 120_000 }, () => {
         expect(next.node).toBe(c.first);
       }
     }
+  });
+});
+
+describe("--routing", () => {
+  test("is documented with its environment variables, and a bad value stops the router with a clear message", async () => {
+    expect(helpText("router")).toMatch(/--routing <value>[\s\S]*prefix[\s\S]*env: DROVER_ROUTING\b/);
+    expect(helpText("up")).toContain("DROVER_ROUTING_LOAD_FACTOR");
+    await expect(startRouter(["--routing", "round-robin"])).rejects.toThrow(/--routing \/ DROVER_ROUTING must be least-load or prefix, not "round-robin"/);
+    await expect(startRouter([], { DROVER_ROUTING_LOAD_FACTOR: "0.5" })).rejects.toThrow(/must be at least 1/);
   });
 });
