@@ -31,7 +31,9 @@ export function affinityOptionsFromEnv(): AffinityOptions {
     turns: env("BENCH_AFFINITY_TURNS", 6),
     concurrency: env("BENCH_AFFINITY_CONCURRENCY", 8),
     nodes: env("BENCH_AFFINITY_NODES", 2),
-    slots: env("BENCH_AFFINITY_SLOTS", 8),
+    // The engine's prefix cache is its slots: a node must hold the state of its share of the
+    // open conversations (32 over 2 nodes, with rendezvous hashing's imbalance) to reuse it.
+    slots: env("BENCH_AFFINITY_SLOTS", 24),
     maxTokens: env("BENCH_AFFINITY_MAX_TOKENS", 24),
   };
 }
@@ -134,22 +136,41 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
     await waitForReady(router.url, [MODEL], o.nodes);
     const results: TurnResult[] = [];
     let sameNode = 0;
-    let next = 0;
+    // Every conversation is open from the start, as users of a shared endpoint are: a conversation
+    // whose turn is answered goes to the back of the line (its user reads and types), and the
+    // next free worker sends the turn of the conversation at the front. So the turns of all
+    // conversations interleave, and where a turn lands does not depend on where the previous one
+    // of the same worker ran (a closed loop of one conversation per worker would hand least-load
+    // the slot that conversation just freed).
+    const conversations = Array.from({ length: o.conversations }, (_, c) => ({
+      c,
+      turn: 0,
+      previous: null as string | null,
+      messages: [
+        { role: "system", content: SYSTEM_PROMPT },
+        { role: "user", content: opening(c) },
+      ],
+    }));
+    const line = [...conversations];
+    const idle: (() => void)[] = [];
+    let remaining = o.conversations * o.turns;
     const t0 = performance.now();
     const worker = async () => {
-      for (let c = next++; c < o.conversations; c = next++) {
-        const messages = [
-          { role: "system", content: SYSTEM_PROMPT },
-          { role: "user", content: opening(c) },
-        ];
-        let previous: string | null = null;
-        for (let t = 0; t < o.turns; t++) {
-          if (t > 0) messages.push({ role: "user", content: question(c, t) });
-          const r = await streamTurn(router.url, agent, messages, o.maxTokens);
-          results.push(r);
-          if (previous === r.node) sameNode++;
-          previous = r.node;
+      while (remaining > 0) {
+        const conv = line.shift();
+        if (!conv) {
+          await new Promise<void>((resolve) => idle.push(resolve));
+          continue;
         }
+        if (conv.turn > 0) conv.messages.push({ role: "user", content: question(conv.c, conv.turn) });
+        const r = await streamTurn(router.url, agent, conv.messages, o.maxTokens);
+        results.push(r);
+        remaining--;
+        if (conv.previous === r.node) sameNode++;
+        conv.previous = r.node;
+        if (++conv.turn < o.turns) line.push(conv);
+        // Wake everyone: either a conversation is waiting, or the run is over.
+        for (const wake of idle.splice(0)) wake();
       }
     };
     await Promise.all(Array.from({ length: o.concurrency }, worker));
