@@ -59,7 +59,7 @@ const SYSTEM_PROMPT = Array.from(
   (_, i) => `Rule ${String(i + 1).padStart(2, "0")}: answer the operator's questions about the fleet precisely.`,
 ).join("\n");
 
-/** Each conversation opens with its own ~400-token context (a file, a ticket), then short questions. */
+/** Each conversation opens with its own ~450-token context (a file, a ticket), then short questions. */
 function opening(c: number): string {
   const lines = Array.from({ length: 8 }, (_, i) => `conversation ${c} line ${i}: value=${(c * 7919 + i * 104729) % 1000003} status=${(c + i) % 3 ? "ok" : "degraded"}`);
   return `Here is the log of incident ${c}:\n${lines.join("\n")}\nWhat went wrong first?`;
@@ -214,7 +214,7 @@ export async function runAffinity(o: AffinityOptions = affinityOptionsFromEnv())
   const row = (r: typeof prefix) =>
     `| ${r.routing} | ${r.requests} | ${fmt(r.ttftP50Ms, 0)} | ${fmt(r.ttftP95Ms, 0)} | ${fmt(r.requestsPerS)} | ${fmt(r.completionTokensPerS, 1)} | ${fmt(r.cachedTokenRatio * 100, 1)}% | ${r.affinityHitRatio === null ? "—" : `${fmt(r.affinityHitRatio * 100, 1)}%`} | ${r.sameNodeAsPreviousTurn === null ? "—" : `${fmt(r.sameNodeAsPreviousTurn * 100, 1)}%`} | ${Object.values(r.perNode).join(" / ")} |`;
   const markdown = [
-    `${o.nodes} nodes (llama engine, ${MODEL}: the demo chat model with an 8k context, ${o.slots} slots, 1 thread each) · ${o.conversations} conversations × ${o.turns} turns at concurrency ${o.concurrency} · ~2,000-token shared system prompt, ~400-token opening per conversation, ${o.maxTokens} tokens per answer`,
+    `${o.nodes} nodes (llama engine, ${MODEL}: the demo chat model with an 8k context, ${o.slots} slots, 1 thread each) · ${o.conversations} conversations × ${o.turns} turns at concurrency ${o.concurrency} · ~2,000-token shared system prompt, ~450-token opening per conversation, ${o.maxTokens} tokens per answer`,
     "",
     "| routing | requests | TTFT p50 ms | TTFT p95 ms | requests/s | completion tokens/s | cached prompt tokens | affinity hits | same node as previous turn | requests per node |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
