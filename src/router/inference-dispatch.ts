@@ -22,8 +22,8 @@ export interface InferenceDispatch {
   body: Buffer;
   streamErrorFormat: "sse" | "ndjson";
   adapter?: ResponseAdapter;
-  /** From the already-parsed body (affinity-key.ts); null: placed by least-load. */
-  affinityKey: string | null;
+  /** From the already-parsed body (affinity-key.ts); null or absent: placed by least-load. */
+  affinityKey?: string | null;
   /** The route's error body for a refusal (`code` is e.g. queue_full). */
   errorBody(message: string, code: string): unknown;
 }
@@ -58,7 +58,7 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
       res,
       streamErrorFormat: job.streamErrorFormat,
       adapter: job.adapter,
-      affinityKey: job.affinityKey,
+      affinityKey: job.affinityKey ?? null,
     });
   } catch (err) {
     const headers = { [HEADER_REQUEST_ID]: requestId };
