@@ -19,6 +19,8 @@ export interface AffinityOptions {
   conversations: number;
   turns: number;
   concurrency: number;
+  /** Conversations open at once (their turns interleave). */
+  open: number;
   nodes: number;
   /** Slots per node (engine sequences). */
   slots: number;
@@ -31,9 +33,11 @@ export function affinityOptionsFromEnv(): AffinityOptions {
     turns: env("BENCH_AFFINITY_TURNS", 6),
     concurrency: env("BENCH_AFFINITY_CONCURRENCY", 8),
     nodes: env("BENCH_AFFINITY_NODES", 2),
-    // The engine's prefix cache is its slots: a node must hold the state of its share of the
-    // open conversations (32 over 2 nodes, with rendezvous hashing's imbalance) to reuse it.
-    slots: env("BENCH_AFFINITY_SLOTS", 24),
+    // Conversations open at once: users start new ones as others end.
+    open: env("BENCH_AFFINITY_OPEN", 16),
+    // The engine's prefix cache is its slots: a node must hold the state of its share of the open
+    // conversations to reuse it. More slots cost time (llama.cpp attends over the whole KV cache).
+    slots: env("BENCH_AFFINITY_SLOTS", 12),
     maxTokens: env("BENCH_AFFINITY_MAX_TOKENS", 24),
   };
 }
@@ -136,12 +140,12 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
     await waitForReady(router.url, [MODEL], o.nodes);
     const results: TurnResult[] = [];
     let sameNode = 0;
-    // Every conversation is open from the start, as users of a shared endpoint are: a conversation
-    // whose turn is answered goes to the back of the line (its user reads and types), and the
-    // next free worker sends the turn of the conversation at the front. So the turns of all
-    // conversations interleave, and where a turn lands does not depend on where the previous one
-    // of the same worker ran (a closed loop of one conversation per worker would hand least-load
-    // the slot that conversation just freed).
+    // `open` conversations at a time, as users of a shared endpoint have: a conversation whose turn
+    // is answered goes to the back of the line (its user reads and types), the next free worker
+    // sends the turn of the conversation at the front, and a finished conversation makes room for
+    // a new one. So turns of different conversations interleave, and where a turn lands does not
+    // depend on where the same worker's previous request ran (a closed loop of one conversation per
+    // worker would hand least-load the slot that conversation just freed).
     const conversations = Array.from({ length: o.conversations }, (_, c) => ({
       c,
       turn: 0,
@@ -151,7 +155,8 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
         { role: "user", content: opening(c) },
       ],
     }));
-    const line = [...conversations];
+    const line = conversations.slice(0, o.open);
+    let opened = line.length;
     const idle: (() => void)[] = [];
     let remaining = o.conversations * o.turns;
     const t0 = performance.now();
@@ -169,6 +174,7 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
         if (conv.previous === r.node) sameNode++;
         conv.previous = r.node;
         if (++conv.turn < o.turns) line.push(conv);
+        else if (opened < conversations.length) line.push(conversations[opened++]!);
         // Wake everyone: either a conversation is waiting, or the run is over.
         for (const wake of idle.splice(0)) wake();
       }
@@ -205,7 +211,7 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
 }
 
 export async function runAffinity(o: AffinityOptions = affinityOptionsFromEnv()) {
-  if (o.nodes < 2 || o.conversations < 1 || o.turns < 2 || o.concurrency < 1) throw new BenchFailure("affinity: needs 2+ nodes, 2+ turns, 1+ conversations and concurrency");
+  if (o.nodes < 2 || o.conversations < 1 || o.turns < 2 || o.concurrency < 1 || o.open < 1) throw new BenchFailure("affinity: needs 2+ nodes, 2+ turns, 1+ conversations and concurrency");
   const catalog = catalogFile();
   const leastLoad = await runPolicy("least-load", o, catalog);
   const prefix = await runPolicy("prefix", o, catalog);
@@ -214,7 +220,7 @@ export async function runAffinity(o: AffinityOptions = affinityOptionsFromEnv())
   const row = (r: typeof prefix) =>
     `| ${r.routing} | ${r.requests} | ${fmt(r.ttftP50Ms, 0)} | ${fmt(r.ttftP95Ms, 0)} | ${fmt(r.requestsPerS)} | ${fmt(r.completionTokensPerS, 1)} | ${fmt(r.cachedTokenRatio * 100, 1)}% | ${r.affinityHitRatio === null ? "—" : `${fmt(r.affinityHitRatio * 100, 1)}%`} | ${r.sameNodeAsPreviousTurn === null ? "—" : `${fmt(r.sameNodeAsPreviousTurn * 100, 1)}%`} | ${Object.values(r.perNode).join(" / ")} |`;
   const markdown = [
-    `${o.nodes} nodes (llama engine, ${MODEL}: the demo chat model with an 8k context, ${o.slots} slots, 1 thread each) · ${o.conversations} conversations × ${o.turns} turns at concurrency ${o.concurrency} · ~2,000-token shared system prompt, ~450-token opening per conversation, ${o.maxTokens} tokens per answer`,
+    `${o.nodes} nodes (llama engine, ${MODEL}: the demo chat model with an 8k context, ${o.slots} slots, 1 thread each) · ${o.conversations} conversations × ${o.turns} turns, ${o.open} open at once, at concurrency ${o.concurrency} · ~2,000-token shared system prompt, ~450-token opening per conversation, ${o.maxTokens} tokens per answer`,
     "",
     "| routing | requests | TTFT p50 ms | TTFT p95 ms | requests/s | completion tokens/s | cached prompt tokens | affinity hits | same node as previous turn | requests per node |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
