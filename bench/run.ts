@@ -1,10 +1,11 @@
 // `npm run bench`: runs the benchmark sections, prints markdown tables and writes JSON under
 // bench/results/. Any unexpected error response or incomplete stream fails the run.
-// Usage: npm run bench [-- overhead queue memory inference history recording]
+// Usage: npm run bench [-- overhead queue memory inference history recording affinity]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runAffinity } from "./affinity.js";
 import { runHistoryQueries, runRecordingOverhead } from "./history.js";
 import { runInference } from "./inference.js";
 import { runMemory } from "./memory.js";
@@ -19,6 +20,7 @@ const sections: Record<string, () => Promise<{ markdown: string } & Record<strin
   recording: () => runRecordingOverhead(Number(process.env.BENCH_DURATION_S ?? 4)),
   memory: () => runMemory(Number(process.env.BENCH_MEMORY_REQUESTS ?? 100_000)),
   inference: () => runInference(3, 200),
+  affinity: () => runAffinity(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

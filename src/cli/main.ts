@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { loadCatalog } from "../catalog/load.js";
 import { closeLogFiles, logFileGeneration, logFilePath, type LogComponent } from "../logs/log-file.js";
 import type { ModelStatus } from "../protocol/node-api.js";
+import { ROUTING_POLICIES, type RoutingPolicy } from "../router/node-selector.js";
 import { stderrBars } from "./download-bars.js";
 import { createLogger, type LogFileTarget } from "./logger.js";
 import { resolveNodeToken } from "./node-token.js";
@@ -10,6 +11,17 @@ import { COMMANDS, helpText, parseBytes, parseOptions, UsageError, type CommandN
 
 const str = (o: ParsedOptions, k: string) => (o[k] === undefined ? undefined : String(o[k]));
 const num = (o: ParsedOptions, k: string) => Number(o[k]);
+
+function routingPolicy(value: string): RoutingPolicy {
+  const policy = ROUTING_POLICIES.find((p) => p === value.trim().toLowerCase());
+  if (!policy) throw new UsageError(`--routing / DROVER_ROUTING must be ${ROUTING_POLICIES.join(" or ")}, not "${value}"`);
+  return policy;
+}
+
+function routingLoadFactor(value: number): number {
+  if (!(value >= 1)) throw new UsageError(`--routing-load-factor / DROVER_ROUTING_LOAD_FACTOR must be at least 1 (a node may always take its fair share), not ${value}`);
+  return value;
+}
 
 /** <dataDir>/logs/<component>.log, rotated as --log-file-size / --log-files say. */
 function logFile(o: ParsedOptions, dataDir: string, component: LogComponent): LogFileTarget & { generation: string[] } {
@@ -59,6 +71,9 @@ function onShutdown(close: () => Promise<void>): void {
 
 async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promise<void> {
   if (withLocalNode) applyReasoningField(o);
+  // Checked before anything is written to the data dir.
+  const routing = routingPolicy(str(o, "routing")!);
+  const loadFactor = routingLoadFactor(num(o, "routing-load-factor"));
   const dataDir = str(o, "data-dir")!;
   const routerDir = withLocalNode ? join(dataDir, "router") : dataDir;
   const routerLog = logFile(o, routerDir, "router");
@@ -74,6 +89,8 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     queueLimit: num(o, "queue-limit"),
     queueTimeoutMs: num(o, "queue-timeout"),
     heartbeatMs: num(o, "heartbeat-ms"),
+    routing,
+    routingLoadFactor: loadFactor,
     upstreamHeadersTimeoutMs: num(o, "upstream-timeout"),
     clientHeadersTimeoutMs: num(o, "header-timeout"),
     clientRequestTimeoutMs: num(o, "request-timeout"),

@@ -32,6 +32,8 @@ const ROUTER_OPTIONS: OptionSpec[] = [
   { flag: "queue-limit", env: "DROVER_QUEUE_LIMIT", type: "number", default: 1024, description: "requests that may wait for capacity; the next one gets 503 queue_full" },
   { flag: "queue-timeout", env: "DROVER_QUEUE_TIMEOUT", type: "number", default: 0, description: "milliseconds a request may wait in the queue (0 = no limit)" },
   { flag: "heartbeat-ms", env: "DROVER_HEARTBEAT_MS", type: "number", default: 5000, description: "node heartbeat interval; 3 missed mark a node offline" },
+  { flag: "routing", env: "DROVER_ROUTING", type: "string", default: "prefix", description: "prefix: a conversation returns to the node that holds its prefix (rendezvous hashing of the system prompt and first message, or of an x-session-id / x-conversation-id header), bounded by load; least-load: the node with the fewest requests in flight per slot" },
+  { flag: "routing-load-factor", env: "DROVER_ROUTING_LOAD_FACTOR", type: "number", default: 1.25, description: "prefix routing: a node above this multiple of the fleet's mean load passes the request to the next node in the conversation's order (at least 1)" },
   { flag: "upstream-timeout", env: "DROVER_UPSTREAM_TIMEOUT", type: "number", default: 600000, description: "milliseconds to wait for a node's response headers before retrying elsewhere (a hung node)" },
   { flag: "header-timeout", env: "DROVER_HEADER_TIMEOUT", type: "number", default: 30000, description: "milliseconds a client may take to send its request headers (slow-loris guard)" },
   { flag: "request-timeout", env: "DROVER_REQUEST_TIMEOUT", type: "number", default: 60000, description: "milliseconds a client may take to send its whole request (headers and body)" },

@@ -2,7 +2,7 @@
 // (per model, bounded in total) until one frees up. Everything here is in memory: admission
 // never touches the database.
 import type { NodeRecord, NodeRegistry } from "./node-registry.js";
-import type { NodeSelector } from "./node-selector.js";
+import type { NodeSelector, Placement } from "./node-selector.js";
 
 export class QueueFullError extends Error {
   constructor(readonly limit: number) {
@@ -26,10 +26,15 @@ export interface Lease {
   modelId: string;
   /** Milliseconds the request waited for this slot. */
   waitedMs: number;
+  /** How the node was chosen (policy, and whether it is the affinity key's first node). */
+  routing: Placement["routing"];
+  affinity: Placement["affinity"];
 }
 
 interface Waiter {
   modelId: string;
+  /** The request's affinity key (affinity-key.ts), or null. */
+  affinityKey: string | null;
   enqueuedAt: number;
   /** Requests that already failed once go to the front of their model's line. */
   resolve(lease: Lease): void;
@@ -75,11 +80,12 @@ export class AdmissionQueue {
   /**
    * Resolves with a lease once a slot is free. `retry` marks a request that already failed on a
    * node: it may queue past the limit (it was admitted once) and goes to the front of its line.
+   * `affinityKey` places it by prefix (node-selector.ts), here and when it leaves the queue.
    */
-  acquire(modelId: string, signal: AbortSignal, retry = false): Promise<Lease> {
+  acquire(modelId: string, signal: AbortSignal, retry = false, affinityKey: string | null = null): Promise<Lease> {
     const line = this.waiting.get(modelId);
     if (!line?.length) {
-      const lease = this.tryLease(modelId, Date.now());
+      const lease = this.tryLease(modelId, Date.now(), affinityKey);
       if (lease) return Promise.resolve(lease);
     }
     if (!retry && this.total >= this.opts.limit) return Promise.reject(new QueueFullError(this.opts.limit));
@@ -95,6 +101,7 @@ export class AdmissionQueue {
       };
       const waiter: Waiter = {
         modelId,
+        affinityKey,
         enqueuedAt: Date.now(),
         done: false,
         resolve: (lease) => {
@@ -139,12 +146,13 @@ export class AdmissionQueue {
     if (list.length === 0) this.waiting.delete(waiter.modelId);
   }
 
-  private tryLease(modelId: string, enqueuedAt: number): Lease | null {
-    const node = this.selector.pick(modelId);
-    if (!node) return null;
+  private tryLease(modelId: string, enqueuedAt: number, affinityKey: string | null): Lease | null {
+    const placed = this.selector.pick(modelId, affinityKey);
+    if (!placed) return null;
+    const { node, routing, affinity } = placed;
     this.registry.addInFlight(node, modelId, 1);
     node.breaker.onDispatch();
-    return { node, modelId, waitedMs: Date.now() - enqueuedAt };
+    return { node, modelId, waitedMs: Date.now() - enqueuedAt, routing, affinity };
   }
 
   /** Hands free slots to waiters of these models, oldest first. */
@@ -157,7 +165,7 @@ export class AdmissionQueue {
         this.pendingPump.delete(id);
         const list = this.waiting.get(id);
         while (list?.length) {
-          const lease = this.tryLease(id, list[0]!.enqueuedAt);
+          const lease = this.tryLease(id, list[0]!.enqueuedAt, list[0]!.affinityKey);
           if (!lease) break;
           list[0]!.resolve(lease);
         }

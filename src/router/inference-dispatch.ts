@@ -23,6 +23,8 @@ export interface InferenceDispatch {
   body: Buffer;
   streamErrorFormat: "sse" | "ndjson";
   adapter?: ResponseAdapter;
+  /** From the already-parsed body (affinity-key.ts); null or absent: placed by least-load. */
+  affinityKey?: string | null;
   /** The route's error body for a refusal (`code` is e.g. queue_full). */
   errorBody(message: string, code: string): unknown;
   /** A dialect's own status and body for refusals; when given, it replaces errorBody. */
@@ -60,6 +62,7 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
       streamErrorFormat: job.streamErrorFormat,
       adapter: job.adapter,
       errors: job.errors,
+      affinityKey: job.affinityKey ?? null,
     });
   } catch (err) {
     const headers = { [HEADER_REQUEST_ID]: requestId };
@@ -93,6 +96,8 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
     keyName: apiKeyNameOf(req),
     nodeId: outcome.nodeId,
     nodeName: outcome.nodeName,
+    routing: outcome.routing ?? null,
+    affinity: outcome.affinity ?? null,
     status: outcome.status,
     error: outcome.error,
     attempts: outcome.attempts,
@@ -103,6 +108,7 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
     promptTokens: outcome.promptTokens ?? null,
     completionTokens: outcome.completionTokens ?? null,
     toolCalls: outcome.toolCalls ?? null,
+    cachedTokens: outcome.cachedTokens ?? null,
     requestBody: outcome.requestBody,
     responseBody: outcome.responseBody,
     traceId: traceparent.split("-")[1] ?? null,

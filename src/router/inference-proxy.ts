@@ -38,6 +38,8 @@ export interface InferenceCall {
   adapter?: ResponseAdapter;
   /** The client's dialect's shape for an error the router answers itself; default OpenAI's (Ollama's for ndjson). */
   errors?: DialectErrors;
+  /** Places the request by prefix (affinity-key.ts); null: least-load. */
+  affinityKey?: string | null;
 }
 
 export interface InferenceOutcome {
@@ -48,10 +50,14 @@ export interface InferenceOutcome {
   firstByteMs: number | null;
   error: string | null;
   attempts: number;
+  /** How the serving node was chosen (the last attempt's placement). */
+  routing?: Lease["routing"] | null;
+  affinity?: Lease["affinity"];
   /** From the node's `usage`, seen by the response tap; null when the response carried none. */
   promptTokens?: number | null;
   completionTokens?: number | null;
   toolCalls?: number | null;
+  cachedTokens?: number | null;
   /** Size-capped copies for the history when body capture is on (the request as sent to the node). */
   requestBody?: string | null;
   responseBody?: string | null;
@@ -111,8 +117,10 @@ export class InferenceProxy {
     if (captureBytes > 0) outcome.requestBody = truncateUtf8(call.body.toString("utf8"), captureBytes);
     let lastError = "no attempt made";
     while (outcome.attempts < this.opts.maxAttempts) {
-      const lease = await this.queue.acquire(call.modelId, call.signal, outcome.attempts > 0);
+      const lease = await this.queue.acquire(call.modelId, call.signal, outcome.attempts > 0, call.affinityKey ?? null);
       outcome.attempts++;
+      outcome.routing = lease.routing;
+      outcome.affinity = lease.affinity;
       outcome.queueWaitMs += lease.waitedMs;
       outcome.nodeId = lease.node.id;
       outcome.nodeName = lease.node.name;

@@ -15,7 +15,7 @@ import { InferenceProxy } from "./inference-proxy.js";
 import { ModelCache } from "./model-cache.js";
 import { NodeMetricHistory } from "./node-metric-history.js";
 import { NodeRegistry } from "./node-registry.js";
-import { NodeSelector } from "./node-selector.js";
+import { NodeSelector, type RoutingPolicy } from "./node-selector.js";
 import { openPersistence } from "./persistence.js";
 import { registerCacheRoutes } from "./routes/cache-routes.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -39,6 +39,9 @@ export interface RouterOptions {
   /** 0 = no timeout. */
   queueTimeoutMs: number;
   heartbeatMs: number;
+  /** Node placement (node-selector.ts); default prefix with load factor 1.25. */
+  routing?: RoutingPolicy;
+  routingLoadFactor?: number;
   nodeToken: string | null;
   logger: Logger;
   /** Upper bound on one request body. */
@@ -94,7 +97,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   });
   const registry = new NodeRegistry(opts.heartbeatMs);
   await persistence.trackNodes(registry);
-  const selector = new NodeSelector(registry);
+  const selector = new NodeSelector(registry, { policy: opts.routing, loadFactor: opts.routingLoadFactor });
   const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, timeoutMs: opts.queueTimeoutMs });
   const proxy = new InferenceProxy(
     registry,

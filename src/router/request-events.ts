@@ -15,6 +15,10 @@ export interface FinishedRequest {
   keyName: string | null;
   nodeId: string | null;
   nodeName: string | null;
+  /** The routing policy that placed the request (null: never placed, e.g. refused by the queue). */
+  routing?: "least-load" | "prefix" | null;
+  /** Whether it ran on its affinity key's first node; null without a key or placement. */
+  affinity?: "hit" | "miss" | null;
   /** HTTP status sent to the client (499: client went away first). */
   status: number;
   error: string | null;
@@ -27,6 +31,8 @@ export interface FinishedRequest {
   completionTokens: number | null;
   /** Tool calls in the answer (null: unknown, e.g. a failed request or an unreadable body). */
   toolCalls?: number | null;
+  /** Prompt tokens the engine reused from a cached prefix (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens?: number | null;
   traceId: string | null;
   /** Size-capped copies for the history, only when body capture is on (--history-body-bytes). */
   requestBody?: string | null;

@@ -9,6 +9,8 @@ export interface TapResult {
   completionTokens: number | null;
   /** Tool calls in the answer (OpenAI's message.tool_calls, or distinct calls in a stream's deltas); null when the body could not be read. */
   toolCalls: number | null;
+  /** Prompt tokens the engine reused from its cache (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens: number | null;
   /** null unless capture is on. */
   responseBody: string | null;
 }
@@ -42,7 +44,7 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   return buf.subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "") + `…[truncated at ${maxBytes} bytes]`;
 }
 
-type Usage = { prompt_tokens?: unknown; completion_tokens?: unknown };
+type Usage = { prompt_tokens?: unknown; completion_tokens?: unknown; prompt_tokens_details?: { cached_tokens?: unknown } | null };
 
 function tokens(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.round(v) : null;
@@ -157,7 +159,12 @@ export class ResponseTap {
       }
       if (this.captureBytes > 0) responseBody = truncateUtf8(whole ?? Buffer.concat(this.head).toString("utf8"), this.captureBytes);
     }
-    const toolCalls = this.sse ? this.streamCalls.size : this.bodyCalls;
-    return { promptTokens: tokens(this.usage?.prompt_tokens), completionTokens: tokens(this.usage?.completion_tokens), toolCalls, responseBody };
+    return {
+      promptTokens: tokens(this.usage?.prompt_tokens),
+      completionTokens: tokens(this.usage?.completion_tokens),
+      cachedTokens: tokens(this.usage?.prompt_tokens_details?.cached_tokens),
+      toolCalls: this.sse ? this.streamCalls.size : this.bodyCalls,
+      responseBody,
+    };
   }
 }

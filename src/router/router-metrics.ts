@@ -33,7 +33,11 @@ export class RouterMetrics {
     const duration = new Histogram({ name: "drover_request_duration_seconds", help: "Time from arrival at the router to the end of the response", labelNames: ["endpoint", "model"], buckets: DURATION_BUCKETS, registers });
     const ttft = new Histogram({ name: "drover_time_to_first_token_seconds", help: "Time from arrival to the first byte of a streamed response's body (the first token)", labelNames: ["endpoint", "model"], buckets: TTFT_BUCKETS, registers });
     const queueWait = new Histogram({ name: "drover_queue_wait_seconds", help: "Time inference requests waited in the admission queue for a slot", labelNames: ["model"], buckets: QUEUE_WAIT_BUCKETS, registers });
-    const tokens = new Counter({ name: "drover_tokens_total", help: "Tokens of answered requests: prompt (in) and completion (out)", labelNames: ["model", "kind"], registers });
+    const tokens = new Counter({ name: "drover_tokens_total", help: "Tokens of answered requests: prompt (in), completion (out), and cached (the part of prompt the engine reused from a cached prefix)", labelNames: ["model", "kind"], registers });
+    // Requests with an affinity key (chat and completions): whether they ran on the node their key
+    // ranks first. Under --routing least-load they show how often least-load lands there anyway.
+    const affinityHits = new Counter({ name: "drover_affinity_hits_total", help: "Requests with an affinity key that ran on the node their key ranks first (where their prefix is cached), by model and routing policy", labelNames: ["model", "routing"], registers });
+    const affinityMisses = new Counter({ name: "drover_affinity_misses_total", help: "Requests with an affinity key that ran on another node (preferred one above its load bound or full; or placed by least-load), by model and routing policy", labelNames: ["model", "routing"], registers });
     this.fileBytes = new Counter({ name: "drover_model_file_bytes_sent_total", help: "Model file bytes served to nodes from the router's model cache", labelNames: ["model"], registers });
 
     deps.events.onFinished((r: FinishedRequest) => {
@@ -45,6 +49,8 @@ export class RouterMetrics {
       if (r.nodeName !== null) queueWait.observe({ model: r.modelId }, r.queueWaitMs / 1000);
       if (r.promptTokens) tokens.inc({ model: r.modelId, kind: "prompt" }, r.promptTokens);
       if (r.completionTokens) tokens.inc({ model: r.modelId, kind: "completion" }, r.completionTokens);
+      if (r.cachedTokens) tokens.inc({ model: r.modelId, kind: "cached" }, r.cachedTokens);
+      if (r.affinity && r.routing) (r.affinity === "hit" ? affinityHits : affinityMisses).inc({ model: r.modelId, routing: r.routing });
     });
 
     new Gauge({

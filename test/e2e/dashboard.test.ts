@@ -7,6 +7,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { getJson, REPO_ROOT, startNode, startRouter, TEST_ADMIN, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
@@ -130,6 +131,8 @@ describe("dashboard in a browser", () => {
     await dialog.waitFor();
     expect(await dialog.textContent()).toContain(requestId);
     expect(await dialog.textContent()).toMatch(/dash-[ab]/);
+    // Placed by prefix on an idle fleet: on its prefix's node.
+    expect(await dialog.locator('[data-testid="request-routing"]').textContent()).toMatch(/^prefix · hit/);
     // The stored request and response bodies (admins see them).
     await dialog.locator('[data-testid="response-body"]').waitFor();
     expect(await dialog.locator('[data-testid="response-body"]').textContent()).toContain("chat.completion");
@@ -250,7 +253,7 @@ describe("dashboard in a browser", () => {
 
   test("a node still downloading is listed as initializing with per-model progress; an admin deletes it", async () => {
     // A real node whose downloads from the router are throttled to 4 kB/s, one at a time: demo-chat
-    // (1.2 MB) takes minutes, demo-embed waits its turn, so the node stays initializing (no model
+    // (1.2 MB) takes minutes, the other demo models wait their turn, so the node stays initializing (no model
     // ready: the router's readiness gate answers its registrations 503) for the whole test.
     const pending = await startNode(router.url, "dash-pending", ["--download-limit", "4KB", "--max-downloads", "1"]);
     nodes.push(pending);
@@ -260,7 +263,9 @@ describe("dashboard in a browser", () => {
       return row?.models.some((m) => m.state === "downloading") ? row : null;
     }, 30_000);
     expect(reported.state).toBe("initializing");
-    expect(reported.models.map((m) => [m.id, m.state]).sort()).toEqual([[CHAT, "downloading"], ["demo-embed", "queued"]]);
+    // One download at a time, in catalog order: demo-chat first, every other demo model waits.
+    const expected = DEMO_CATALOG.models.map((m) => [m.id, m.id === CHAT ? "downloading" : "queued"]);
+    expect(reported.models.map((m) => [m.id, m.state]).sort()).toEqual(expected.sort());
 
     await admin.getByRole("link", { name: "Fleet" }).click();
     const row = admin.locator('tr[data-node="dash-pending"]');

@@ -125,7 +125,9 @@ describe("a fleet filling up from one upstream fetch", () => {
       `      generate: ${specYaml(EMBED_SPEC)}`,
     ]);
     routerDir = tempDir("router");
-    router = track(await startRouter(["--catalog", catalog, "--data-dir", routerDir, "--heartbeat-ms", "1000"]));
+    // Least-load: the test sends a few one-off prompts and checks that both nodes serve them
+    // (prefix routing would place them by their hashes, see prefix-routing.test.ts).
+    router = track(await startRouter(["--catalog", catalog, "--data-dir", routerDir, "--heartbeat-ms", "1000", "--routing", "least-load"]));
     for (const name of ["a", "b", "small"]) dirs[name] = tempDir(`node-${name}`);
     const started = await Promise.all([
       startNode(router.url, "a", [], {}, dirs.a),
@@ -302,7 +304,8 @@ describe("engine kinds", () => {
       "    memoryBytes: 1000000",
       "    source: { ollama: 'coder:7b' }",
     ]);
-    const router = track(await startRouter(["--catalog", catalog, "--heartbeat-ms", "500"]));
+    // Least-load: the same one-off prompt must reach both engine kinds (prefix routing keeps it on one node).
+    const router = track(await startRouter(["--catalog", catalog, "--heartbeat-ms", "500", "--routing", "least-load"]));
     const store = tempDir("ollama-store");
     mkdirSync(store, { recursive: true });
     const fakeOllamaDir = join(REPO_ROOT, "test/fixtures/ollama");

@@ -17,7 +17,7 @@ function fakeInference(raw: string, finishReason: GenerateResult["finishReason"]
     chat: { outputHasSpecialTokens: true },
     async generate(req: GenerateRequest): Promise<GenerateResult> {
       for (let i = 0; i < raw.length; i += 3) req.onText?.(raw.slice(i, i + 3));
-      return { text: raw, finishReason, promptTokens: 10, completionTokens: 20 };
+      return { text: raw, finishReason, promptTokens: 10, completionTokens: 20, cachedTokens: 0 };
     },
   } as unknown as LlamaInference;
 }

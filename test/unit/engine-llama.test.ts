@@ -112,6 +112,23 @@ describe("llama engine", { timeout: 30_000 }, () => {
     expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + r.usage!.completion_tokens);
   });
 
+  it("a follow-up turn reports the prefix it reused from a slot as usage.prompt_tokens_details.cached_tokens", async () => {
+    const opening: OpenAI.Chat.ChatCompletionMessageParam[] = [
+      { role: "system", content: `A system prompt no other test sends: ${"cache ".repeat(60)}` },
+      { role: "user", content: "First question." },
+    ];
+    const first = await client.chat.completions.create({ model: MODEL_ID, messages: opening, max_tokens: 4, temperature: 0 });
+    // Only the chat template's opening is shared with what other tests left in the slots.
+    expect(first.usage!.prompt_tokens_details!.cached_tokens).toBeLessThan(20);
+    const followUp = [...opening, { role: "assistant" as const, content: first.choices[0]!.message.content! }, { role: "user" as const, content: "And a second one." }];
+    const stream = await client.chat.completions.create({ model: MODEL_ID, messages: followUp, max_tokens: 4, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
+    // Everything the first turn evaluated is still in its slot: only the new turn is evaluated.
+    expect(usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(first.usage!.prompt_tokens);
+    expect(usage!.prompt_tokens_details!.cached_tokens).toBeLessThan(usage!.prompt_tokens);
+  });
+
   it("max_tokens and max_completion_tokens end with finish_reason length", async () => {
     const a = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 7, temperature: 0 });
     expect(a.choices[0].finish_reason).toBe("length");

@@ -242,7 +242,7 @@ describe("sampling fields and where reasoning goes", { timeout: 60_000 }, () => 
     expect(reasoningFieldFromEnv("both")).toBe("both");
     expect(() => reasoningFieldFromEnv("thoughts")).toThrow(/DROVER_REASONING_FIELD/);
     const meta = { id: "chatcmpl-x", created: 1, model: "m" };
-    const u = { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 };
+    const u = { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3, prompt_tokens_details: { cached_tokens: 0 } };
     for (const field of ["reasoning_content", "reasoning", "both"] as const) {
       const body = chatCompletion(meta, { content: "hi", reasoning: reasoningFields(field, "think") }, "stop", u);
       expect(schemaErrors("CreateChatCompletionResponse", body)).toEqual([]);

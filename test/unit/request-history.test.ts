@@ -234,7 +234,7 @@ describe("history routes", () => {
     expect(res.headers["content-type"]).toContain("text/csv");
     expect(res.headers["content-disposition"]).toMatch(/attachment; filename="drover-requests-.*\.csv"/);
     const lines = res.body.trimEnd().split("\r\n");
-    expect(lines[0]).toBe("id,requestId,startedAt,api,endpoint,model,stream,clientIp,keyName,nodeId,nodeName,status,error,attempts,queueWaitMs,firstByteMs,durationMs,promptTokens,completionTokens,toolCalls,traceId");
+    expect(lines[0]).toBe("id,requestId,startedAt,api,endpoint,model,stream,clientIp,keyName,nodeId,nodeName,status,error,attempts,queueWaitMs,firstByteMs,durationMs,promptTokens,completionTokens,toolCalls,traceId,routing,affinity,cachedTokens");
     expect(lines).toHaveLength(13);
     expect(lines[1]).toContain(',req-110,');
     expect(lines[1]).toContain(`,"team, ""b""",`);

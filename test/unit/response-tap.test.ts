@@ -15,15 +15,15 @@ const chunk = (content: string) => ({ object: "chat.completion.chunk", choices: 
 
 describe("response tap", () => {
   test("SSE: usage from the final chunk and the assembled text, whatever the chunk boundaries", () => {
-    const body = sse([chunk("Hé"), chunk("llo, "), chunk("wörld"), { object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 } }]);
+    const body = sse([chunk("Hé"), chunk("llo, "), chunk("wörld"), { object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14, prompt_tokens_details: { cached_tokens: 8 } } }]);
     for (const size of [1, 3, 7, 64, 100_000]) {
-      expect(feed(new ResponseTap("text/event-stream", 1000), body, size)).toEqual({ promptTokens: 11, completionTokens: 3, toolCalls: 0, responseBody: "Héllo, wörld" });
+      expect(feed(new ResponseTap("text/event-stream", 1000), body, size)).toEqual({ promptTokens: 11, completionTokens: 3, cachedTokens: 8, toolCalls: 0, responseBody: "Héllo, wörld" });
     }
   });
 
   test("SSE without usage (the client did not ask for it): no token counts; no capture when off", () => {
     const body = sse([chunk("a"), chunk("b")]);
-    expect(feed(new ResponseTap("text/event-stream; charset=utf-8", 0), body, 5)).toEqual({ promptTokens: null, completionTokens: null, toolCalls: 0, responseBody: null });
+    expect(feed(new ResponseTap("text/event-stream; charset=utf-8", 0), body, 5)).toEqual({ promptTokens: null, completionTokens: null, cachedTokens: null, toolCalls: 0, responseBody: null });
   });
 
   test("SSE: completion chunks (text) are assembled; the copy stops at the cap", () => {
@@ -34,7 +34,7 @@ describe("response tap", () => {
 
   test("JSON: usage from the body; the body itself is captured up to the cap", () => {
     const body = JSON.stringify({ id: "x", choices: [{ message: { role: "assistant", content: "hi" } }], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } } });
-    expect(feed(new ResponseTap("application/json", 10_000), body, 4)).toEqual({ promptTokens: 5, completionTokens: 2, toolCalls: 0, responseBody: body });
+    expect(feed(new ResponseTap("application/json", 10_000), body, 4)).toEqual({ promptTokens: 5, completionTokens: 2, cachedTokens: 0, toolCalls: 0, responseBody: body });
     expect(feed(new ResponseTap("application/json", 10), body, 4).responseBody).toBe('{"id":"x",…[truncated at 10 bytes]');
   });
 
@@ -42,12 +42,12 @@ describe("response tap", () => {
     const vector = Array.from({ length: 60_000 }, (_, i) => (i % 97) / 97);
     const body = JSON.stringify({ object: "list", data: [{ object: "embedding", index: 0, embedding: vector }], model: "e", usage: { prompt_tokens: 9, total_tokens: 9 } });
     expect(body.length).toBeGreaterThan(300_000);
-    expect(feed(new ResponseTap("application/json", 0), body, 16_384)).toEqual({ promptTokens: 9, completionTokens: null, toolCalls: null, responseBody: null });
+    expect(feed(new ResponseTap("application/json", 0), body, 16_384)).toEqual({ promptTokens: 9, completionTokens: null, cachedTokens: null, toolCalls: null, responseBody: null });
   });
 
   test("an error page or garbage: no usage, no crash", () => {
-    expect(feed(new ResponseTap("text/html", 0), "<html>oops</html>", 3)).toEqual({ promptTokens: null, completionTokens: null, toolCalls: null, responseBody: null });
-    expect(feed(new ResponseTap("text/event-stream", 100), "data: {not json\n\ndata: [DONE]\n", 2)).toEqual({ promptTokens: null, completionTokens: null, toolCalls: 0, responseBody: "" });
+    expect(feed(new ResponseTap("text/html", 0), "<html>oops</html>", 3)).toEqual({ promptTokens: null, completionTokens: null, cachedTokens: null, toolCalls: null, responseBody: null });
+    expect(feed(new ResponseTap("text/event-stream", 100), "data: {not json\n\ndata: [DONE]\n", 2)).toEqual({ promptTokens: null, completionTokens: null, cachedTokens: null, toolCalls: 0, responseBody: "" });
   });
 
   test("helpers", () => {

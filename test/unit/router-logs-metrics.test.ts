@@ -146,6 +146,21 @@ describe("GET /metrics", () => {
     expect(metricSum(refused, "drover_time_to_first_token_seconds_count", { model: "m" })).toBe(1);
   });
 
+  test("affinity hits and misses are counted per model and policy; cached prompt tokens are counted", async () => {
+    events.emitFinished(finished({ routing: "prefix", affinity: "hit", cachedTokens: 9 }));
+    events.emitFinished(finished({ routing: "prefix", affinity: "hit" }));
+    events.emitFinished(finished({ routing: "prefix", affinity: "miss" }));
+    events.emitFinished(finished({ routing: "least-load", affinity: "miss" }));
+    // No key (embeddings): neither.
+    events.emitFinished(finished({ routing: "least-load", affinity: null }));
+    const s = await scrape();
+    expect(metricSum(s, "drover_affinity_hits_total", { model: "m", routing: "prefix" })).toBe(2);
+    expect(metricSum(s, "drover_affinity_misses_total", { model: "m", routing: "prefix" })).toBe(1);
+    expect(metricSum(s, "drover_affinity_misses_total", { model: "m", routing: "least-load" })).toBe(1);
+    expect(metricSum(s, "drover_affinity_hits_total", { model: "m" }) + metricSum(s, "drover_affinity_misses_total", { model: "m" })).toBe(4);
+    expect(metricSum(s, "drover_tokens_total", { model: "m", kind: "cached" })).toBe(9);
+  });
+
   test("fleet gauges: nodes by state, per-model state, slots, restarts, in-flight, queue depth, node hardware", async () => {
     const s = await scrape();
     expect(metricSum(s, "drover_nodes", { state: "online" })).toBe(4);

@@ -60,7 +60,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(tables).toEqual(expect.arrayContaining(["api_keys", "nodes", "requests", "responses", "sessions", "users"]));
       expect(await migrateToLatest(db)).toEqual([]);
       const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
-      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses"]);
+      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses", "0004_affinity"]);
     } finally {
       await close();
     }
@@ -143,6 +143,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
             requestId: `req-${i}`,
             requestBody: i === 7 ? '{"model":"m-a"}' : null,
             responseBody: i === 7 ? "hello" : null,
+            ...(i === 7 ? { routing: "prefix" as const, affinity: "hit" as const, cachedTokens: 2 } : {}),
           }),
         );
       }
@@ -168,7 +169,8 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(after.map((r) => r.id)).toEqual(all.slice(5, 10).map((r) => r.id));
 
       const one = await s.requests.get(rows[7]!.id);
-      expect(one).toMatchObject({ requestId: "req-7", stream: false, requestBody: '{"model":"m-a"}', responseBody: "hello", promptTokens: 3 });
+      expect(one).toMatchObject({ requestId: "req-7", stream: false, requestBody: '{"model":"m-a"}', responseBody: "hello", promptTokens: 3, routing: "prefix", affinity: "hit", cachedTokens: 2 });
+      expect(all.find((r) => r.requestId === "req-8")).toMatchObject({ routing: null, affinity: null, cachedTokens: null });
       expect((await s.requests.get("req-7"))?.id).toBe(rows[7]!.id);
       expect(await s.requests.get("no-such-id")).toBeNull();
 

@@ -112,6 +112,11 @@ export interface RequestRecord {
   completionTokens: number | null;
   /** Tool calls in the answer (null or absent: unknown). */
   toolCalls?: number | null;
+  /** Prompt tokens the engine reused from a cached prefix (absent in older records). */
+  cachedTokens?: number | null;
+  /** The routing policy that placed it, and whether it ran on its affinity key's first node. */
+  routing?: "least-load" | "prefix" | null;
+  affinity?: "hit" | "miss" | null;
   traceId: string | null;
   requestBody?: unknown;
   responseBody?: unknown;

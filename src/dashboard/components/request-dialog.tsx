@@ -62,7 +62,8 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
   }, [record.id, record.requestId]);
 
   const r = full;
-  const tokens = r.promptTokens !== null || r.completionTokens !== null ? `${r.promptTokens ?? "?"} prompt · ${r.completionTokens ?? "?"} completion` : "—";
+  const cached = r.cachedTokens != null ? ` (${r.cachedTokens} cached)` : "";
+  const tokens = r.promptTokens !== null || r.completionTokens !== null ? `${r.promptTokens ?? "?"} prompt${cached} · ${r.completionTokens ?? "?"} completion` : "—";
   const rows: [string, preact.ComponentChildren][] = [
     ["Status", <HttpStatus status={r.status} />],
     ["Model", r.modelId],
@@ -73,6 +74,7 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
     ["API key", r.keyName ?? "—"],
     ["Client", <span class="mono">{r.clientIp}</span>],
     ["Attempts", r.attempts],
+    ["Routing", <span data-testid="request-routing">{routingText(r.routing, r.affinity)}</span>],
     ["Tokens", tokens],
     ["Tool calls", r.toolCalls ?? "—"],
     ["Request id", <span class="mono small">{r.requestId}</span>],
@@ -109,4 +111,11 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
       </div>
     </Dialog>
   );
+}
+
+/** "prefix · hit": the policy, and whether the request ran on the node its prefix maps to. */
+function routingText(routing: RequestRecord["routing"], affinity: RequestRecord["affinity"]): string {
+  if (!routing) return "—";
+  if (!affinity) return `${routing} (no affinity key)`;
+  return affinity === "hit" ? `${routing} · hit (on its prefix's node)` : `${routing} · miss (not on its prefix's node)`;
 }

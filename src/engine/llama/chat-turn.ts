@@ -30,6 +30,8 @@ export interface ChatTurnResult {
   finishReason: ChatFinishReason | "abort";
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens reused from the slot's cached prefix (usage.prompt_tokens_details.cached_tokens). */
+  cachedTokens: number;
 }
 
 export type Sampling = Omit<GenerateRequest, "prompt" | "signal" | "onText" | "specialTokens">;
@@ -74,7 +76,7 @@ export class ChatTurns {
       onText: (text) => acc.parts(parser.push(text)),
     });
     acc.parts(parser.end());
-    return acc.finish(result.finishReason, result.promptTokens, result.completionTokens);
+    return acc.finish(result.finishReason, result.promptTokens, result.completionTokens, result.cachedTokens);
   }
 
   /**
@@ -89,11 +91,14 @@ export class ChatTurns {
     let transcript = FORCED_OPENING[req.format];
     let budget = req.sampling.maxTokens;
     let completionTokens = 0;
+    // What the first step reused of the client's prompt (later steps only add the transcript).
+    let cachedTokens: number | undefined;
     // One step: sample under `grammar` after the prompt and the transcript so far.
     const step = async (grammar: LlamaGrammar, onText?: (t: string) => void): Promise<{ text: string; finish: FinishReason | "abort" }> => {
       const prompt = [...req.prompt, ...this.inference.chat.templateTextTokens(transcript)];
       const r = await this.inference.generate({ prompt, ...req.sampling, maxTokens: Math.max(1, budget), grammar, signal: req.signal, onText });
       completionTokens += r.completionTokens;
+      cachedTokens ??= Math.min(r.cachedTokens, req.prompt.length);
       budget -= r.completionTokens;
       return { text: r.text, finish: r.finishReason };
     };
@@ -102,7 +107,7 @@ export class ChatTurns {
     // Cut short (max_tokens or abort): a call already announced is returned as far as it got.
     const stopped = (finish: FinishReason | "abort") => {
       if (started) acc.calls.push({ ...started, arguments: args });
-      return acc.finish(finish === "abort" ? "abort" : "length", req.prompt.length, completionTokens);
+      return acc.finish(finish === "abort" ? "abort" : "length", req.prompt.length, completionTokens, cachedTokens ?? 0);
     };
 
     let tool = candidates[0]!;
@@ -141,7 +146,7 @@ export class ChatTurns {
       if (r.finish !== "stop") return stopped(r.finish);
     }
     acc.calls.push({ id, name: tool.name, arguments: args });
-    return acc.finish("stop", req.prompt.length, completionTokens);
+    return acc.finish("stop", req.prompt.length, completionTokens, cachedTokens ?? 0);
   }
 }
 
@@ -193,8 +198,8 @@ class TurnAccumulator {
     }
   }
 
-  finish(finish: FinishReason | "abort", promptTokens: number, completionTokens: number): ChatTurnResult {
+  finish(finish: FinishReason | "abort", promptTokens: number, completionTokens: number, cachedTokens: number): ChatTurnResult {
     const finishReason = finish === "stop" && this.calls.length > 0 ? "tool_calls" : finish;
-    return { content: this.content, reasoning: this.reasoning, toolCalls: this.calls, finishReason, promptTokens, completionTokens };
+    return { content: this.content, reasoning: this.reasoning, toolCalls: this.calls, finishReason, promptTokens, completionTokens, cachedTokens };
   }
 }

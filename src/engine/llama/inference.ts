@@ -52,6 +52,8 @@ export interface GenerateResult {
   finishReason: FinishReason | "abort";
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens taken from the slot's cached state instead of being evaluated. */
+  cachedTokens: number;
 }
 
 export class LlamaInference {
@@ -150,12 +152,13 @@ export class LlamaInference {
     try {
       seq = await this.pool.acquire(req.prompt, req.signal);
     } catch (err) {
-      if (req.signal.aborted) return { text, finishReason: "abort", promptTokens, completionTokens };
+      if (req.signal.aborted) return { text, finishReason: "abort", promptTokens, completionTokens, cachedTokens: 0 };
       throw err;
     }
     try {
       const input = await this.reuseCachedPrefix(seq, req.prompt);
-      if (req.signal.aborted) return { text, finishReason: "abort", promptTokens, completionTokens };
+      const cachedTokens = promptTokens - input.length;
+      if (req.signal.aborted) return { text, finishReason: "abort", promptTokens, completionTokens, cachedTokens };
       const recent: Token[] = req.prompt.slice(-REPEAT_LAST_N);
       const penalize = (req.repeatPenalty ?? 1) !== 1 || (req.presencePenalty ?? 0) !== 0 || (req.frequencyPenalty ?? 0) !== 0;
       const tokens = seq.evaluate(input, {
@@ -201,7 +204,7 @@ export class LlamaInference {
         if (feed(decoder.flush())) finishReason = "stop";
         else emit(stops.flush());
       }
-      return { text, finishReason, promptTokens, completionTokens };
+      return { text, finishReason, promptTokens, completionTokens, cachedTokens };
     } finally {
       this.pool.release(seq);
     }

@@ -30,10 +30,12 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** As OpenAI reports prompt caching: the prompt tokens served from a slot's cached prefix. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
-export function usage(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0): Usage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, prompt_tokens_details: { cached_tokens: cachedTokens } };
 }
 
 export function newId(prefix: "chatcmpl" | "cmpl"): string {

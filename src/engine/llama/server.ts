@@ -187,7 +187,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
           meta,
           { content: result.content, reasoning: reasoningOf(result.reasoning), toolCalls: result.toolCalls },
           result.finishReason,
-          usage(result.promptTokens, result.completionTokens),
+          usage(result.promptTokens, result.completionTokens, result.cachedTokens),
         );
       }
 
@@ -217,7 +217,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
       logTurn(req, result, started);
       if (result.finishReason === "abort") return streamAborted(sse);
       sse.send(chatChunk(meta, {}, result.finishReason, includeUsage));
-      if (includeUsage) sse.send(chatUsageChunk(meta, usage(result.promptTokens, result.completionTokens)));
+      if (includeUsage) sse.send(chatUsageChunk(meta, usage(result.promptTokens, result.completionTokens, result.cachedTokens)));
       sse.done();
     } finally {
       untrack(ac);
@@ -246,6 +246,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
         const choices = [];
         let promptTokens = 0;
         let completionTokens = 0;
+        let cachedTokens = 0;
         for (const [index, prompt] of tokenized.entries()) {
           const result = await inference.generate({ prompt, ...sampling, signal: ac.signal });
           logDone(req, "completion", result, started);
@@ -253,8 +254,9 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
           choices.push(completionChoice(index, result.text, result.finishReason));
           promptTokens += result.promptTokens;
           completionTokens += result.completionTokens;
+          cachedTokens += result.cachedTokens;
         }
-        return completion(meta, choices, usage(promptTokens, completionTokens));
+        return completion(meta, choices, usage(promptTokens, completionTokens, cachedTokens));
       }
 
       const includeUsage = body.stream_options?.include_usage === true;
@@ -265,6 +267,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
       sse.start();
       let promptTokens = 0;
       let completionTokens = 0;
+      let cachedTokens = 0;
       for (const [index, prompt] of tokenized.entries()) {
         let result: GenerateResult;
         try {
@@ -282,8 +285,9 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
         sse.send(completion(meta, [completionChoice(index, "", result.finishReason)], chunkUsage));
         promptTokens += result.promptTokens;
         completionTokens += result.completionTokens;
+        cachedTokens += result.cachedTokens;
       }
-      if (includeUsage) sse.send(completion(meta, [], usage(promptTokens, completionTokens)));
+      if (includeUsage) sse.send(completion(meta, [], usage(promptTokens, completionTokens, cachedTokens)));
       sse.done();
     } finally {
       untrack(ac);

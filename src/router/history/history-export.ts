@@ -26,6 +26,9 @@ export const CSV_COLUMNS: (keyof HistoryView)[] = [
   "completionTokens",
   "toolCalls",
   "traceId",
+  "routing",
+  "affinity",
+  "cachedTokens",
 ];
 
 /**

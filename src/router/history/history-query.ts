@@ -79,6 +79,8 @@ export function historyView(r: HistoryRecord) {
     keyName: r.keyName,
     nodeId: r.nodeId,
     nodeName: r.nodeName,
+    routing: r.routing ?? null,
+    affinity: r.affinity ?? null,
     status: r.status,
     error: r.error,
     attempts: r.attempts,
@@ -88,6 +90,7 @@ export function historyView(r: HistoryRecord) {
     promptTokens: r.promptTokens,
     completionTokens: r.completionTokens,
     toolCalls: r.toolCalls ?? null,
+    cachedTokens: r.cachedTokens ?? null,
     traceId: r.traceId,
   };
   return view;

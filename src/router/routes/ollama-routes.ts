@@ -15,6 +15,7 @@ import {
   OllamaGenerateRequest,
   OllamaShowRequest,
 } from "../../protocol/ollama.js";
+import { affinityKeyOf } from "../affinity-key.js";
 import { HttpError } from "../http-errors.js";
 import { dispatchInference } from "../inference-dispatch.js";
 import type { InferenceProxy } from "../inference-proxy.js";
@@ -186,6 +187,8 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
       body: Buffer.from(JSON.stringify(job.call.body)),
       streamErrorFormat: "ndjson",
       adapter: job.adapter,
+      // The translated request is the prompt as the engine sees it: the same key as on /v1.
+      affinityKey: affinityKeyOf(job.call.path, job.modelId, job.call.body, req.headers),
       errorBody: (message) => ollamaError(message),
     });
   }

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Capability, Catalog, CatalogEntry } from "../../protocol/catalog.js";
 import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../../protocol/openai.js";
 import { openAiError } from "../../protocol/openai-errors.js";
+import { affinityKeyOf } from "../affinity-key.js";
 import { HttpError, rawBodyOf } from "../http-errors.js";
 import { dispatchInference } from "../inference-dispatch.js";
 import type { InferenceProxy } from "../inference-proxy.js";
@@ -65,6 +66,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       stream: parsed.data.stream === true,
       body: rawBodyOf(req),
       streamErrorFormat: "sse",
+      affinityKey: affinityKeyOf(path, modelId, parsed.data, req.headers),
       errorBody: (message, code) => openAiError(message, "server_error", code),
     });
   }

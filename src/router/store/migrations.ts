@@ -105,6 +105,15 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex("responses_created_at").on("responses").column("created_at").execute();
     },
   },
+  // Cache-aware routing: the policy that placed a request, whether it ran on its affinity key's
+  // first node, and the prompt tokens the engine reused.
+  "0004_affinity": {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable("requests").addColumn("routing", "text").execute();
+      await db.schema.alterTable("requests").addColumn("affinity", "text").execute();
+      await db.schema.alterTable("requests").addColumn("cached_tokens", "integer").execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -16,6 +16,9 @@ export interface HistoryRecord {
   keyName: string | null;
   nodeId: string | null;
   nodeName: string | null;
+  /** The routing policy that placed the request and whether it ran on its affinity key's first node. */
+  routing?: "least-load" | "prefix" | null;
+  affinity?: "hit" | "miss" | null;
   status: number;
   error: string | null;
   attempts: number;
@@ -25,6 +28,7 @@ export interface HistoryRecord {
   promptTokens: number | null;
   completionTokens: number | null;
   toolCalls?: number | null;
+  cachedTokens?: number | null;
   traceId: string | null;
   /** Only when body capture is on, and only in single-record reads. */
   requestBody?: string | null;
@@ -73,6 +77,9 @@ const LIST_COLUMNS = [
   "completion_tokens",
   "trace_id",
   "tool_calls",
+  "routing",
+  "affinity",
+  "cached_tokens",
 ] as const;
 
 type ListRow = Pick<Selectable<RequestsTable>, (typeof LIST_COLUMNS)[number]> & Partial<Pick<Selectable<RequestsTable>, "request_body" | "response_body">>;
@@ -100,6 +107,9 @@ function toRecord(row: ListRow): HistoryRecord {
     completionTokens: row.completion_tokens,
     toolCalls: row.tool_calls ?? null,
     traceId: row.trace_id,
+    routing: row.routing === "prefix" || row.routing === "least-load" ? row.routing : null,
+    affinity: row.affinity === "hit" || row.affinity === "miss" ? row.affinity : null,
+    cachedTokens: row.cached_tokens ?? null,
   };
   if ("request_body" in row) rec.requestBody = row.request_body ?? null;
   if ("response_body" in row) rec.responseBody = row.response_body ?? null;
@@ -132,6 +142,9 @@ function pushRow(out: unknown[], r: HistoryRecord): void {
     r.completionTokens,
     r.traceId,
     r.toolCalls ?? null,
+    r.routing ?? null,
+    r.affinity ?? null,
+    r.cachedTokens ?? null,
     r.requestBody ?? null,
     r.responseBody ?? null,
   );
@@ -149,7 +162,7 @@ function applyFilter(eb: ExpressionBuilder<Database, "requests">, f: HistoryFilt
   return eb.and(conds);
 }
 
-/** Rows per INSERT: 23 columns × 400 stays well under SQLite's 32766 bound parameters. */
+/** Rows per INSERT: 26 columns × 400 stays well under SQLite's 32766 bound parameters. */
 const INSERT_CHUNK = 400;
 
 export class RequestHistoryRepository {

@@ -71,6 +71,10 @@ export interface RequestsTable {
   trace_id: string | null;
   request_body: string | null;
   response_body: string | null;
+  /** Added by 0002_affinity; null in older rows. */
+  routing: string | null;
+  affinity: string | null;
+  cached_tokens: number | null;
 }
 
 export interface ResponsesTable {

@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Catalog, CatalogEntry } from "../../../protocol/catalog.js";
 import { anthropicError, CountTokensRequest, describeAnthropicZodError, MessagesRequest } from "../../../protocol/anthropic.js";
 import { HttpError } from "../../http-errors.js";
+import { affinityKeyOf } from "../../affinity-key.js";
 import { dispatchInference } from "../../inference-dispatch.js";
 import type { InferenceProxy } from "../../inference-proxy.js";
 import type { RequestEvents } from "../../request-events.js";
@@ -77,6 +78,8 @@ export function registerAnthropicRoutes(app: FastifyInstance, deps: AnthropicRou
       adapter,
       errors: ANTHROPIC_ERRORS,
       errorBody: (message) => anthropicError("api_error", message),
+      // Keyed on the chat request it became, so a conversation lands on one node in every dialect.
+      affinityKey: affinityKeyOf("/v1/chat/completions", entry.id, body, req.headers),
     });
   }
 

@@ -7,6 +7,7 @@ import { openAiError } from "../../../protocol/openai-errors.js";
 import { CreateResponseRequest, describeResponsesZodError, type InputItem } from "../../../protocol/openai-responses.js";
 import { authOf } from "../../auth/route-auth.js";
 import { HttpError } from "../../http-errors.js";
+import { affinityKeyOf } from "../../affinity-key.js";
 import { dispatchInference } from "../../inference-dispatch.js";
 import type { InferenceProxy } from "../../inference-proxy.js";
 import type { RequestEvents } from "../../request-events.js";
@@ -93,6 +94,8 @@ export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRou
       adapter,
       errors: OPENAI_ERRORS,
       errorBody: (message, code) => openAiError(message, "server_error", code),
+      // Keyed on the chat request it became, so a conversation lands on one node in every dialect.
+      affinityKey: affinityKeyOf("/v1/chat/completions", entry.id, body, req.headers),
     });
   });
 
