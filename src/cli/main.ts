@@ -10,6 +10,8 @@ import { COMMANDS, helpText, parseBytes, parseOptions, UsageError, type CommandN
 
 const str = (o: ParsedOptions, k: string) => (o[k] === undefined ? undefined : String(o[k]));
 const num = (o: ParsedOptions, k: string) => Number(o[k]);
+/** A boolean flag, or its environment variable as 1/true/yes. */
+const bool = (o: ParsedOptions, k: string) => o[k] === true || (typeof o[k] === "string" && /^(1|true|yes)$/i.test(o[k] as string));
 
 /** <dataDir>/logs/<component>.log, rotated as --log-file-size / --log-files say. */
 function logFile(o: ParsedOptions, dataDir: string, component: LogComponent): LogFileTarget & { generation: string[] } {
@@ -72,6 +74,7 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     apiKey: str(o, "api-key"),
     historyRetentionDays: num(o, "history-retention-days"),
     historyBodyBytes: num(o, "history-body-bytes"),
+    nodePruneMs: num(o, "node-prune-after"),
   });
   const lines = [
     "",
@@ -126,6 +129,7 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
 async function runNodeCommand(o: ParsedOptions): Promise<void> {
   const routerUrl = str(o, "router");
   if (!routerUrl) throw new UsageError("drover node needs --router URL (or DROVER_ROUTER_URL), e.g. --router http://10.0.0.1:8080");
+  if (!o["node-token"]) throw new UsageError("drover node needs --node-token (or DROVER_NODE_TOKEN): the router printed it on first start and keeps it in <router data dir>/node-token");
   const engine = str(o, "engine")!;
   if (!["llama", "ollama", "command"].includes(engine)) throw new UsageError(`--engine must be llama, ollama or command, not "${engine}"`);
   if (engine === "command" && !o["engine-command"]) throw new UsageError("--engine command needs --engine-command TEMPLATE with {model} and {port}");
@@ -156,6 +160,7 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
     parallelDownloads: Math.max(1, Math.floor(num(o, "max-downloads"))),
     downloadRateLimit: o["download-limit"] ? parseBytes(String(o["download-limit"])) : undefined,
     nodeToken: str(o, "node-token"),
+    publicMetrics: bool(o, "public-metrics"),
     logger: createLogger("node", str(o, "log-level")!, nodeLog),
     logFiles: nodeLog.generation,
   });

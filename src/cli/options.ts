@@ -36,6 +36,7 @@ const ROUTER_OPTIONS: OptionSpec[] = [
   { flag: "header-timeout", env: "DROVER_HEADER_TIMEOUT", type: "number", default: 30000, description: "milliseconds a client may take to send its request headers (slow-loris guard)" },
   { flag: "request-timeout", env: "DROVER_REQUEST_TIMEOUT", type: "number", default: 60000, description: "milliseconds a client may take to send its whole request (headers and body)" },
   { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "shared secret nodes must present (generated and printed when unset)" },
+  { flag: "node-prune-after", env: "DROVER_NODE_PRUNE_AFTER", type: "number", default: 604800000, defaultLabel: "604800000 (7 days)", description: "milliseconds after which a silent node is forgotten, in memory and database (0 = never; a registration that never passed the gate: at most 10 minutes)" },
   { flag: "admin-password", env: "DROVER_ADMIN_PASSWORD", type: "string", description: "password of the first admin user \"admin\", created when no user exists (generated and printed when unset)" },
   { flag: "api-key", env: "DROVER_API_KEY", type: "string", description: "an inference API key with exactly this value, added if missing (else one is generated and printed on first start)" },
   { flag: "history-retention-days", env: "DROVER_HISTORY_RETENTION_DAYS", type: "number", default: 7, description: "days of request history kept (0 = record none)" },
@@ -80,7 +81,8 @@ const NODE_OPTIONS: OptionSpec[] = [
   { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory models may use, e.g. 24GB (default: GPU memory, else RAM minus a reserve)" },
   { flag: "max-downloads", env: "DROVER_MAX_DOWNLOADS", type: "number", default: 2, description: "model files downloaded from the router at once" },
   { flag: "download-limit", env: "DROVER_DOWNLOAD_LIMIT", type: "string", description: "bytes per second for all model downloads of this node, e.g. 100MB (default: unlimited)" },
-  { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "the router's node token" },
+  { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "the router's node token (required): the node presents it to the router, and accepts only routers that prove they hold it" },
+  { flag: "public-metrics", env: "DROVER_PUBLIC_METRICS", type: "boolean", description: "serve GET /metrics to anyone (a Prometheus scraper); by default only the routers of the fleet may read it" },
   { flag: "log-level", env: "DROVER_LOG_LEVEL", type: "string", default: "info", description: "trace, debug, info, warn or error" },
   ...logFileOptions("node"),
 ];

@@ -3,6 +3,8 @@
 export const HEADER_REQUEST_ID = "x-request-id";
 export const HEADER_NODE = "x-drover-node";
 export const HEADER_TRACEPARENT = "traceparent";
+/** The node's own secret on registrations and heartbeats (see src/protocol/node-auth.ts). */
+export const HEADER_NODE_SECRET = "x-drover-node-secret";
 
 /** Paths on the router that nodes call. */
 export const FLEET_PATHS = {
@@ -11,3 +13,11 @@ export const FLEET_PATHS = {
   catalog: "/api/catalog",
   modelFile: (id: string) => `/api/models/${encodeURIComponent(id)}/file`,
 } as const;
+
+/**
+ * A header value safe for any text (node names in any script): printable ASCII is kept as is,
+ * everything else is percent-encoded as UTF-8 (read it back with decodeURIComponent).
+ */
+export function headerSafe(value: string): string {
+  return value.replace(/[^\x20-\x24\x26-\x7e]+/g, (s) => encodeURIComponent(s));
+}

@@ -1,6 +1,7 @@
 // Admission: a request takes a free slot on a ready node at once, or waits in a FIFO queue
 // (per model, bounded in total) until one frees up. Everything here is in memory: admission
 // never touches the database.
+import type { BreakerOutcome } from "./circuit-breaker.js";
 import type { NodeRecord, NodeRegistry } from "./node-registry.js";
 import type { NodeSelector } from "./node-selector.js";
 
@@ -26,6 +27,10 @@ export interface Lease {
   modelId: string;
   /** Milliseconds the request waited for this slot. */
   waitedMs: number;
+  /** Whether this request is the half-open breaker's trial on the node. */
+  trial: boolean;
+  /** Set by release: a lease settles exactly once. */
+  released?: boolean;
 }
 
 interface Waiter {
@@ -122,8 +127,14 @@ export class AdmissionQueue {
     });
   }
 
-  /** Gives the slot back; the next waiter for that model gets it. */
-  release(lease: Lease): void {
+  /**
+   * Gives the slot back with the request's outcome for the node's breaker (exactly once per
+   * lease: a second call is ignored); the next waiter for that model gets the slot.
+   */
+  release(lease: Lease, outcome: BreakerOutcome): void {
+    if (lease.released) return;
+    lease.released = true;
+    lease.node.breaker.settle(outcome, lease.trial);
     this.registry.addInFlight(lease.node, lease.modelId, -1);
     this.pump([lease.modelId]);
   }
@@ -143,8 +154,8 @@ export class AdmissionQueue {
     const node = this.selector.pick(modelId);
     if (!node) return null;
     this.registry.addInFlight(node, modelId, 1);
-    node.breaker.onDispatch();
-    return { node, modelId, waitedMs: Date.now() - enqueuedAt };
+    const trial = node.breaker.onDispatch();
+    return { node, modelId, waitedMs: Date.now() - enqueuedAt, trial };
   }
 
   /** Hands free slots to waiters of these models, oldest first. */

@@ -54,6 +54,8 @@ export interface RouterOptions {
   historyRetentionDays?: number;
   /** Bytes of request/response body kept per history record (0 = none, the default). */
   historyBodyBytes?: number;
+  /** Nodes silent this long (ms) are forgotten, in memory and in the database (0 = never); default 7 days. */
+  nodePruneMs?: number;
 }
 
 export interface RouteSummary {
@@ -97,7 +99,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const proxy = new InferenceProxy(
     registry,
     queue,
-    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000, historyBodyBytes: opts.historyBodyBytes ?? 0 },
+    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000, historyBodyBytes: opts.historyBodyBytes ?? 0, nodeToken: opts.nodeToken },
     log,
   );
 
@@ -124,7 +126,16 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   persistence.install(app, { catalog: opts.catalog, nodeToken: opts.nodeToken });
 
   registerStatusRoutes(app, { catalog: opts.catalog, registry, queue, startedAt });
-  registerFleetRoutes(app, { catalog: opts.catalog, registry, cache, heartbeatMs: opts.heartbeatMs, gateTimeoutMs: 5_000 });
+  registerFleetRoutes(app, {
+    catalog: opts.catalog,
+    registry,
+    cache,
+    heartbeatMs: opts.heartbeatMs,
+    gateTimeoutMs: 5_000,
+    nodeToken: opts.nodeToken,
+    storedSecretHash: async (id) => (await persistence.store.nodes.get(id).catch(() => null))?.secretHash,
+    logger: log,
+  });
   registerCacheRoutes(app, { cache });
   const events = new RequestEvents();
   persistence.record(events);
@@ -147,8 +158,15 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
   const url = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
 
+  const pruneMs = opts.nodePruneMs ?? 7 * 86_400_000;
   const sweeper = setInterval(() => {
     for (const node of registry.sweep()) log.warn({ node: node.name, nodeId: node.id }, "node missed 3 heartbeats; marked offline");
+    const now = Date.now();
+    for (const id of registry.prune(pruneMs, now)) {
+      log.info({ nodeId: id, afterMs: pruneMs }, "forgot a node that has been silent too long");
+      // Conditional: a router sharing the database that still hears from it has refreshed the row.
+      persistence.store.nodes.deleteStale(id, now - pruneMs).catch((err: Error) => log.warn({ err: err.message, nodeId: id }, "could not delete a pruned node"));
+    }
   }, Math.min(1000, opts.heartbeatMs));
   sweeper.unref();
 

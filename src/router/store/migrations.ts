@@ -84,6 +84,11 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex("requests_request_id").on("requests").column("request_id").execute();
     },
   },
+  "0002_node_secret": {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable("nodes").addColumn("secret_hash", "text").execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
