@@ -19,7 +19,8 @@ const REQUEST_TIMEOUT_MS = 3_000;
 let router: DroverProcess;
 let node: DroverProcess;
 let admin: Record<string, string>;
-const NODE_AUTH = { authorization: `Bearer ${TEST_NODE_TOKEN}` };
+// The node token and a node secret, as a drover node sends them with registrations and heartbeats.
+const NODE_AUTH = { authorization: `Bearer ${TEST_NODE_TOKEN}`, "x-drover-node-secret": "fuzz-node-secret-0001" };
 
 beforeAll(async () => {
   router = await startRouter(["--header-timeout", String(HEADER_TIMEOUT_MS), "--request-timeout", String(REQUEST_TIMEOUT_MS)]);

@@ -249,7 +249,7 @@ describe("dashboard in a browser", () => {
         { id: "demo-embed", state: "queued", slots: 0, inFlight: 0, restarts: 0 },
       ],
     };
-    const res = await fetch(`${router.url}${FLEET_PATHS.register}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TEST_NODE_TOKEN}` }, body: JSON.stringify(registration) });
+    const res = await fetch(`${router.url}${FLEET_PATHS.register}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TEST_NODE_TOKEN}`, "x-drover-node-secret": "dash-pending-node-secret" }, body: JSON.stringify(registration) });
     expect(res.status).toBe(503);
     await res.body?.cancel();
 
