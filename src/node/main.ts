@@ -25,6 +25,9 @@ import { RouterLink } from "./router-link.js";
 import { buildNodeServer } from "./server.js";
 import { SystemMetricsSampler } from "./system-metrics.js";
 
+/** Longest wait on shutdown for requests already running to finish. */
+const DRAIN_MS = 10_000;
+
 export interface NodeOptions {
   routerUrl: string;
   host: string;
@@ -113,6 +116,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       catalogLoaded: () => catalog !== undefined,
       enginePort: (id) => engines.get(id)?.port,
       onFinished: (r) => metricsExporter.observeRequest(r),
+      closing: () => lifetime.signal.aborted,
     },
   });
   await app.listen({ host: opts.host, port: opts.port });
@@ -191,9 +195,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // Graceful: new requests are refused with 503 node_closing (routers retry them elsewhere)
+      // while those already generating finish, up to DRAIN_MS.
       lifetime.abort();
       gpuMonitor.stop();
       await link.stop();
+      const drainUntil = Date.now() + DRAIN_MS;
+      while (board.totalInFlight() > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
       await Promise.all([...engines.values()].map((e) => e.stop()));
       await background;
       await app.close();

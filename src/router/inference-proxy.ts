@@ -108,7 +108,7 @@ function isRetryableTransportError(err: unknown): boolean {
  * Codes a node (or its engine) answers 503 with when the model cannot take the request right now
  * and nothing of it ran: not ready, engine gone, engine or node shutting down. Retried elsewhere.
  */
-const NODE_UNAVAILABLE_CODES = new Set(["engine_unavailable", "model_not_ready", "engine_closing"]);
+const NODE_UNAVAILABLE_CODES = new Set(["engine_unavailable", "model_not_ready", "engine_closing", "node_closing"]);
 /** A 503 body larger than this is relayed as a stream error rather than kept whole. */
 const MAX_ERROR_BODY_BYTES = 256 * 1024;
 
@@ -178,14 +178,16 @@ export class InferenceProxy {
         }
         lastError = `${lease.node.name}: ${(err as Error).message}`;
         lease.node.failedRequests++;
-        this.queue.release(lease, "failure");
         const code = (err as { code?: string }).code;
+        // The node took the request and said nothing for the whole timeout. If it still answers
+        // its health check the request may be running there: it is not re-run elsewhere behind
+        // the client's back (504); a node that answers nothing is hung, and the request is
+        // retried like one that was never sent. (Settled after the check, so the breaker's
+        // cooldown starts once the node is known to be sick.)
+        const alive = code === "UND_ERR_HEADERS_TIMEOUT" && (await this.answersHealthCheck(lease));
+        this.queue.release(lease, "failure");
         if (code === "UND_ERR_HEADERS_TIMEOUT") {
-          // The node took the request and said nothing for the whole timeout. If it still
-          // answers its health check the request may be running there: it is not re-run
-          // elsewhere behind the client's back (504); a node that answers nothing is hung, and
-          // the request is retried like one that was never sent.
-          if (await this.answersHealthCheck(lease)) {
+          if (alive) {
             outcome.status = 504;
             outcome.error = `node ${lease.node.name} did not answer within ${this.opts.headersTimeoutMs} ms; the request may still have run there, so it was not retried`;
             this.logger.warn({ ...log, err: (err as Error).message }, "node timed out answering but is alive; not retrying");
