@@ -44,7 +44,7 @@ const DRAIN_MAX_MS = 30_000;
  * never see the 413. So, as nginx's lingering close does, the rest of the body is read and
  * discarded (bounded in bytes and time) and the connection stays usable.
  */
-function drainRefusedBody(req: FastifyRequest, reply: FastifyReply): void {
+export function drainRefusedBody(req: FastifyRequest, reply: FastifyReply): void {
   const raw = req.raw;
   if (raw.complete || raw.destroyed) return;
   const declared = Number(req.headers["content-length"]);
