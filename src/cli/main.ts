@@ -62,6 +62,8 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     catalog,
     dataDir: routerDir,
     queueLimit: num(o, "queue-limit"),
+    queueLimitPerModel: num(o, "queue-limit-per-model"),
+    modelUnavailableAfterMs: num(o, "model-unavailable-after"),
     queueTimeoutMs: num(o, "queue-timeout"),
     heartbeatMs: num(o, "heartbeat-ms"),
     upstreamHeadersTimeoutMs: num(o, "upstream-timeout"),

@@ -4,7 +4,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
 import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
-import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
+import { ModelUnavailableError, QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
 import { apiKeyNameOf } from "./auth/route-auth.js";
 import type { InferenceOutcome, InferenceProxy } from "./inference-proxy.js";
 import type { FinishedRequest, RequestEvents } from "./request-events.js";
@@ -63,6 +63,10 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
       outcome.status = 503;
       outcome.error = "queue_full";
       writeRaw(res, 503, job.errorBody(err.message, "queue_full"), { ...headers, "retry-after": "1" });
+    } else if (err instanceof ModelUnavailableError) {
+      outcome.status = 503;
+      outcome.error = "model_unavailable";
+      writeRaw(res, 503, job.errorBody(err.message, "model_unavailable"), { ...headers, "retry-after": "30" });
     } else if (err instanceof QueueTimeoutError) {
       outcome.status = 503;
       outcome.error = "queue_timeout";

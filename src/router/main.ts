@@ -34,6 +34,10 @@ export interface RouterOptions {
   catalog: Catalog;
   dataDir: string;
   queueLimit: number;
+  /** Requests that may wait for one model (default: queueLimit). */
+  queueLimitPerModel?: number;
+  /** How long a model may have no node able to serve it before its requests are refused (default 60 s). */
+  modelUnavailableAfterMs?: number;
   /** 0 = no timeout. */
   queueTimeoutMs: number;
   heartbeatMs: number;
@@ -95,7 +99,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const registry = new NodeRegistry(opts.heartbeatMs);
   await persistence.trackNodes(registry);
   const selector = new NodeSelector(registry);
-  const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, timeoutMs: opts.queueTimeoutMs });
+  const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, perModelLimit: opts.queueLimitPerModel, timeoutMs: opts.queueTimeoutMs, unavailableGraceMs: opts.modelUnavailableAfterMs });
   const proxy = new InferenceProxy(
     registry,
     queue,
