@@ -10,6 +10,18 @@ import { COMMANDS, helpText, parseBytes, parseOptions, UsageError, type CommandN
 
 const str = (o: ParsedOptions, k: string) => (o[k] === undefined ? undefined : String(o[k]));
 const num = (o: ParsedOptions, k: string) => Number(o[k]);
+/** --trust-proxy: false/true, a hop count, or addresses and CIDRs. */
+function parseTrustProxy(value: string): boolean | string | ((address: string, hop: number) => boolean) {
+  const v = value.trim();
+  if (v === "" || /^(false|no|0)$/i.test(v)) return false;
+  if (/^(true|yes)$/i.test(v)) return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    return (_address, hop) => hop < hops;
+  }
+  return v;
+}
+
 /** A boolean flag, or its environment variable as 1/true/yes. */
 const bool = (o: ParsedOptions, k: string) => o[k] === true || (typeof o[k] === "string" && /^(1|true|yes)$/i.test(o[k] as string));
 
@@ -77,6 +89,7 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     historyRetentionDays: num(o, "history-retention-days"),
     historyBodyBytes: num(o, "history-body-bytes"),
     nodePruneMs: num(o, "node-prune-after"),
+    trustProxy: parseTrustProxy(str(o, "trust-proxy")!),
   });
   const lines = [
     "",

@@ -38,6 +38,7 @@ const ROUTER_OPTIONS: OptionSpec[] = [
   { flag: "header-timeout", env: "DROVER_HEADER_TIMEOUT", type: "number", default: 30000, description: "milliseconds a client may take to send its request headers (slow-loris guard)" },
   { flag: "request-timeout", env: "DROVER_REQUEST_TIMEOUT", type: "number", default: 60000, description: "milliseconds a client may take to send its whole request (headers and body)" },
   { flag: "node-token", env: "DROVER_NODE_TOKEN", type: "string", description: "shared secret nodes must present (generated and printed when unset)" },
+  { flag: "trust-proxy", env: "DROVER_TRUST_PROXY", type: "string", default: "false", description: "believe X-Forwarded-For from these proxies for client IPs (history, login limits): false, true, a hop count, or comma-separated addresses/CIDRs such as 10.0.0.0/8,127.0.0.1" },
   { flag: "node-prune-after", env: "DROVER_NODE_PRUNE_AFTER", type: "number", default: 604800000, defaultLabel: "604800000 (7 days)", description: "milliseconds after which a silent node is forgotten, in memory and database (0 = never; a registration that never passed the gate: at most 10 minutes)" },
   { flag: "admin-password", env: "DROVER_ADMIN_PASSWORD", type: "string", description: "password of the first admin user \"admin\", created when no user exists (generated and printed when unset)" },
   { flag: "api-key", env: "DROVER_API_KEY", type: "string", description: "an inference API key with exactly this value, added if missing (else one is generated and printed on first start)" },

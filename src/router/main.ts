@@ -58,6 +58,8 @@ export interface RouterOptions {
   historyRetentionDays?: number;
   /** Bytes of request/response body kept per history record (0 = none, the default). */
   historyBodyBytes?: number;
+  /** Fastify's trustProxy: which proxies' X-Forwarded-For to believe for client IPs (default: none). */
+  trustProxy?: boolean | string | ((address: string, hop: number) => boolean);
   /** Nodes silent this long (ms) are forgotten, in memory and in the database (0 = never); default 7 days. */
   nodePruneMs?: number;
 }
@@ -118,6 +120,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     // Node checks those timeouts only every connectionsCheckingInterval (default 30 s).
     http: { connectionsCheckingInterval: Math.min(30_000, opts.clientHeadersTimeoutMs ?? 30_000) },
     routerOptions: { maxParamLength: 512 },
+    // Behind a load balancer, client IPs (history, login limits) come from X-Forwarded-For.
+    trustProxy: opts.trustProxy ?? false,
   });
   // Every route with its declared auth level, for the route-auth table test and diagnostics.
   const routes: RouteSummary[] = [];
