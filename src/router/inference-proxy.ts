@@ -3,6 +3,7 @@
 // is retried on another ready node (the request re-queues at the front of its line); a failure
 // mid-stream ends the stream with an error event. Every attempt settles the node's breaker once.
 import type { ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import { traceIdOf } from "../logs/request-logger.js";
@@ -210,15 +211,20 @@ export class InferenceProxy {
           this.logger.warn({ ...log, model: call.modelId }, "node's engine unavailable; retrying elsewhere");
           continue;
         }
-        // Any other 503 is the node's answer: the client gets its body and code.
+        // Any other 503 is the node's answer: the client gets its code and body (through the
+        // route's adapter, so an Ollama client sees Ollama's error shape).
         outcome.status = 503;
-        this.queue.release(lease, "neutral");
-        if (body === null) {
-          outcome.error = `${lease.node.name} answered 503 with a body over ${MAX_ERROR_BODY_BYTES} bytes`;
-          this.writeError(call, 503, outcome.error, lease.node.name);
-        } else {
-          outcome.error = `${lease.node.name} answered 503`;
-          this.writeBuffered(call, 503, String(upstream.headers["content-type"] ?? "application/json"), body, lease.node.name);
+        try {
+          if (body === null) {
+            outcome.error = `${lease.node.name} answered 503 with a body over ${MAX_ERROR_BODY_BYTES} bytes`;
+            this.writeError(call, 503, outcome.error, lease.node.name);
+          } else {
+            const replay = { statusCode: 503, headers: upstream.headers, body: Readable.from([body]) } as unknown as Dispatcher.ResponseData;
+            await this.relay(replay, lease, call, outcome, started);
+            outcome.error ??= `${lease.node.name} answered 503`;
+          }
+        } finally {
+          this.queue.release(lease, "neutral");
         }
         return outcome;
       }
