@@ -74,7 +74,7 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     catalog,
     dataDir: routerDir,
     queueLimit: num(o, "queue-limit"),
-    queueLimitPerModel: num(o, "queue-limit-per-model"),
+    queueLimitPerModel: num(o, "queue-limit-per-model") || undefined,
     modelUnavailableAfterMs: num(o, "model-unavailable-after"),
     queueTimeoutMs: num(o, "queue-timeout"),
     heartbeatMs: num(o, "heartbeat-ms"),

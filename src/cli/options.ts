@@ -30,7 +30,7 @@ const ROUTER_OPTIONS: OptionSpec[] = [
   { flag: "data-dir", env: "DROVER_DATA_DIR", type: "string", default: defaultDataDir, defaultLabel: "~/.drover", description: "where the router keeps its model cache and state" },
   { flag: "database-url", env: "DROVER_DATABASE_URL", type: "string", description: "postgres://… to share state between routers (default: SQLite in the data dir)" },
   { flag: "queue-limit", env: "DROVER_QUEUE_LIMIT", type: "number", default: 1024, description: "requests that may wait for capacity; the next one gets 503 queue_full" },
-  { flag: "queue-limit-per-model", env: "DROVER_QUEUE_LIMIT_PER_MODEL", type: "number", default: 512, description: "requests that may wait for one model; the next one for it gets 503 queue_full" },
+  { flag: "queue-limit-per-model", env: "DROVER_QUEUE_LIMIT_PER_MODEL", type: "number", default: 0, defaultLabel: "0 (= --queue-limit)", description: "requests that may wait for one model; the next one for it gets 503 queue_full (set it below --queue-limit so one model cannot fill the queue for all)" },
   { flag: "model-unavailable-after", env: "DROVER_MODEL_UNAVAILABLE_AFTER", type: "number", default: 60000, description: "milliseconds a model may have no node able to serve it (failed everywhere, or no node connected) before its requests get 503 model_unavailable at once; unsupported everywhere is refused at once" },
   { flag: "queue-timeout", env: "DROVER_QUEUE_TIMEOUT", type: "number", default: 0, description: "milliseconds a request may wait in the queue (0 = no limit)" },
   { flag: "heartbeat-ms", env: "DROVER_HEARTBEAT_MS", type: "number", default: 5000, description: "node heartbeat interval; 3 missed mark a node offline" },

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { AUTH_HEADERS, authHeadersFor, getJson, startDrover, startNode, startRouter, tempDir, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, authHeadersFor, getJson, routerCredentialFor, startDrover, startNode, startRouter, tempDir, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 import { metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const CHAT = "demo-chat";
@@ -28,7 +28,7 @@ const jsonLines = (text: string) => text.split("\n").filter(Boolean).map((l) => 
 const proxiedLogs = (tail: string, id = nodeId) => fetch(`${router.url}/api/nodes/${id}/logs?tail=${tail}`, { headers: admin });
 // A node serves its logs and metrics to routers of its fleet only (the router credential).
 const nodeLogs = async (tail: string, headers?: Record<string, string>) => fetch(`${node.url}/api/logs?tail=${tail}`, { headers: headers ?? (await authHeadersFor(`${node.url}/api/logs`)) });
-const scrape = async (url: string) => parsePrometheus(await (await fetch(`${url}/metrics`, { headers: url === node.url ? await authHeadersFor(`${url}/metrics`) : {} })).text());
+const scrape = async (url: string, headers: Record<string, string> = {}) => parsePrometheus(await (await fetch(`${url}/metrics`, { headers: url === node.url ? await authHeadersFor(`${url}/metrics`) : headers })).text());
 
 beforeAll(async () => {
   router = await startRouter(["--data-dir", routerDir]);
@@ -187,7 +187,7 @@ describe("drover up", () => {
         return r.size === 1 && r.has("router") && n.size === 1 && n.has("node");
       }, 20_000);
       const routerMetrics = await scrape(up.url);
-      const nodeMetrics = await scrape(nodeUrl);
+      const nodeMetrics = await scrape(nodeUrl, { authorization: `Bearer ${await routerCredentialFor(nodeUrl)}` });
       expect(routerMetrics.some((s) => s.name === "drover_nodes")).toBe(true);
       expect(routerMetrics.some((s) => s.name === "drover_model_state")).toBe(false);
       expect(nodeMetrics.some((s) => s.name === "drover_model_state")).toBe(true);
