@@ -11,6 +11,20 @@ import { COMMANDS, helpText, parseBytes, parseOptions, UsageError, type CommandN
 
 const str = (o: ParsedOptions, k: string) => (o[k] === undefined ? undefined : String(o[k]));
 const num = (o: ParsedOptions, k: string) => Number(o[k]);
+/** --trust-proxy: false/true, a hop count, or addresses and CIDRs. */
+function parseTrustProxy(value: string): boolean | string | ((address: string, hop: number) => boolean) {
+  const v = value.trim();
+  if (v === "" || /^(false|no|0)$/i.test(v)) return false;
+  if (/^(true|yes)$/i.test(v)) return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    return (_address, hop) => hop < hops;
+  }
+  return v;
+}
+
+/** A boolean flag, or its environment variable as 1/true/yes. */
+const bool = (o: ParsedOptions, k: string) => o[k] === true || (typeof o[k] === "string" && /^(1|true|yes)$/i.test(o[k] as string));
 
 function routingPolicy(value: string): RoutingPolicy {
   const policy = ROUTING_POLICIES.find((p) => p === value.trim().toLowerCase());
@@ -87,6 +101,8 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     catalog,
     dataDir: routerDir,
     queueLimit: num(o, "queue-limit"),
+    queueLimitPerModel: num(o, "queue-limit-per-model") || undefined,
+    modelUnavailableAfterMs: num(o, "model-unavailable-after"),
     queueTimeoutMs: num(o, "queue-timeout"),
     heartbeatMs: num(o, "heartbeat-ms"),
     routing,
@@ -101,6 +117,8 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     apiKey: str(o, "api-key"),
     historyRetentionDays: num(o, "history-retention-days"),
     historyBodyBytes: num(o, "history-body-bytes"),
+    nodePruneMs: num(o, "node-prune-after"),
+    trustProxy: parseTrustProxy(str(o, "trust-proxy")!),
   });
   const lines = [
     "",
@@ -156,6 +174,7 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
   applyReasoningField(o);
   const routerUrl = str(o, "router");
   if (!routerUrl) throw new UsageError("drover node needs --router URL (or DROVER_ROUTER_URL), e.g. --router http://10.0.0.1:8080");
+  if (!o["node-token"]) throw new UsageError("drover node needs --node-token (or DROVER_NODE_TOKEN): the router printed it on first start and keeps it in <router data dir>/node-token");
   const engine = str(o, "engine")!;
   if (!["llama", "ollama", "command"].includes(engine)) throw new UsageError(`--engine must be llama, ollama or command, not "${engine}"`);
   if (engine === "command" && !o["engine-command"]) throw new UsageError("--engine command needs --engine-command TEMPLATE with {model} and {port}");
@@ -186,6 +205,7 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
     parallelDownloads: Math.max(1, Math.floor(num(o, "max-downloads"))),
     downloadRateLimit: o["download-limit"] ? parseBytes(String(o["download-limit"])) : undefined,
     nodeToken: str(o, "node-token"),
+    publicMetrics: bool(o, "public-metrics"),
     logger: createLogger("node", str(o, "log-level")!, nodeLog),
     logFiles: nodeLog.generation,
   });

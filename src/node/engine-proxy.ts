@@ -22,6 +22,8 @@ export interface EngineProxyOptions {
   bodyLimitBytes: number;
   /** Called once per request when its response ends (metrics). */
   onFinished?: (r: ForwardedRequest) => void;
+  /** True once the node is shutting down: new requests get 503 node_closing (the router retries elsewhere). */
+  closing?: () => boolean;
 }
 
 /** What the body parser keeps: the bytes to forward and the parsed JSON to validate. */
@@ -76,6 +78,9 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
   }
 
   const model = parsed.data.model;
+  if (opts.closing?.()) {
+    return reply.code(503).send(openAiError("this node is shutting down; the router retries the request on another node", "server_error", "node_closing"));
+  }
   if (!opts.catalogLoaded()) {
     return reply.code(503).send(openAiError("this node has not received the catalog from the router yet", "server_error", "model_not_ready"));
   }

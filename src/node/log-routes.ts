@@ -1,6 +1,6 @@
 // GET /api/logs?tail=N on the node: the last N lines of its JSON-lines log (engine output
-// included), for the router's log proxy. Behind the node token, like everything the router asks.
-import { timingSafeEqual } from "node:crypto";
+// included), for the router's log proxy. Behind the router credential, like every node route
+// (checked by the server's hook).
 import type { FastifyInstance } from "fastify";
 import { readLastLines } from "../logs/log-tail.js";
 import { LOGS_CONTENT_TYPE, NODE_LOGS_PATH, parseTailParam } from "../protocol/logs.js";
@@ -9,21 +9,10 @@ import { openAiError } from "../protocol/openai-errors.js";
 export interface NodeLogRouteOptions {
   /** The log file and its rotated predecessors, newest first. */
   logFiles: readonly string[];
-  /** When set, callers must send it as a Bearer token. */
-  nodeToken?: string;
-}
-
-function sameSecret(given: string | undefined, expected: string): boolean {
-  const a = Buffer.from(given ?? "");
-  const b = Buffer.from(`Bearer ${expected}`);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export async function nodeLogRoutes(app: FastifyInstance, opts: NodeLogRouteOptions): Promise<void> {
   app.get(NODE_LOGS_PATH, async (req, reply) => {
-    if (opts.nodeToken && !sameSecret(req.headers.authorization, opts.nodeToken)) {
-      return reply.code(401).send(openAiError("a valid node token is required", "authentication_error", "invalid_node_token"));
-    }
     const tail = parseTailParam((req.query as Record<string, unknown>).tail);
     if (!tail.ok) return reply.code(400).send(openAiError(tail.message, "invalid_request_error", "invalid_tail", "tail"));
     const lines = await readLastLines(opts.logFiles, tail.tail);

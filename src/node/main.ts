@@ -18,12 +18,15 @@ import { provisionModels } from "./model-provisioner.js";
 import { ModelStatusBoard } from "./model-status-board.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { NodeMetricsExporter } from "./node-metrics.js";
-import { loadOrCreateNodeId } from "./node-identity.js";
+import { loadOrCreateNodeId, loadOrCreateNodeSecret } from "./node-identity.js";
 import { droverVersion } from "./package-version.js";
 import { RouterEndpoint } from "./router-endpoint.js";
 import { RouterLink } from "./router-link.js";
 import { buildNodeServer } from "./server.js";
 import { SystemMetricsSampler } from "./system-metrics.js";
+
+/** Longest wait on shutdown for requests already running to finish. */
+const DRAIN_MS = 10_000;
 
 export interface NodeOptions {
   routerUrl: string;
@@ -43,7 +46,10 @@ export interface NodeOptions {
   /** Bytes per second for all of this node's downloads together (default: unlimited). */
   downloadRateLimit?: number;
   heartbeatMs?: number;
+  /** The fleet's node token: sent to the router, and the key of the credential routers present here. */
   nodeToken?: string;
+  /** Serve GET /metrics without the router credential (default: routers only). */
+  publicMetrics?: boolean;
   logger: Logger;
   /** Served by GET /api/logs: the log file and its rotated predecessors, newest first (default <dataDir>/logs/node.log, .1 … .5). */
   logFiles?: readonly string[];
@@ -78,6 +84,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const launcher = opts.launcher ?? createEngineLauncher(opts.engine, { engineCommand: opts.engineCommand });
   const router = new RouterEndpoint(opts.routerUrl, opts.nodeToken);
   const nodeId = await loadOrCreateNodeId(opts.dataDir);
+  const nodeSecret = await loadOrCreateNodeSecret(opts.dataDir);
+  if (!opts.nodeToken) logger.warn("no node token: this node's API is open to anyone who can reach it (set DROVER_NODE_TOKEN)");
   await mkdir(opts.modelsDir, { recursive: true });
 
   const board = new ModelStatusBoard();
@@ -102,11 +110,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     logFiles: opts.logFiles ?? logFileGeneration(logFilePath(opts.dataDir, "node"), DEFAULT_LOG_FILE_SETTINGS.keep),
     nodeToken: opts.nodeToken,
     metrics: metricsExporter,
+    publicMetrics: opts.publicMetrics,
     proxy: {
       dispatcher: engineAgent,
       catalogLoaded: () => catalog !== undefined,
       enginePort: (id) => engines.get(id)?.port,
       onFinished: (r) => metricsExporter.observeRequest(r),
+      closing: () => lifetime.signal.aborted,
     },
   });
   await app.listen({ host: opts.host, port: opts.port });
@@ -116,6 +126,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const metrics = new SystemMetricsSampler(() => gpuMonitor.gpus);
   const link = new RouterLink({
     router,
+    nodeSecret,
     dispatcher: routerAgent,
     logger,
     heartbeatMs: opts.heartbeatMs,
@@ -186,9 +197,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // Graceful: new requests are refused with 503 node_closing (routers retry them elsewhere)
+      // while those already generating finish, up to DRAIN_MS.
       lifetime.abort();
       gpuMonitor.stop();
       await link.stop();
+      const drainUntil = Date.now() + DRAIN_MS;
+      while (board.totalInFlight() > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
       await Promise.all([...engines.values()].map((e) => e.stop()));
       await background;
       await app.close();

@@ -1,5 +1,6 @@
-// The node's stable id: a UUID kept in `${dataDir}/node-id`, so the router recognises restarts.
-import { randomUUID } from "node:crypto";
+// The node's stable id (a UUID in `${dataDir}/node-id`, so the router recognises restarts) and its
+// secret (`${dataDir}/node-secret`), which proves to the router that it is the node of that id.
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -21,4 +22,26 @@ export async function loadOrCreateNodeId(dataDir: string): Promise<string> {
   await writeFile(tmp, `${id}\n`, { mode: 0o644 });
   await rename(tmp, file);
   return id;
+}
+
+const SECRET_FILE = "node-secret";
+
+/**
+ * The node's secret, kept in `${dataDir}/node-secret` (mode 0600): the router binds the node id to
+ * it on first registration, so no other holder of the node token can take the id over.
+ */
+export async function loadOrCreateNodeSecret(dataDir: string): Promise<string> {
+  const file = join(dataDir, SECRET_FILE);
+  try {
+    const existing = (await readFile(file, "utf8")).trim();
+    if (existing.length >= 16) return existing;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  await mkdir(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString("base64url");
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${secret}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+  return secret;
 }

@@ -4,13 +4,15 @@
 // promptly (debounced): an immediate heartbeat, or an immediate registration retry.
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
-import { FLEET_PATHS } from "../protocol/http.js";
+import { FLEET_PATHS, HEADER_NODE_SECRET } from "../protocol/http.js";
 import { RegistrationAccepted, RegistrationPending, type Heartbeat, type NodeRegistration } from "../protocol/node-api.js";
 import { Backoff, sleep } from "./backoff.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
 
 export interface RouterLinkOptions {
   router: RouterEndpoint;
+  /** The node's own secret, sent with registrations and heartbeats (binds its id). */
+  nodeSecret?: string;
   dispatcher: Dispatcher;
   logger: Logger;
   registration: () => NodeRegistration;
@@ -105,8 +107,11 @@ export class RouterLink {
         const pending = RegistrationPending.safeParse(parseJson(text));
         return { accepted: false, problem: pending.success ? `router says initializing: ${pending.data.message}` : "router answered 503", level: "info" };
       }
-      if (res.statusCode === 401 || res.statusCode === 403) {
+      if (res.statusCode === 401) {
         return { accepted: false, problem: `router rejected the node token (HTTP ${res.statusCode}); check DROVER_NODE_TOKEN`, level: "error" };
+      }
+      if (res.statusCode === 403) {
+        return { accepted: false, problem: `router refused this node's identity: ${errorMessageOf(text)}`, level: "error" };
       }
       return { accepted: false, problem: `router answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`, level: "warn" };
     } catch (err) {
@@ -126,7 +131,8 @@ export class RouterLink {
           this.opts.logger.info({ router: this.opts.router.url }, "router does not know this node (restarted or node deleted); registering again");
           return;
         }
-        if (res.statusCode >= 300) this.opts.logger.warn({ status: res.statusCode, body: text.slice(0, 200) }, "heartbeat not accepted");
+        if (res.statusCode === 403) this.opts.logger.error({ router: this.opts.router.url }, `heartbeat refused: ${errorMessageOf(text)}`);
+        else if (res.statusCode >= 300) this.opts.logger.warn({ status: res.statusCode, body: text.slice(0, 200) }, "heartbeat not accepted");
       } catch (err) {
         if (this.stopped) return;
         this.opts.logger.warn({ router: this.opts.router.url, err: (err as Error).message }, "heartbeat failed");
@@ -139,7 +145,7 @@ export class RouterLink {
     return request(this.opts.router.resolve(path), {
       method: "POST",
       dispatcher: this.opts.dispatcher,
-      headers: this.opts.router.headers({ "content-type": "application/json" }),
+      headers: this.opts.router.headers({ "content-type": "application/json", ...(this.opts.nodeSecret ? { [HEADER_NODE_SECRET]: this.opts.nodeSecret } : {}) }),
       body: JSON.stringify(body),
       signal: this.stopController.signal,
       headersTimeout: timeout,
@@ -164,6 +170,11 @@ export class RouterLink {
     if (this.wake) this.wake.abort();
     else this.wakePending = true;
   }
+}
+
+function errorMessageOf(text: string): string {
+  const body = parseJson(text) as { error?: { message?: unknown } } | undefined;
+  return typeof body?.error?.message === "string" ? body.error.message : text.slice(0, 200);
 }
 
 function parseJson(text: string): unknown {

@@ -3,6 +3,8 @@
 export const HEADER_REQUEST_ID = "x-request-id";
 export const HEADER_NODE = "x-drover-node";
 export const HEADER_TRACEPARENT = "traceparent";
+/** The node's own secret on registrations and heartbeats (see src/protocol/node-auth.ts). */
+export const HEADER_NODE_SECRET = "x-drover-node-secret";
 
 /** Paths on the router that nodes call. */
 export const FLEET_PATHS = {
@@ -12,3 +14,11 @@ export const FLEET_PATHS = {
   /** `part` (1-based) for the files of a split model after the first. */
   modelFile: (id: string, part?: number) => `/api/models/${encodeURIComponent(id)}/file${part !== undefined && part > 1 ? `?part=${part}` : ""}`,
 } as const;
+
+/**
+ * A header value safe for any text (node names in any script): printable ASCII is kept as is,
+ * everything else is percent-encoded as UTF-8 (read it back with decodeURIComponent).
+ */
+export function headerSafe(value: string): string {
+  return value.replace(/[^\x20-\x24\x26-\x7e]+/g, (s) => encodeURIComponent(s));
+}

@@ -34,9 +34,39 @@ export function sendError(reply: FastifyReply, err: HttpError): void {
   void reply.code(err.statusCode).type("application/json").send(openAiError(err.message, err.type, err.code, err.param));
 }
 
+/** A refused body is read and discarded up to this much (more, or longer, and the socket is closed). */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 30_000;
+
+/**
+ * After a 413 the client is usually still sending its body, and most clients read the answer
+ * only once they have sent it all. Closing at once resets the connection under them and they
+ * never see the 413. So, as nginx's lingering close does, the rest of the body is read and
+ * discarded (bounded in bytes and time) and the connection stays usable.
+ */
+export function drainRefusedBody(req: FastifyRequest, reply: FastifyReply): void {
+  const raw = req.raw;
+  if (raw.complete || raw.destroyed) return;
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > DRAIN_MAX_BYTES) return; // Fastify's close it is
+  reply.removeHeader("connection");
+  let seen = 0;
+  const stop = () => clearTimeout(timer);
+  const timer = setTimeout(() => raw.socket?.destroy(), DRAIN_MAX_MS);
+  timer.unref();
+  raw.on("data", (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DRAIN_MAX_BYTES) raw.socket?.destroy();
+  });
+  raw.once("end", stop);
+  raw.once("close", stop);
+  raw.resume();
+}
+
 export function installErrorHandlers(app: FastifyInstance, log: (err: unknown, req: FastifyRequest) => void): void {
   app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
     if (err instanceof HttpError) return sendError(reply, err);
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") drainRefusedBody(req, reply);
     const known = err.code ? FASTIFY_CODES[err.code] : undefined;
     if (known) return sendError(reply, new HttpError(known.status, known.message ?? err.message, typeFor(known.status), known.code));
     const status = err.statusCode ?? 500;

@@ -4,7 +4,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
 import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
-import { QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
+import { ModelUnavailableError, QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
 import { apiKeyNameOf } from "./auth/route-auth.js";
 import type { DialectErrors } from "./dialects/dialect.js";
 import type { InferenceOutcome, InferenceProxy } from "./inference-proxy.js";
@@ -74,6 +74,9 @@ export async function dispatchInference(proxy: InferenceProxy, events: RequestEv
     if (err instanceof QueueFullError) {
       outcome.error = "queue_full";
       outcome.status = refuse(503, err.message, "queue_full", { "retry-after": "1" });
+    } else if (err instanceof ModelUnavailableError) {
+      outcome.error = "model_unavailable";
+      outcome.status = refuse(503, err.message, "model_unavailable", { "retry-after": "30" });
     } else if (err instanceof QueueTimeoutError) {
       outcome.error = "queue_timeout";
       outcome.status = refuse(503, err.message, "queue_timeout", { "retry-after": "5" });

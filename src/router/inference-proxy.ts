@@ -1,11 +1,14 @@
 // Sends an admitted inference request to a node and streams the answer back chunk by chunk.
-// A transport failure before the response starts is retried on another ready node (the request
-// re-queues at the front of its line); a failure mid-stream ends the stream with an error event.
+// A failure before the response starts, after which the request cannot be running on that node,
+// is retried on another ready node (the request re-queues at the front of its line); a failure
+// mid-stream ends the stream with an error event. Every attempt settles the node's breaker once.
 import type { ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import { traceIdOf } from "../logs/request-logger.js";
-import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
+import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT, headerSafe } from "../protocol/http.js";
+import { routerAuthHeaders } from "../protocol/node-auth.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import type { AdmissionQueue, Lease } from "./admission-queue.js";
 import type { DialectErrors } from "./dialects/dialect.js";
@@ -21,6 +24,29 @@ export interface ProxyOptions {
   bodyTimeoutMs: number;
   /** Bytes of request and response body kept for the history (0 = none). */
   historyBodyBytes?: number;
+  /** The fleet's node token: requests carry the router credential derived from it. */
+  nodeToken?: string | null;
+}
+
+const HEALTH_CHECK_MS = 2_000;
+
+/** The whole body, or null when it is longer than `limit` (the rest is discarded). */
+async function readUpTo(upstream: Dispatcher.ResponseData, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of upstream.body) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        upstream.body.destroy();
+        return null;
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch {
+    return chunks.length ? Buffer.concat(chunks) : Buffer.alloc(0);
+  }
+  return Buffer.concat(chunks);
 }
 
 export interface InferenceCall {
@@ -63,26 +89,55 @@ export interface InferenceOutcome {
   responseBody?: string | null;
 }
 
-/** Errors before any byte of the response: safe to send elsewhere. */
+/**
+ * Transport errors after which the request cannot be running on the node, so sending it elsewhere
+ * runs it once: it was never sent (no connection), or the connection to the node broke before any
+ * answer (the node aborts the engine's work when its client connection closes, and a node that
+ * died took the work with it). See docs/RELIABILITY.md, "which failures are retried".
+ */
 function isRetryableTransportError(err: unknown): boolean {
   const code = (err as { code?: string }).code ?? "";
   return [
+    // never sent
     "ECONNREFUSED",
-    "ECONNRESET",
-    "EPIPE",
     "EHOSTUNREACH",
     "ENETUNREACH",
+    "ENOTFOUND",
+    "EAI_AGAIN",
     "ETIMEDOUT",
     "UND_ERR_CONNECT_TIMEOUT",
-    "UND_ERR_HEADERS_TIMEOUT",
+    // sent, connection lost before any answer: the node stops the work when the connection drops
+    "ECONNRESET",
+    "EPIPE",
     "UND_ERR_SOCKET",
     "UND_ERR_CLOSED",
     "UND_ERR_DESTROYED",
   ].includes(code);
 }
 
-/** Codes a node answers with when the model's engine cannot take the request right now. */
-const NODE_UNAVAILABLE_CODES = new Set(["engine_unavailable", "model_not_ready"]);
+/**
+ * Codes a node (or its engine) answers 503 with when the model cannot take the request right now
+ * and nothing of it ran: not ready, engine gone, engine or node shutting down. Retried elsewhere.
+ */
+const NODE_UNAVAILABLE_CODES = new Set(["engine_unavailable", "model_not_ready", "engine_closing", "node_closing"]);
+/** A 503 body larger than this is relayed as a stream error rather than kept whole. */
+const MAX_ERROR_BODY_BYTES = 256 * 1024;
+
+/** Whether a node's 503 body says "not started here, try elsewhere". */
+export function isNotStarted503(body: Buffer): boolean {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    return false;
+  }
+  if (typeof parsed !== "object" || parsed === null) return false;
+  const { error, statusCode } = parsed as { error?: unknown; statusCode?: unknown };
+  // Fastify's answer while the node's server is closing (a graceful restart).
+  if (error === "Service Unavailable" && statusCode === 503) return true;
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" && NODE_UNAVAILABLE_CODES.has(code);
+}
 
 /** Waits for room in the client's socket, or for the client to be gone (no 'drain' comes then). */
 function drainOrClose(res: ServerResponse): Promise<void> {
@@ -124,34 +179,78 @@ export class InferenceProxy {
       outcome.queueWaitMs += lease.waitedMs;
       outcome.nodeId = lease.node.id;
       outcome.nodeName = lease.node.name;
+      const log = { reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name };
       const attemptStart = Date.now();
       let upstream: Dispatcher.ResponseData;
       try {
         upstream = await this.send(lease, call);
       } catch (err) {
-        this.queue.release(lease);
-        if (call.signal.aborted) throw err;
+        if (call.signal.aborted) {
+          this.queue.release(lease, "neutral");
+          throw err;
+        }
         lastError = `${lease.node.name}: ${(err as Error).message}`;
         lease.node.failedRequests++;
-        if (!isRetryableTransportError(err)) throw err;
-        lease.node.breaker.onFailure();
-        this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message }, "node failed before responding; retrying elsewhere");
+        const code = (err as { code?: string }).code;
+        // The node took the request and said nothing for the whole timeout. If it still answers
+        // its health check the request may be running there: it is not re-run elsewhere behind
+        // the client's back (504); a node that answers nothing is hung, and the request is
+        // retried like one that was never sent. (Settled after the check, so the breaker's
+        // cooldown starts once the node is known to be sick.)
+        const alive = code === "UND_ERR_HEADERS_TIMEOUT" && (await this.answersHealthCheck(lease));
+        this.queue.release(lease, "failure");
+        if (code === "UND_ERR_HEADERS_TIMEOUT") {
+          if (alive) {
+            outcome.error = `node ${lease.node.name} did not answer within ${this.opts.headersTimeoutMs} ms; the request may still have run there, so it was not retried`;
+            this.logger.warn({ ...log, err: (err as Error).message }, "node timed out answering but is alive; not retrying");
+            outcome.status = this.writeError(call, 504, outcome.error, lease.node.name, "upstream_timeout");
+            return outcome;
+          }
+        } else if (!isRetryableTransportError(err)) {
+          throw err;
+        }
+        this.logger.warn({ ...log, err: (err as Error).message }, "node failed before responding; retrying elsewhere");
         continue;
       }
-      if (upstream.statusCode === 503 && (await this.isNodeUnavailable(upstream))) {
-        this.registry.suspendModel(lease.node, call.modelId);
-        this.queue.release(lease);
-        lastError = `${lease.node.name}: model ${call.modelId} unavailable on the node`;
-        this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, model: call.modelId }, "node's engine unavailable; retrying elsewhere");
-        continue;
+      if (upstream.statusCode === 503) {
+        const body = await readUpTo(upstream, MAX_ERROR_BODY_BYTES);
+        if (body !== null && isNotStarted503(body)) {
+          // Not ready there, or the node/engine is shutting down: nothing ran, try another node.
+          this.registry.suspendModel(lease.node, call.modelId);
+          this.queue.release(lease, "neutral");
+          lastError = `${lease.node.name}: model ${call.modelId} unavailable on the node`;
+          this.logger.warn({ ...log, model: call.modelId }, "node's engine unavailable; retrying elsewhere");
+          continue;
+        }
+        // Any other 503 is the node's answer: the client gets its code and body (through the
+        // route's adapter, so an Ollama client sees Ollama's error shape).
+        outcome.status = 503;
+        try {
+          if (body === null) {
+            outcome.error = `${lease.node.name} answered 503 with a body over ${MAX_ERROR_BODY_BYTES} bytes`;
+            outcome.status = this.writeError(call, 503, outcome.error, lease.node.name);
+          } else {
+            const replay = { statusCode: 503, headers: upstream.headers, body: Readable.from([body]) } as unknown as Dispatcher.ResponseData;
+            await this.relay(replay, lease, call, outcome, started);
+            outcome.error ??= `${lease.node.name} answered 503`;
+          }
+        } finally {
+          this.queue.release(lease, "neutral");
+        }
+        return outcome;
       }
-      lease.node.breaker.onSuccess();
+      let settled: "success" | "failure" | "neutral" = "neutral";
       try {
         await this.relay(upstream, lease, call, outcome, started);
+        const broke = outcome.error !== null && outcome.error !== "client disconnected";
+        // A 5xx is the engine failing: it counts against the node, and its (fast) answer must not
+        // make the node look quick to the selector.
+        settled = broke || upstream.statusCode >= 500 ? "failure" : "success";
+        if (upstream.statusCode >= 500) lease.node.failedRequests++;
+        else this.registry.recordLatency(lease.node, Date.now() - attemptStart);
       } finally {
-        this.registry.recordLatency(lease.node, Date.now() - attemptStart);
         lease.node.totalRequests++;
-        this.queue.release(lease);
+        this.queue.release(lease, settled);
       }
       return outcome;
     }
@@ -170,6 +269,7 @@ export class InferenceProxy {
         "content-type": "application/json",
         [HEADER_REQUEST_ID]: call.requestId,
         [HEADER_TRACEPARENT]: call.traceparent,
+        ...routerAuthHeaders(this.opts.nodeToken, lease.node.id),
       },
       body: call.body,
       signal: call.signal,
@@ -178,12 +278,16 @@ export class InferenceProxy {
     });
   }
 
-  private async isNodeUnavailable(upstream: Dispatcher.ResponseData): Promise<boolean> {
+  /** Whether the node's process still answers GET /healthz (within 2 s). */
+  private async answersHealthCheck(lease: Lease): Promise<boolean> {
+    const pool = lease.node.pool;
+    if (!pool) return false;
     try {
-      const body = (await upstream.body.json()) as { error?: { code?: string } };
-      return NODE_UNAVAILABLE_CODES.has(body.error?.code ?? "");
+      const res = await pool.request({ path: "/healthz", method: "GET", headersTimeout: HEALTH_CHECK_MS, bodyTimeout: HEALTH_CHECK_MS, signal: AbortSignal.timeout(HEALTH_CHECK_MS) });
+      await res.body.dump();
+      return res.statusCode === 200;
     } catch {
-      return true;
+      return false;
     }
   }
 
@@ -203,7 +307,7 @@ export class InferenceProxy {
         "content-type": head.contentType,
         "cache-control": "no-cache",
         [HEADER_REQUEST_ID]: call.requestId,
-        [HEADER_NODE]: lease.node.name,
+        [HEADER_NODE]: headerSafe(lease.node.name),
       });
     };
     const write = async (out: string | Buffer) => {
@@ -289,19 +393,24 @@ export class InferenceProxy {
     call.res.end(body);
   }
 
-  /** Answers an error the router makes itself; returns the status the client got. */
-  private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null): number {
-    const res = call.res;
-    if (res.headersSent) return status;
-    const code = "upstream_unavailable";
+  /** Answers an error the router makes itself, in the client's dialect; returns the status the client got. */
+  private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null, code = "upstream_unavailable"): number {
     const body = call.errors ? call.errors.body(status, message, code) : call.streamErrorFormat === "ndjson" ? { error: message } : openAiError(message, "server_error", code);
     if (call.errors) status = call.errors.status(status);
-    res.writeHead(status, {
-      "content-type": "application/json",
-      [HEADER_REQUEST_ID]: call.requestId,
-      ...(nodeName ? { [HEADER_NODE]: nodeName } : {}),
-    });
-    res.end(JSON.stringify(body));
+    this.writeBuffered(call, status, "application/json", Buffer.from(JSON.stringify(body)), nodeName);
     return status;
+  }
+
+  /** A whole answer in one write (errors, and a node's own 503 relayed as it came). */
+  private writeBuffered(call: InferenceCall, status: number, contentType: string, body: Buffer, nodeName: string | null): void {
+    const res = call.res;
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, {
+      "content-type": contentType,
+      "content-length": body.length,
+      [HEADER_REQUEST_ID]: call.requestId,
+      ...(nodeName ? { [HEADER_NODE]: headerSafe(nodeName) } : {}),
+    });
+    res.end(body);
   }
 }

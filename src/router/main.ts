@@ -36,6 +36,10 @@ export interface RouterOptions {
   catalog: Catalog;
   dataDir: string;
   queueLimit: number;
+  /** Requests that may wait for one model (default: queueLimit). */
+  queueLimitPerModel?: number;
+  /** How long a model may have no node able to serve it before its requests are refused (default 60 s). */
+  modelUnavailableAfterMs?: number;
   /** 0 = no timeout. */
   queueTimeoutMs: number;
   heartbeatMs: number;
@@ -59,6 +63,10 @@ export interface RouterOptions {
   historyRetentionDays?: number;
   /** Bytes of request/response body kept per history record (0 = none, the default). */
   historyBodyBytes?: number;
+  /** Fastify's trustProxy: which proxies' X-Forwarded-For to believe for client IPs (default: none). */
+  trustProxy?: boolean | string | ((address: string, hop: number) => boolean);
+  /** Nodes silent this long (ms) are forgotten, in memory and in the database (0 = never); default 7 days. */
+  nodePruneMs?: number;
 }
 
 export interface RouteSummary {
@@ -98,11 +106,11 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const registry = new NodeRegistry(opts.heartbeatMs);
   await persistence.trackNodes(registry);
   const selector = new NodeSelector(registry, { policy: opts.routing, loadFactor: opts.routingLoadFactor });
-  const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, timeoutMs: opts.queueTimeoutMs });
+  const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, perModelLimit: opts.queueLimitPerModel, timeoutMs: opts.queueTimeoutMs, unavailableGraceMs: opts.modelUnavailableAfterMs });
   const proxy = new InferenceProxy(
     registry,
     queue,
-    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000, historyBodyBytes: opts.historyBodyBytes ?? 0 },
+    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000, historyBodyBytes: opts.historyBodyBytes ?? 0, nodeToken: opts.nodeToken },
     log,
   );
 
@@ -117,6 +125,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     // Node checks those timeouts only every connectionsCheckingInterval (default 30 s).
     http: { connectionsCheckingInterval: Math.min(30_000, opts.clientHeadersTimeoutMs ?? 30_000) },
     routerOptions: { maxParamLength: 512 },
+    // Behind a load balancer, client IPs (history, login limits) come from X-Forwarded-For.
+    trustProxy: opts.trustProxy ?? false,
   });
   // Every route with its declared auth level, for the route-auth table test and diagnostics.
   const routes: RouteSummary[] = [];
@@ -129,7 +139,16 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   persistence.install(app, { catalog: opts.catalog, nodeToken: opts.nodeToken });
 
   registerStatusRoutes(app, { catalog: opts.catalog, registry, queue, startedAt });
-  registerFleetRoutes(app, { catalog: opts.catalog, registry, cache, heartbeatMs: opts.heartbeatMs, gateTimeoutMs: 5_000 });
+  registerFleetRoutes(app, {
+    catalog: opts.catalog,
+    registry,
+    cache,
+    heartbeatMs: opts.heartbeatMs,
+    gateTimeoutMs: 5_000,
+    nodeToken: opts.nodeToken,
+    storedSecretHash: async (id) => (await persistence.store.nodes.get(id).catch(() => null))?.secretHash,
+    logger: log,
+  });
   registerCacheRoutes(app, { cache });
   const events = new RequestEvents();
   persistence.record(events);
@@ -154,8 +173,15 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
   const url = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
 
+  const pruneMs = opts.nodePruneMs ?? 7 * 86_400_000;
   const sweeper = setInterval(() => {
     for (const node of registry.sweep()) log.warn({ node: node.name, nodeId: node.id }, "node missed 3 heartbeats; marked offline");
+    const now = Date.now();
+    for (const id of registry.prune(pruneMs, now)) {
+      log.info({ nodeId: id, afterMs: pruneMs }, "forgot a node that has been silent too long");
+      // Conditional: a router sharing the database that still hears from it has refreshed the row.
+      persistence.store.nodes.deleteStale(id, now - pruneMs).catch((err: Error) => log.warn({ err: err.message, nodeId: id }, "could not delete a pruned node"));
+    }
   }, Math.min(1000, opts.heartbeatMs));
   sweeper.unref();
 

@@ -20,6 +20,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
+import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { EnvHttpProxyAgent, interceptors, type Dispatcher } from "undici";
 import { ggufParts, partCount, splitPartPath, type GgufPart } from "../catalog/split.js";
@@ -69,6 +70,8 @@ export interface ModelCacheStats {
   served: { requests: number; bytes: number };
   /** Split models only: each part's state, checksum and upstream counters (the model's are their sums). */
   parts?: PartCacheStats[];
+  /** Whole-file checks of the cached copy while serving it (in a worker thread, at most hourly). */
+  verifications?: number;
 }
 
 export type FileLookup =
@@ -97,9 +100,40 @@ interface Pin {
   pinnedAt: string;
 }
 
-/** A file name that cannot escape the cache directory, whatever the model id holds. */
+/**
+ * A file name that cannot escape the cache directory, whatever the model id holds. Ids may hold
+ * ":" and "/", replaced by "_"; when that changed the id, a short hash of the id keeps distinct
+ * ids ("a/b", "a:b", "a_b") apart (the node's store names its files the same way).
+ */
 export function modelFileName(id: string): string {
+  const safe = id.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_");
+  if (safe === id) return `${safe}.gguf`;
+  return `${safe}-${createHash("sha256").update(id).digest("hex").slice(0, 8)}.gguf`;
+}
+
+/** The name before ids were kept apart (a cache written by an older router). */
+function legacyFileName(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, "_") + ".gguf";
+}
+
+/** A served file is verified again (off the main thread) at most this often. */
+const SERVE_VERIFY_INTERVAL_MS = 3_600_000;
+
+/** sha256 of a file, computed in a worker thread so the router's event loop stays free. */
+function sha256InWorker(path: string): Promise<string> {
+  const code = `
+    const { createHash } = require("node:crypto");
+    const { createReadStream } = require("node:fs");
+    const { parentPort, workerData } = require("node:worker_threads");
+    const hash = createHash("sha256");
+    createReadStream(workerData).on("data", (c) => hash.update(c)).on("error", (e) => { throw e; }).on("end", () => parentPort.postMessage(hash.digest("hex")));
+  `;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: path });
+    worker.once("message", (hex: string) => resolve(hex));
+    worker.once("error", reject);
+    worker.once("exit", (code) => code !== 0 && reject(new Error(`hash worker exited with ${code}`)));
+  });
 }
 
 async function sha256OfFile(path: string): Promise<string> {
@@ -176,7 +210,18 @@ export class ModelCache {
       (text) => JSON.parse(text) as Record<string, Pin>,
       () => ({}),
     );
+    const legacyClaims = new Map<string, number>();
+    for (const entry of catalog.models) legacyClaims.set(legacyFileName(entry.id), (legacyClaims.get(legacyFileName(entry.id)) ?? 0) + 1);
     for (const entry of catalog.models) {
+      // A file an older router cached under the shared name moves to the id's own name, when no
+      // other id of the catalog could claim it.
+      const legacy = join(this.dir, legacyFileName(entry.id));
+      if (entry.source.gguf && legacy !== this.pathOf(entry.id) && legacyClaims.get(legacyFileName(entry.id)) === 1 && !(await stat(this.pathOf(entry.id)).catch(() => null))) {
+        await rename(legacy, this.pathOf(entry.id)).then(
+          () => rm(`${legacy}.sha256`, { force: true }),
+          () => undefined,
+        );
+      }
       this.entries.set(entry.id, entry);
       this.stats.set(entry.id, newStats(entry));
       if (entry.source.generate) {
@@ -252,6 +297,7 @@ export class ModelCache {
   }
 
   private accept(entry: CatalogEntry, index: number, file: CachedFile, origin: ChecksumOrigin): void {
+    this.verifiedAt.delete(partKey(entry.id, index));
     this.files.set(partKey(entry.id, index), file);
     const stats = this.stats.get(entry.id)!;
     const part = stats.parts?.[index];
@@ -485,28 +531,47 @@ export class ModelCache {
 
   /**
    * The bytes of a cached file for one response, counted into the served totals. A response of
-   * the whole file is hashed on the way out: a mismatch (the file rotted without its mtime
-   * changing) drops it from the cache, so the node's retry gets a fresh copy.
+   * the whole file starts a check of the cached copy — in a worker thread, one at a time, at most
+   * hourly per file, never once per node — and a mismatch (the file rotted without its mtime
+   * changing) drops it from the cache, so the nodes' retries get a fresh copy.
    */
   openForServing(id: string, file: CachedFile, range?: { start: number; end: number }, index = 0): Readable {
     const stats = this.stats.get(id);
     if (stats) stats.served.requests++;
-    const hash = range ? undefined : createHash("sha256");
-    const cache = this;
+    if (!range) this.verifyServed(id, file, index);
     const meter = new Transform({
       transform(chunk: Buffer, _enc, next) {
-        hash?.update(chunk);
         if (stats) stats.served.bytes += chunk.length;
         next(null, chunk);
-      },
-      flush(done) {
-        if (hash && hash.digest("hex") !== file.sha256) cache.invalidate(partKey(id, index), "cache file no longer matches its sha256 while being served; it will be fetched again");
-        done();
       },
     });
     const source = createReadStream(file.path, range ?? {});
     source.on("error", (err) => meter.destroy(err));
     return source.pipe(meter);
+  }
+
+  private readonly verifiedAt = new Map<string, number>();
+  private readonly verifying = new Map<string, Promise<void>>();
+
+  /** Background re-check of a served file (see openForServing); resolves when it is done. */
+  verifyServed(id: string, file: CachedFile, index = 0): Promise<void> {
+    const key = partKey(id, index);
+    const running = this.verifying.get(key);
+    if (running) return running;
+    if (Date.now() - (this.verifiedAt.get(key) ?? 0) < SERVE_VERIFY_INTERVAL_MS) return Promise.resolve();
+    this.verifiedAt.set(key, Date.now());
+    const stats = this.stats.get(id);
+    if (stats) stats.verifications = (stats.verifications ?? 0) + 1;
+    const job = sha256InWorker(file.path)
+      .then(
+        (sha256) => {
+          if (sha256 !== file.sha256 && this.files.get(key) === file) this.invalidate(key, "cache file no longer matches its sha256 while being served; it will be fetched again");
+        },
+        (err: Error) => this.logger.warn({ model: id, err: err.message }, "could not re-check a served cache file"),
+      )
+      .finally(() => this.verifying.delete(key));
+    this.verifying.set(key, job);
+    return job;
   }
 
   /** One line per node download request: operators (and tests) see resumes as Range requests. */

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { request as httpRequest } from "node:http";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { adminToken, AUTH_HEADERS, getJson, startNode, startRouter, TEST_NODE_TOKEN, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { adminToken, AUTH_HEADERS, getJson, startNode, startRouter, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const EMBED = "demo-embed";
@@ -19,7 +19,8 @@ const REQUEST_TIMEOUT_MS = 3_000;
 let router: DroverProcess;
 let node: DroverProcess;
 let admin: Record<string, string>;
-const NODE_AUTH = { authorization: `Bearer ${TEST_NODE_TOKEN}` };
+// The node token and a node secret, as a drover node sends them with registrations and heartbeats.
+const NODE_AUTH = { authorization: `Bearer ${TEST_NODE_TOKEN}`, "x-drover-node-secret": "fuzz-node-secret-0001" };
 
 beforeAll(async () => {
   router = await startRouter(["--header-timeout", String(HEADER_TIMEOUT_MS), "--request-timeout", String(REQUEST_TIMEOUT_MS)]);
@@ -163,6 +164,39 @@ function rawSend(method: string, path: string, headers: Record<string, string> =
     else req.write(body ?? "");
   });
 }
+/**
+ * A raw HTTP/1.1 client that sends a chunked body of `mib` MiB in 1 MiB pieces and only then reads
+ * the answer; resolves with the answer's text, or "error <code>" when the connection was reset.
+ */
+async function uploadThenRead(path: string, mib: number): Promise<string> {
+  const { hostname, port } = new URL(router.url);
+  const sock = connect(Number(port), hostname);
+  await new Promise<void>((resolve, reject) => {
+    sock.once("connect", resolve);
+    sock.once("error", reject);
+  });
+  sock.pause();
+  let failure: string | null = null;
+  sock.on("error", (err: NodeJS.ErrnoException) => (failure ??= err.code ?? err.message));
+  const auth = Object.entries(AUTH_HEADERS).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  sock.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\n${auth}transfer-encoding: chunked\r\n\r\n`);
+  const piece = Buffer.alloc(1024 * 1024, "x");
+  for (let i = 0; i < mib && failure === null; i++) {
+    sock.write(`${piece.length.toString(16)}\r\n`);
+    sock.write(piece);
+    if (!sock.write("\r\n")) await new Promise((resolve) => (sock.once("drain", resolve), sock.once("close", resolve)));
+    await new Promise((resolve) => setTimeout(resolve, 25)); // a slow uplink: still sending when the router has answered
+  }
+  if (failure === null) await new Promise<void>((resolve) => sock.write("0\r\n\r\n", () => resolve()));
+  let text = "";
+  sock.on("data", (d: Buffer) => (text += d.toString("utf8")));
+  sock.resume();
+  // The head arrives whole in one segment; the status line is all that is read.
+  await waitFor("the answer or a reset", async () => failure !== null || text.includes("\r\n\r\n") || sock.destroyed, 30_000, 20);
+  sock.destroy();
+  return failure !== null && !text ? `error ${failure}` : text;
+}
+
 const rawGet = (path: string, headers: Record<string, string> = {}) => rawSend("GET", path, headers);
 
 const alive = (p: DroverProcess) => p.child.exitCode === null && p.child.signalCode === null;
@@ -224,8 +258,19 @@ describe("limits", () => {
     expect(isErrorShape("openai", JSON.parse(res.body))).toBe(true);
     expect((await rawSend("POST", "/api/chat", headers, big.slice(0, 65_536), false)).status).toBe(413);
     // Without a length (chunked), the limit applies while reading.
-    const chunked = await fetch(`${router.url}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: new Blob([big]).stream(), duplex: "half" } as RequestInit).catch((err: Error) => err);
-    if (!(chunked instanceof Error)) expect(chunked.status).toBe(413);
+    // A reset instead of the answer fails the test.
+    const chunked = await fetch(`${router.url}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: new Blob([big]).stream(), duplex: "half" } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(isErrorShape("openai", await chunked.json())).toBe(true);
+  });
+
+  test("a client that sends its whole over-limit body before reading gets the 413, not a reset", async () => {
+    // Like curl or a proxy: the body goes out in pieces, and the answer is read only afterwards.
+    // The router reads and discards the rest of the body (as nginx's lingering close does).
+    for (const path of ["/v1/chat/completions", "/api/chat"]) {
+      const answer = await uploadThenRead(path, 12);
+      expect(answer, path).toMatch(/^HTTP\/1\.1 413 /);
+    }
   });
 
   test("oversized request headers get 431", async () => {

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { AUTH_HEADERS, getJson, startDrover, startNode, startRouter, tempDir, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, authHeadersFor, getJson, routerCredentialFor, startDrover, startNode, startRouter, tempDir, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 import { metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const CHAT = "demo-chat";
@@ -26,8 +26,9 @@ async function adminHeaders(routerUrl: string): Promise<Record<string, string>> 
 
 const jsonLines = (text: string) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 const proxiedLogs = (tail: string, id = nodeId) => fetch(`${router.url}/api/nodes/${id}/logs?tail=${tail}`, { headers: admin });
-const nodeLogs = (tail: string, headers: Record<string, string> = { authorization: `Bearer ${TEST_NODE_TOKEN}` }) => fetch(`${node.url}/api/logs?tail=${tail}`, { headers });
-const scrape = async (url: string) => parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+// A node serves its logs and metrics to routers of its fleet only (the router credential).
+const nodeLogs = async (tail: string, headers?: Record<string, string>) => fetch(`${node.url}/api/logs?tail=${tail}`, { headers: headers ?? (await authHeadersFor(`${node.url}/api/logs`)) });
+const scrape = async (url: string, headers: Record<string, string> = {}) => parsePrometheus(await (await fetch(`${url}/metrics`, { headers: url === node.url ? await authHeadersFor(`${url}/metrics`) : headers })).text());
 
 beforeAll(async () => {
   router = await startRouter(["--data-dir", routerDir]);
@@ -74,7 +75,7 @@ describe("tracing", () => {
 });
 
 describe("node logs", () => {
-  test("the node's /api/logs returns exactly the last N lines, behind the node token", async () => {
+  test("the node's /api/logs returns exactly the last N lines, behind the router credential", async () => {
     // Lines may be appended between two reads: retry until both reads saw the same file.
     await waitFor("tail=5 to be the end of tail=50", async () => {
       const five = await nodeLogs("5");
@@ -86,6 +87,7 @@ describe("node logs", () => {
       return fiveText === fifty.slice(-5).join("\n") + "\n";
     }, 10_000);
     expect((await nodeLogs("5", {})).status).toBe(401);
+    expect((await nodeLogs("5", { authorization: `Bearer ${TEST_NODE_TOKEN}` })).status).toBe(401);
   });
 
   test("the router passes the node's lines through", async () => {
@@ -185,7 +187,7 @@ describe("drover up", () => {
         return r.size === 1 && r.has("router") && n.size === 1 && n.has("node");
       }, 20_000);
       const routerMetrics = await scrape(up.url);
-      const nodeMetrics = await scrape(nodeUrl);
+      const nodeMetrics = await scrape(nodeUrl, { authorization: `Bearer ${await routerCredentialFor(nodeUrl)}` });
       expect(routerMetrics.some((s) => s.name === "drover_nodes")).toBe(true);
       expect(routerMetrics.some((s) => s.name === "drover_model_state")).toBe(false);
       expect(nodeMetrics.some((s) => s.name === "drover_model_state")).toBe(true);

@@ -14,7 +14,7 @@ import { writeTinyModel, type TinyModelSpec } from "../../src/gguf/tiny-model.js
 import { modelFilePaths } from "../../src/node/model-file-store.js";
 import type { ModelStatus } from "../../src/protocol/node-api.js";
 import { UpstreamServer } from "../fixtures/upstream-server.js";
-import { AUTH_HEADERS, getJson, REPO_ROOT, startNode, startRouter, tempDir, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, getJson, REPO_ROOT, routerCredentialFor, startNode, startRouter, tempDir, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const running: DroverProcess[] = [];
 const track = <T extends DroverProcess>(p: T) => (running.push(p), p);
@@ -180,12 +180,13 @@ describe("a fleet filling up from one upstream fetch", () => {
     const small = listed.find((n: { name: string }) => n.name === "small");
     expect(small.models.find((m: ModelStatus) => m.id === "demo-chat")).toMatchObject({ state: "unsupported", reason: expect.stringContaining("insufficient memory") });
 
-    const direct = new OpenAI({ baseURL: `${nodes.small!.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    // Straight to the node, as a router of the fleet would.
+    const direct = new OpenAI({ baseURL: `${nodes.small!.url}/v1`, apiKey: await routerCredentialFor(nodes.small!.url), maxRetries: 0 });
     const emb = await direct.embeddings.create({ model: "demo-embed", input: "hello", encoding_format: "float" });
     expect(emb.data[0]!.embedding).toHaveLength(EMBED_SPEC.embeddingLength);
     const refused = await fetch(`${nodes.small!.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      headers: { "content-type": "application/json", authorization: `Bearer ${await routerCredentialFor(nodes.small!.url)}` },
       body: JSON.stringify({ model: "demo-chat", messages: [{ role: "user", content: "x" }] }),
     });
     expect(refused.status).toBe(503);
@@ -196,7 +197,7 @@ describe("a fleet filling up from one upstream fetch", () => {
     const before = (await cacheRow(router.url, "demo-chat")).served.requests;
     const res = await fetch(`${nodes.a!.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      headers: { "content-type": "application/json", authorization: `Bearer ${await routerCredentialFor(nodes.a!.url)}` },
       body: JSON.stringify({ model: "gpt-oss:20b", messages: [{ role: "user", content: "x" }] }),
     });
     expect(res.status).toBe(404);

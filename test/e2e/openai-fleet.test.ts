@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { schemaErrors } from "../support/openapi-schemas.js";
-import { AUTH_HEADERS, getJson, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, getJson, routerCredentialFor, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const EMBED = "demo-embed";
@@ -149,7 +149,8 @@ describe("engine supervision", () => {
     });
     expect(enginePid()).not.toBe(before);
 
-    const direct = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    // Straight to the node, as a router of the fleet would (the node refuses anyone else).
+    const direct = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: await routerCredentialFor(node.url), maxRetries: 0 });
     const res = await direct.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "still there?" }], max_tokens: 8 });
     expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
     const viaRouter = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "and via the router?" }], max_tokens: 8 });

@@ -5,6 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { routerCredential } from "../../src/protocol/node-auth.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(here, "../..");
@@ -90,7 +91,22 @@ export function startNode(routerUrl: string, name: string, extra: string[] = [],
     ["node", "--router", routerUrl, "--host", "127.0.0.1", "--port", "0", "--name", name, "--data-dir", dataDir, "--threads", "1", "--slots", "2", "--node-token", TEST_NODE_TOKEN, ...extra],
     NODE_BANNER,
     env,
-  );
+  ).then((node) => {
+    nodeOrigins.add(new URL(node.url).origin);
+    return node;
+  });
+}
+
+/** Origins of the nodes started here: requests to them carry the router credential. */
+const nodeOrigins = new Set<string>();
+
+/**
+ * What a router of the test fleet presents to the node at `url` (a node serves only its routers):
+ * the HMAC of TEST_NODE_TOKEN and the node's id, read from its public /healthz.
+ */
+export async function routerCredentialFor(url: string): Promise<string> {
+  const { nodeId } = (await (await fetch(`${new URL(url).origin}/healthz`)).json()) as { nodeId: string };
+  return routerCredential(TEST_NODE_TOKEN, nodeId);
 }
 
 /** Ollama routes that need the inference key (the rest of /api/* needs a logged-in user). */
@@ -109,9 +125,10 @@ export function adminToken(origin: string): Promise<string | null> {
   return token;
 }
 
-/** Headers that authenticate a test request to `url`: the API key for inference routes, the admin's session for the rest of /api. */
+/** Headers that authenticate a test request to `url`: the router credential for a node, the API key for inference routes, the admin's session for the rest of /api. */
 export async function authHeadersFor(url: string): Promise<Record<string, string>> {
   const { origin, pathname } = new URL(url);
+  if (nodeOrigins.has(origin)) return pathname === "/healthz" ? {} : { authorization: `Bearer ${await routerCredentialFor(url)}` };
   if (pathname.startsWith("/v1/") || OLLAMA_KEY_PATHS.has(pathname)) return AUTH_HEADERS;
   if (pathname.startsWith("/api/")) {
     const token = await adminToken(origin);

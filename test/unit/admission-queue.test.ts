@@ -40,7 +40,7 @@ describe("admission queue", () => {
     await new Promise((r) => setImmediate(r));
     expect(second).toBeNull();
     expect(queue.snapshot().models.a?.depth).toBe(1);
-    queue.release(first);
+    queue.release(first, "success");
     await new Promise((r) => setImmediate(r));
     expect(second).not.toBeNull();
     expect(queue.depth).toBe(0);
@@ -53,7 +53,7 @@ describe("admission queue", () => {
     registry.accept(reg("n1", [{ id: "a", slots: 1 }]));
     for (let i = 0; i < 5; i++) {
       const l = await leases[i]!;
-      queue.release(l);
+      queue.release(l, "success");
     }
     expect(order).toEqual([0, 1, 2, 3, 4]);
   });
@@ -64,7 +64,7 @@ describe("admission queue", () => {
     const refused = await Promise.allSettled(Array.from({ length: 3 }, () => queue.acquire("a", never())));
     expect(refused.every((r) => r.status === "rejected" && r.reason instanceof QueueFullError)).toBe(true);
     registry.accept(reg("n1", [{ id: "a", slots: 4 }]));
-    for (const p of admitted) queue.release(await p);
+    for (const p of admitted) queue.release(await p, "success");
     expect(queue.depth).toBe(0);
   });
 
@@ -137,7 +137,7 @@ describe("admission queue", () => {
     void queue.acquire("a", never()).then(() => (got = true));
     await settle();
     expect(got).toBe(false);
-    expect(registry.heartbeat({ nodeId: "n1", inFlight: 0, metrics: {}, models: reg("n1", [{ id: "a", slots: 2 }]).models })).toBe(true);
+    expect(registry.heartbeat({ nodeId: "n1", inFlight: 0, metrics: {}, models: reg("n1", [{ id: "a", slots: 2 }]).models })).toBe("ok");
     await settle();
     expect(got).toBe(true);
   });

@@ -111,7 +111,7 @@ describe("disconnect and delete", () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ state: "offline", registeredAt: null });
     expect(registry.isRoutable(registry.get("node-1")!, "demo-chat")).toBe(false);
-    expect(registry.heartbeat({ nodeId: "node-1", models: reg.models, inFlight: 0, metrics: {} })).toBe(false);
+    expect(registry.heartbeat({ nodeId: "node-1", models: reg.models, inFlight: 0, metrics: {} })).toBe("unknown");
     // Registering again brings it back.
     registry.accept(reg);
     expect(registry.get("node-1")!.state).toBe("online");

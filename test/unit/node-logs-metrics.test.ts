@@ -13,12 +13,14 @@ import { NodeMetricsExporter } from "../../src/node/node-metrics.js";
 import { buildNodeServer } from "../../src/node/server.js";
 import { SystemMetricsSampler } from "../../src/node/system-metrics.js";
 import type { CatalogEntry } from "../../src/protocol/catalog.js";
+import { routerCredential } from "../../src/protocol/node-auth.js";
 import { captureLogger, type CapturedLog } from "../fixtures/capture-logger.js";
 import { waitFor } from "../fixtures/fake-router.js";
 import { metricSamples, metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const TOKEN = "node-secret";
-const AUTH = { authorization: `Bearer ${TOKEN}` };
+// What a router of the fleet presents to this node (id "id").
+const AUTH = { authorization: `Bearer ${routerCredential(TOKEN, "id")}` };
 const entry = (id: string): CatalogEntry => ({
   id, description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { gguf: { url: "https://example.com/m.gguf" } },
 });
@@ -102,7 +104,7 @@ describe("GET /api/logs", () => {
 
 describe("GET /metrics and request logging", () => {
   const scrape = async () => {
-    const res = await request(`${url}/metrics`, { dispatcher: agent });
+    const res = await request(`${url}/metrics`, { headers: AUTH, dispatcher: agent });
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toMatch(/^text\/plain/);
     return parsePrometheus(await res.body.text());
@@ -114,7 +116,7 @@ describe("GET /metrics and request logging", () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     const res = await request(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": "req-node-metrics-1", traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+      headers: { ...AUTH, "content-type": "application/json", "x-request-id": "req-node-metrics-1", traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
       body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }),
       dispatcher: agent,
     });
@@ -135,7 +137,7 @@ describe("GET /metrics and request logging", () => {
   test("a model id that is not in the catalog is counted as unknown, not as a new label", async () => {
     const res = await request(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...AUTH, "content-type": "application/json" },
       body: JSON.stringify({ model: "made-up-by-a-client", messages: [{ role: "user", content: "x" }] }),
       dispatcher: agent,
     });

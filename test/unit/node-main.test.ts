@@ -9,6 +9,7 @@ import { LlamaEngineLauncher } from "../../src/node/engine-launcher.js";
 import { startNode, type RunningNode } from "../../src/node/main.js";
 import { modelFilePaths } from "../../src/node/model-file-store.js";
 import { NodeModelList, type ModelStatus } from "../../src/protocol/node-api.js";
+import { routerCredential } from "../../src/protocol/node-auth.js";
 import { captureLogger, type CapturedLog } from "../fixtures/capture-logger.js";
 import { FakeRouter, makeTinyModel, waitFor } from "../fixtures/fake-router.js";
 
@@ -19,8 +20,11 @@ let router: FakeRouter;
 let node: RunningNode;
 let log: CapturedLog;
 
+/** What a router of the fleet presents to this node. */
+const auth = () => ({ authorization: `Bearer ${routerCredential("node-secret", node.nodeId)}` });
+
 async function models(): Promise<Map<string, ModelStatus>> {
-  const res = await request(`${node.url}/v1/models`);
+  const res = await request(`${node.url}/v1/models`, { headers: auth() });
   const list = NodeModelList.parse(await res.body.json());
   return new Map(list.data.map((m) => [m.id, m.drover]));
 }
@@ -28,7 +32,7 @@ async function models(): Promise<Map<string, ModelStatus>> {
 function chat(body: unknown, headers: Record<string, string> = {}) {
   return request(`${node.url}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", ...auth(), ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }
@@ -120,7 +124,7 @@ describe("node", () => {
       ["/v1/completions", { model: "tiny:chat", prompt: "x" }],
       ["/v1/embeddings", { model: "tiny:chat", input: "x" }],
     ] as const) {
-      const res = await request(`${node.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const res = await request(`${node.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...auth() }, body: JSON.stringify(body) });
       expect(res.statusCode).toBe(200);
       await res.body.json();
     }
@@ -143,7 +147,7 @@ describe("node", () => {
       expect(json.error.code).toBe(code);
       expect(res.headers["x-drover-node"]).toBe("test-node");
     }
-    const empty = await request(`${node.url}/v1/chat/completions`, { method: "POST" });
+    const empty = await request(`${node.url}/v1/chat/completions`, { method: "POST", headers: auth() });
     expect(empty.statusCode).toBe(400);
     await empty.body.dump();
 
@@ -156,7 +160,7 @@ describe("node", () => {
     const abort = new AbortController();
     const res = await request(`${node.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": "sse-1" },
+      headers: { "content-type": "application/json", "x-request-id": "sse-1", ...auth() },
       body: JSON.stringify({ model: "tiny:chat", stream: true, messages: [{ role: "user", content: "hold" }] }),
       signal: abort.signal,
     });

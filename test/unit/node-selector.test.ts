@@ -181,7 +181,7 @@ describe("selector", () => {
     // Both full: the third waits, and gets x back (its key's node) when x frees up.
     const third = queue.acquire("m", signal, false, key);
     expect(queue.depth).toBe(1);
-    queue.release(first);
+    queue.release(first, "success");
     expect(await third).toMatchObject({ node: { id: "x" }, affinity: "hit" });
   });
 });

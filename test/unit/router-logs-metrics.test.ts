@@ -14,6 +14,7 @@ import { registerMetricsRoutes } from "../../src/router/routes/metrics-routes.js
 import { registerNodeLogRoutes } from "../../src/router/routes/node-log-routes.js";
 import type { NodeRegistration } from "../../src/protocol/node-api.js";
 import { waitFor } from "../fixtures/fake-router.js";
+import { routerCredential } from "../../src/protocol/node-auth.js";
 import { metricSamples, metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const TOKEN = "router-node-token";
@@ -70,14 +71,14 @@ afterAll(async () => {
 });
 
 describe("GET /api/nodes/:id/logs", () => {
-  test("passes the node's lines through, asking with the node token and the tail", async () => {
+  test("passes the node's lines through, asking with the router credential derived from the node token, and the tail", async () => {
     for (const path of ["/api/nodes/healthy/logs?tail=2", "/api/agents/healthy/logs?tail=2"]) {
       const res = await app.inject(path);
       expect(res.statusCode).toBe(200);
       expect(res.headers["content-type"]).toMatch(/^application\/x-ndjson/);
       expect(res.body).toBe(LINES);
     }
-    expect(seen.at(-1)).toEqual({ url: "/api/logs?tail=2", auth: `Bearer ${TOKEN}` });
+    expect(seen.at(-1)).toEqual({ url: "/api/logs?tail=2", auth: `Bearer ${routerCredential(TOKEN, "healthy")}` });
     await app.inject("/api/nodes/healthy/logs");
     expect(seen.at(-1)!.url).toBe("/api/logs?tail=200");
   });

@@ -233,6 +233,7 @@ describe("router model cache", () => {
     const served: Buffer[] = [];
     for await (const chunk of cache.openForServing("org/m:1", file)) served.push(chunk as Buffer);
     expect(Buffer.concat(served).equals(bad)).toBe(true);
+    await cache.verifyServed("org/m:1", file); // the check runs in a worker thread
     expect(log.find("no longer matches its sha256")).toHaveLength(1);
     await ready(cache, "org/m:1");
     expect((await readFile(file.path)).equals(FILE)).toBe(true);
@@ -338,5 +339,42 @@ describe("router model cache: split models and disk space", () => {
     }, 10_000, "failed");
     expect(r.message).toMatch(/not enough disk: needs 1010\.0 TB, have .* free in /);
     expect(upstream.requests).toEqual([]);
+  });
+});
+
+describe("cache file names and serving checks", () => {
+  it("ids that differ only in '/', ':' and '_' get their own cache files", async () => {
+    const OTHER = bytesOf(150_000, 2);
+    upstream.set("n.gguf", OTHER);
+    const ids = { "org/m:1": "m.gguf", "org/m_1": "n.gguf", "org_m:1": "n.gguf" } as const;
+    const { cache } = await cacheFor(Object.entries(ids).map(([id, file]) => entry({ id, url: upstream.fileUrl(file) })));
+    const paths = new Set<string>();
+    for (const [id, file] of Object.entries(ids)) {
+      const { file: cached } = await ready(cache, id);
+      paths.add(cached.path);
+      expect((await readFile(cached.path)).equals(file === "m.gguf" ? FILE : OTHER), id).toBe(true);
+    }
+    expect(paths.size).toBe(3);
+  });
+
+  it("a file cached under the old shared name by an older router is kept, not fetched again", async () => {
+    await writeFile(join(dir, "org_m_1.gguf"), FILE);
+    const { cache } = await cacheFor([entry({ sha256: sha(FILE) })]);
+    const { file } = await ready(cache, "org/m:1");
+    expect(file.path).toBe(join(dir, modelFileName("org/m:1")));
+    expect(stats(cache).upstream.fetches).toBe(0);
+  });
+
+  it("many nodes downloading the whole file trigger one check of the cached copy, not one per node", async () => {
+    const { cache } = await cacheFor([entry()]);
+    const { file } = await ready(cache, "org/m:1");
+    for (let i = 0; i < 5; i++) {
+      const served: Buffer[] = [];
+      for await (const chunk of cache.openForServing("org/m:1", file)) served.push(chunk as Buffer);
+      expect(Buffer.concat(served).equals(FILE)).toBe(true);
+      await cache.verifyServed("org/m:1", file); // joins a running check, if the download started one
+    }
+    expect(stats(cache)).toMatchObject({ served: { requests: 5, bytes: 5 * FILE.length }, verifications: 1 });
+    expect(cache.get("org/m:1")).toBe(file); // the check passed: still cached
   });
 });

@@ -11,6 +11,11 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadCatalog } from "../../src/catalog/load.js";
 import type { AuthLevel } from "../../src/router/auth/route-auth.js";
 import { startRouter, type RunningRouter } from "../../src/router/main.js";
+import { Agent } from "undici";
+import { ModelStatusBoard } from "../../src/node/model-status-board.js";
+import { NodeMetricsExporter } from "../../src/node/node-metrics.js";
+import { buildNodeServer, type NodeRouteAuth, type NodeRouteSummary } from "../../src/node/server.js";
+import { routerCredential } from "../../src/protocol/node-auth.js";
 
 /** Who may call each route ("METHOD url"; a GET's HEAD twin inherits its level). */
 const EXPECTED: Record<string, AuthLevel> = {
@@ -174,5 +179,101 @@ describe("route auth table", () => {
       }
     }
     expect(results).toEqual([]);
+  });
+});
+
+/** The node's routes: only /healthz is public; everything else needs the router credential. */
+const EXPECTED_NODE: Record<string, NodeRouteAuth> = {
+  "GET /healthz": "public",
+  "GET /v1/models": "router",
+  "GET /api/logs": "router",
+  "GET /metrics": "router",
+  "POST /v1/chat/completions": "router",
+  "POST /v1/completions": "router",
+  "POST /v1/embeddings": "router",
+};
+
+describe("node route auth table", () => {
+  const routes: NodeRouteSummary[] = [];
+  let url: string;
+  let close: () => Promise<void>;
+  const agent = new Agent();
+
+  beforeAll(async () => {
+    const board = new ModelStatusBoard();
+    const app = await buildNodeServer({
+      logger: pino({ level: "silent" }),
+      nodeId: "table-node",
+      nodeName: "table-node",
+      board,
+      nodeToken: NODE_TOKEN,
+      metrics: new NodeMetricsExporter({ board, system: () => ({}) }),
+      onRoute: (r) => routes.push(r),
+      proxy: { dispatcher: agent, catalogLoaded: () => false, enginePort: () => undefined },
+    });
+    url = await app.listen({ host: "127.0.0.1", port: 0 });
+    close = async () => {
+      await app.close();
+      await agent.close();
+    };
+  });
+  afterAll(() => close?.());
+
+  test("every node route has an entry, with the level it declares", () => {
+    const declared = Object.fromEntries(routes.map((r) => [expectedKey(r.method, r.url), r.auth]));
+    expect(Object.keys(declared).filter((k) => !(k in EXPECTED_NODE)), "node routes with no entry in EXPECTED_NODE").toEqual([]);
+    expect(Object.keys(EXPECTED_NODE).filter((k) => !(k in declared)), "entries for node routes that no longer exist").toEqual([]);
+    for (const r of routes) expect(`${r.method} ${r.url} → ${r.auth}`).toBe(`${r.method} ${r.url} → ${EXPECTED_NODE[expectedKey(r.method, r.url)]}`);
+  });
+
+  test("only a router of the fleet gets past a router route; the node token itself, an API key or nothing are refused", async () => {
+    const callers: Record<string, string | undefined> = {
+      anonymous: undefined,
+      "node token": NODE_TOKEN,
+      "API key": API_KEY,
+      "another node's credential": routerCredential(NODE_TOKEN, "some-other-node"),
+      router: routerCredential(NODE_TOKEN, "table-node"),
+    };
+    const results: string[] = [];
+    for (const r of routes) {
+      const level = EXPECTED_NODE[expectedKey(r.method, r.url)]!;
+      for (const [caller, token] of Object.entries(callers)) {
+        const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+        if (r.method === "POST") headers["content-type"] = "application/json";
+        const res = await fetch(`${url}${r.url}`, { method: r.method, headers, body: r.method === "POST" ? "{}" : undefined });
+        const text = await res.text();
+        let body: { error?: { code?: string } } | null = null;
+        try {
+          body = text ? (JSON.parse(text) as { error?: { code?: string } }) : null;
+        } catch {
+          body = null;
+        }
+        const refused = res.status === 401 && (r.method === "HEAD" || body?.error?.code === "router_credential_required");
+        const admitted = level === "public" || caller === "router";
+        if (admitted === refused) results.push(`${r.method} ${r.url} as ${caller}: ${res.status} ${body?.error?.code ?? ""} (expected ${admitted ? "past auth" : "401"})`);
+      }
+    }
+    expect(results).toEqual([]);
+  });
+
+  test("--public-metrics opens /metrics alone", async () => {
+    const board = new ModelStatusBoard();
+    const app = await buildNodeServer({
+      logger: pino({ level: "silent" }),
+      nodeId: "open-metrics",
+      nodeName: "open-metrics",
+      board,
+      nodeToken: NODE_TOKEN,
+      metrics: new NodeMetricsExporter({ board, system: () => ({}) }),
+      publicMetrics: true,
+      proxy: { dispatcher: agent, catalogLoaded: () => false, enginePort: () => undefined },
+    });
+    const base = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
+      expect((await fetch(`${base}/v1/models`)).status).toBe(401);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -60,7 +60,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(tables).toEqual(expect.arrayContaining(["api_keys", "nodes", "requests", "responses", "sessions", "users"]));
       expect(await migrateToLatest(db)).toEqual([]);
       const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
-      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses", "0004_affinity"]);
+      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses", "0004_affinity", "0005_node_secret"]);
     } finally {
       await close();
     }
@@ -118,7 +118,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       await s.nodes.save({ id: "n1", name: "gpu-1", apiUrl: "http://a:1", firstSeen: 100 }, 200);
       expect(await s.nodes.updateSettings("n1", { displayName: "Rack 1", tags: ["a100"], notes: "spare" })).toBe(true);
       await s.nodes.save({ id: "n1", name: "gpu-1b", apiUrl: "http://b:2", firstSeen: 999 }, 300);
-      expect(await s.nodes.list()).toEqual([{ id: "n1", name: "gpu-1b", apiUrl: "http://b:2", firstSeen: 100, lastRegistered: 300, displayName: "Rack 1", tags: ["a100"], notes: "spare" }]);
+      expect(await s.nodes.list()).toEqual([{ id: "n1", name: "gpu-1b", apiUrl: "http://b:2", firstSeen: 100, lastRegistered: 300, secretHash: null, displayName: "Rack 1", tags: ["a100"], notes: "spare" }]);
       expect(await s.nodes.delete("n1")).toBe(true);
       expect(await s.nodes.get("n1")).toBeNull();
     } finally {

@@ -32,10 +32,18 @@ export interface ApiKeyServiceOptions {
   cacheTtlMs?: number;
   /** How often last-used times are written. */
   touchEveryMs?: number;
+  /** How long an unknown key is remembered as unknown, so a flood of bad keys does not reach the database (default 3 s). */
+  negativeTtlMs?: number;
 }
+
+/** Bound on remembered unknown keys (a flood of random keys cannot grow memory without end). */
+const MAX_NEGATIVE = 50_000;
 
 export class ApiKeyService {
   private cache = new Map<string, { key: ApiKeyRecord; at: number }>();
+  /** Hashes of presented keys the database did not know, and when it said so. */
+  private unknown = new Map<string, number>();
+  private readonly negativeTtlMs: number;
   private used = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private readonly cacheTtlMs: number;
@@ -48,6 +56,7 @@ export class ApiKeyService {
   ) {
     this.cacheTtlMs = opts.cacheTtlMs ?? 5_000;
     this.touchEveryMs = opts.touchEveryMs ?? 5_000;
+    this.negativeTtlMs = opts.negativeTtlMs ?? 3_000;
   }
 
   /** Starts writing last-used times in the background. */
@@ -78,6 +87,7 @@ export class ApiKeyService {
     }
     const key = input.value ?? generateApiKey();
     try {
+      this.unknown.delete(sha256Hex(key));
       const record = await this.repo.create({ name, prefix: displayPrefix(key), keyHash: sha256Hex(key), models: models ? [...new Set(models)] : null, expiresAt, createdBy: input.createdBy ?? null });
       return { key, record };
     } catch (err) {
@@ -89,6 +99,11 @@ export class ApiKeyService {
   /** Checks a presented key. Never throws for a bad key; an unreachable database is a 503 unless the key is cached. */
   async check(presented: string, now = Date.now()): Promise<KeyCheck> {
     const hash = sha256Hex(presented);
+    const unknownAt = this.unknown.get(hash);
+    if (unknownAt !== undefined) {
+      if (now - unknownAt < this.negativeTtlMs) return { ok: false, reason: "unknown" };
+      this.unknown.delete(hash);
+    }
     const cached = this.cache.get(hash);
     let key: ApiKeyRecord | null;
     if (cached && now - cached.at < this.cacheTtlMs) key = cached.key;
@@ -101,9 +116,14 @@ export class ApiKeyService {
         this.logger?.warn({ err: (err as Error).message }, "cannot check an API key: database unavailable");
         throw new HttpError(503, "the router cannot reach its database to check the API key; try again shortly", "server_error", "auth_unavailable");
       }
-      // Only keys that exist are cached, so a key created elsewhere works at once.
+      // Keys that exist are cached; unknown ones only briefly (a key created on another router
+      // works within negativeTtlMs; one created here at once).
       if (key) this.cache.set(hash, { key, at: now });
-      else this.cache.delete(hash);
+      else {
+        this.cache.delete(hash);
+        this.unknown.set(hash, now);
+        if (this.unknown.size > MAX_NEGATIVE) this.unknown.delete(this.unknown.keys().next().value!);
+      }
       if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
     }
     if (!key) return { ok: false, reason: "unknown" };

@@ -1,7 +1,11 @@
 // Request history off the request path: every finished request becomes a row in memory, and
 // rows are written in batches (every `flushEveryMs`, or at once when `maxBatch` are waiting).
-// A database that is slow or down delays the writes, never a request; past `maxPending` rows
-// the oldest are dropped (and counted). Retention deletes old rows on a schedule.
+// A database that is slow or down delays the writes, never a request; past `maxPending` rows or
+// `maxPendingBytes` the oldest are dropped (and counted). One bad row never blocks the others:
+// values a database cannot store (integers past a 32-bit column, NUL characters) are repaired
+// when the row is made, and a batch the database refuses while it answers otherwise is written
+// row by row, dropping (and logging) the rows it still refuses. Retention deletes old rows on a
+// schedule.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { FinishedRequest, RequestEvents } from "../request-events.js";
@@ -11,6 +15,8 @@ export interface HistoryRecorderOptions {
   flushEveryMs?: number;
   maxBatch?: number;
   maxPending?: number;
+  /** Bytes of pending rows (bodies included) kept while the database cannot take them (default 64 MiB). */
+  maxPendingBytes?: number;
   /** Records older than this are deleted. */
   retentionMs: number;
   sweepEveryMs?: number;
@@ -21,40 +27,69 @@ export function historyId(startedAt: number, random16 = randomBytes(8).toString(
   return Math.max(0, Math.floor(startedAt)).toString(16).padStart(12, "0") + random16;
 }
 
+const INT32_MAX = 2_147_483_647;
+
+/** A count or duration as a 32-bit integer column takes it: rounded, and within range. */
+function int32(n: number): number {
+  return Number.isFinite(n) ? Math.min(INT32_MAX, Math.max(-INT32_MAX, Math.round(n))) : 0;
+}
+/** Token counts nobody could have produced are unknown, not clamped. */
+function tokens(n: number | null): number | null {
+  return n === null || !Number.isFinite(n) || n < 0 || n > INT32_MAX ? null : Math.round(n);
+}
+/** PostgreSQL text cannot hold NUL. */
+function text<T extends string | null | undefined>(s: T): T {
+  return (typeof s === "string" && s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s) as T;
+}
+
+/** Rough in-memory size of a pending record (its strings dominate). */
+function approxBytes(r: FinishedRequest): number {
+  return 400 + 2 * ((r.requestBody?.length ?? 0) + (r.responseBody?.length ?? 0) + (r.error?.length ?? 0) + r.endpoint.length + r.modelId.length);
+}
+
+/** Whether the row had to be repaired to be storable (for the log line). */
+function needsRepair(r: FinishedRequest): boolean {
+  const ints = [r.status, r.attempts, r.queueWaitMs, r.firstByteMs ?? 0, r.durationMs];
+  const badInt = ints.some((n) => int32(n) !== n) || tokens(r.promptTokens) !== r.promptTokens || tokens(r.completionTokens) !== r.completionTokens || tokens(r.toolCalls ?? null) !== (r.toolCalls ?? null) || tokens(r.cachedTokens ?? null) !== (r.cachedTokens ?? null);
+  const strings = [r.requestBody, r.responseBody, r.error, r.requestId, r.endpoint, r.modelId, r.clientIp, r.keyName, r.nodeId, r.nodeName, r.traceId];
+  return badInt || strings.some((s) => typeof s === "string" && s.includes("\u0000"));
+}
+
 export function toHistoryRecord(r: FinishedRequest, random16?: string): HistoryRecord {
   return {
     id: historyId(r.startedAt, random16),
-    requestId: r.requestId,
+    requestId: text(r.requestId),
     startedAt: r.startedAt,
     api: r.api,
-    endpoint: r.endpoint,
-    model: r.modelId,
+    endpoint: text(r.endpoint),
+    model: text(r.modelId),
     stream: r.stream,
-    clientIp: r.clientIp,
-    keyName: r.keyName,
-    nodeId: r.nodeId,
-    nodeName: r.nodeName,
+    clientIp: text(r.clientIp),
+    keyName: text(r.keyName),
+    nodeId: text(r.nodeId),
+    nodeName: text(r.nodeName),
     routing: r.routing ?? null,
     affinity: r.affinity ?? null,
-    status: r.status,
-    error: r.error,
-    attempts: r.attempts,
-    queueWaitMs: r.queueWaitMs,
-    firstByteMs: r.firstByteMs,
-    durationMs: r.durationMs,
-    promptTokens: r.promptTokens,
-    completionTokens: r.completionTokens,
-    toolCalls: r.toolCalls ?? null,
-    cachedTokens: r.cachedTokens ?? null,
-    traceId: r.traceId,
-    requestBody: r.requestBody ?? null,
-    responseBody: r.responseBody ?? null,
+    status: int32(r.status),
+    error: text(r.error),
+    attempts: int32(r.attempts),
+    queueWaitMs: int32(r.queueWaitMs),
+    firstByteMs: r.firstByteMs === null ? null : int32(r.firstByteMs),
+    durationMs: int32(r.durationMs),
+    promptTokens: tokens(r.promptTokens),
+    completionTokens: tokens(r.completionTokens),
+    toolCalls: tokens(r.toolCalls ?? null),
+    cachedTokens: tokens(r.cachedTokens ?? null),
+    traceId: text(r.traceId),
+    requestBody: text(r.requestBody ?? null),
+    responseBody: text(r.responseBody ?? null),
   };
 }
 
 export class HistoryRecorder {
   /** Kept as emitted; turned into rows when written, off the request path. */
   private pending: FinishedRequest[] = [];
+  private pendingBytes = 0;
   private flushing: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -62,7 +97,12 @@ export class HistoryRecorder {
   private lastWarn = 0;
   /** Rows dropped because the database could not keep up. */
   dropped = 0;
+  /** Rows the database refused on their own (logged), while it took the others. */
+  rejected = 0;
+  /** Rows with values repaired to be storable. */
+  repaired = 0;
   written = 0;
+  private readonly maxPendingBytes: number;
   private readonly flushEveryMs: number;
   private readonly maxBatch: number;
   private readonly maxPending: number;
@@ -76,6 +116,7 @@ export class HistoryRecorder {
     this.flushEveryMs = opts.flushEveryMs ?? 250;
     this.maxBatch = opts.maxBatch ?? 500;
     this.maxPending = opts.maxPending ?? 100_000;
+    this.maxPendingBytes = opts.maxPendingBytes ?? 64 * 1024 * 1024;
     this.sweepEveryMs = opts.sweepEveryMs ?? 10 * 60 * 1000;
   }
 
@@ -86,10 +127,10 @@ export class HistoryRecorder {
   /** Called on the request path: only an array push. */
   record(r: FinishedRequest): void {
     this.pending.push(r);
-    if (this.pending.length > this.maxPending) {
-      const excess = this.pending.length - this.maxPending;
-      this.pending.splice(0, excess);
-      this.dropped += excess;
+    this.pendingBytes += approxBytes(r);
+    while (this.pending.length > 1 && (this.pending.length > this.maxPending || this.pendingBytes > this.maxPendingBytes)) {
+      this.pendingBytes -= approxBytes(this.pending.shift()!);
+      this.dropped++;
     }
     if (this.pending.length >= this.maxBatch && !this.soon) {
       this.soon = true;
@@ -102,6 +143,11 @@ export class HistoryRecorder {
 
   get pendingCount(): number {
     return this.pending.length;
+  }
+
+  /** Approximate bytes held by the pending rows. */
+  get pendingByteCount(): number {
+    return this.pendingBytes;
   }
 
   start(): void {
@@ -125,19 +171,54 @@ export class HistoryRecorder {
   private async writeAll(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.maxBatch);
+      for (const r of batch) this.pendingBytes -= approxBytes(r);
+      // One call for the whole batch's random id parts.
+      const random = randomBytes(8 * batch.length).toString("hex");
+      const rows = batch.map((r, i) => {
+        if (needsRepair(r)) {
+          this.repaired++;
+          this.logger.warn({ reqId: r.requestId }, "request history: repaired a row the database could not store as it was (integer out of range or NUL character)");
+        }
+        return toHistoryRecord(r, random.slice(i * 16, i * 16 + 16));
+      });
       try {
-        // One call for the whole batch's random id parts.
-        const random = randomBytes(8 * batch.length).toString("hex");
-        await this.repo.insertMany(batch.map((r, i) => toHistoryRecord(r, random.slice(i * 16, i * 16 + 16))));
+        await this.repo.insertMany(rows);
         this.written += batch.length;
       } catch (err) {
+        if (await this.databaseAnswers()) {
+          // The database is up but refused the batch: one row is bad. Write them one by one.
+          await this.writeOneByOne(rows);
+          continue;
+        }
         // Back to the front, to try again on the next tick.
         this.pending.unshift(...batch);
+        for (const r of batch) this.pendingBytes += approxBytes(r);
         if (Date.now() - this.lastWarn > 10_000) {
           this.lastWarn = Date.now();
           this.logger.warn({ err: (err as Error).message, pending: this.pending.length }, "could not write request history; will retry");
         }
         return;
+      }
+    }
+  }
+
+  private async databaseAnswers(): Promise<boolean> {
+    try {
+      await this.repo.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async writeOneByOne(rows: HistoryRecord[]): Promise<void> {
+    for (const row of rows) {
+      try {
+        await this.repo.insertMany([row]);
+        this.written++;
+      } catch (err) {
+        this.rejected++;
+        this.logger.error({ err: (err as Error).message, reqId: row.requestId, id: row.id }, "request history: the database refused this row; dropped it so later rows are written");
       }
     }
   }

@@ -25,7 +25,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
     const wait = deps.limiter.retryAfterS(req.ip, username);
     if (wait > 0) {
       reply.header("retry-after", String(wait));
-      throw new HttpError(429, `too many failed logins for this user from your address; try again in ${wait} s`, "rate_limit_error", "too_many_login_attempts");
+      throw new HttpError(429, `too many failed logins from your address (for this user, or for any); try again in ${wait} s`, "rate_limit_error", "too_many_login_attempts");
     }
     const user = await deps.accounts.authenticate(username, password);
     if (!user) {

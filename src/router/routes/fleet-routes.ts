@@ -1,8 +1,10 @@
 // The API nodes call: registration (behind the readiness gate), heartbeats, the catalog and
 // model files.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
 import type { Catalog } from "../../protocol/catalog.js";
-import { FLEET_PATHS } from "../../protocol/http.js";
+import { FLEET_PATHS, HEADER_NODE_SECRET } from "../../protocol/http.js";
+import { isNodeSecret } from "../../protocol/node-auth.js";
 import { Heartbeat, NodeRegistration, type RegistrationAccepted, type RegistrationPending } from "../../protocol/node-api.js";
 import { describeZodError } from "../../protocol/openai.js";
 import { HttpError, sendError } from "../http-errors.js";
@@ -16,6 +18,29 @@ export interface FleetRouteDeps {
   cache: ModelCache;
   heartbeatMs: number;
   gateTimeoutMs: number;
+  /** The fleet's node token: the gate's probe presents the router credential derived from it. */
+  nodeToken: string | null;
+  /** A node id another router sharing the database may have bound already (null: unknown there too). */
+  storedSecretHash?: (nodeId: string) => Promise<string | null | undefined>;
+  logger?: Logger;
+}
+
+/** The node's secret from its header; a 400 naming the header when it is missing or malformed. */
+function secretOf(req: FastifyRequest): string {
+  const value = req.headers[HEADER_NODE_SECRET];
+  if (!isNodeSecret(value)) {
+    throw new HttpError(400, `send the node's secret in the ${HEADER_NODE_SECRET} header (16-256 characters; drover nodes keep theirs in <data dir>/node-secret)`, "invalid_request_error", "node_secret_required");
+  }
+  return value;
+}
+
+function idTaken(nodeId: string): HttpError {
+  return new HttpError(
+    403,
+    `node id ${nodeId} belongs to another node (its node-secret differs). If this machine replaced it (a lost data dir), delete the old node first: DELETE /api/nodes/${nodeId} or the dashboard`,
+    "permission_error",
+    "node_id_taken",
+  );
 }
 
 function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } }, body: unknown): T {
@@ -50,20 +75,36 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
 
   app.post(FLEET_PATHS.register, { config: { auth: "node" } }, async (req, reply) => {
     const reg = parse(NodeRegistration, req.body);
-    const gate = await probeNode(reg.apiUrl, deps.gateTimeoutMs);
+    const secret = secretOf(req);
+    let identity = deps.registry.checkIdentity(reg.nodeId, secret);
+    if (identity === "unknown" && deps.storedSecretHash) {
+      const stored = await deps.storedSecretHash(reg.nodeId);
+      if (stored) {
+        deps.registry.restore([{ id: reg.nodeId, name: reg.name, apiUrl: reg.apiUrl, firstSeen: Date.now(), lastRegistered: Date.now(), secretHash: stored }]);
+        identity = deps.registry.checkIdentity(reg.nodeId, secret);
+      }
+    }
+    if (identity === "taken") {
+      deps.logger?.warn({ nodeId: reg.nodeId, apiUrl: reg.apiUrl, ip: req.ip }, "registration refused: the node id is bound to another node's secret");
+      throw idTaken(reg.nodeId);
+    }
+    const gate = await probeNode(reg.apiUrl, deps.gateTimeoutMs, deps.nodeToken, reg.nodeId);
     if (!gate.ok) {
-      deps.registry.recordPending({ ...reg, models: gate.models ?? reg.models });
+      if (gate.detail) deps.logger?.info({ nodeId: reg.nodeId, apiUrl: reg.apiUrl, detail: gate.detail }, "registration gate: node not reachable yet");
+      deps.registry.recordPending({ ...reg, models: gate.models ?? reg.models }, secret);
       const body: RegistrationPending = { status: "initializing", nodeId: reg.nodeId, message: gate.reason, retryAfterMs: 1000 };
       return reply.code(503).header("retry-after", "1").send(body);
     }
-    deps.registry.accept({ ...reg, models: gate.models });
+    deps.registry.accept({ ...reg, models: gate.models }, secret);
     const body: RegistrationAccepted = { status: "registered", nodeId: reg.nodeId, heartbeatIntervalMs: deps.heartbeatMs };
     return body;
   });
 
   app.post(FLEET_PATHS.heartbeat, { config: { auth: "node" } }, async (req) => {
     const hb = parse(Heartbeat, req.body);
-    if (!deps.registry.heartbeat(hb)) {
+    const result = deps.registry.heartbeat(hb, secretOf(req));
+    if (result === "taken") throw idTaken(hb.nodeId);
+    if (result === "unknown") {
       throw new HttpError(404, `node ${hb.nodeId} is not registered; register again`, "not_found_error", "node_not_registered");
     }
     return { status: "ok" };

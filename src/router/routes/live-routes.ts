@@ -6,6 +6,7 @@ import type { ServerResponse } from "node:http";
 import { fleetSnapshot, type FleetSnapshotDeps } from "../fleet-snapshot.js";
 import { HttpError } from "../http-errors.js";
 import type { NodeMetricHistory } from "../node-metric-history.js";
+import { authOf } from "../auth/route-auth.js";
 import type { FinishedRequest, RequestEvents } from "../request-events.js";
 
 export interface LiveRouteDeps extends FleetSnapshotDeps {
@@ -23,7 +24,8 @@ function sseFrame(event: string, data: unknown): string {
 }
 
 export function registerLiveRoutes(app: FastifyInstance, deps: LiveRouteDeps): void {
-  const clients = new Set<ServerResponse>();
+  // Request and response bodies are admin-only (PRODUCT.md §12): each client is sent its role's view.
+  const clients = new Map<ServerResponse, { admin: boolean }>();
 
   const send = (res: ServerResponse, frame: string) => {
     if (res.destroyed) return;
@@ -38,21 +40,23 @@ export function registerLiveRoutes(app: FastifyInstance, deps: LiveRouteDeps): v
     deps.history.observe(deps.registry.all());
     if (clients.size === 0) return;
     const frame = sseFrame("snapshot", fleetSnapshot(deps));
-    for (const res of clients) send(res, frame);
+    for (const res of clients.keys()) send(res, frame);
   };
   // Runs without subscribers too: the metric history must already exist when a chart opens.
   const timer = setInterval(tick, deps.tickMs ?? 1000);
   timer.unref();
   app.addHook("onClose", async () => {
     clearInterval(timer);
-    for (const res of clients) res.end();
+    for (const res of clients.keys()) res.end();
     clients.clear();
   });
 
   deps.events.onFinished((record: FinishedRequest) => {
     if (clients.size === 0) return;
-    const frame = sseFrame("request", record);
-    for (const res of clients) send(res, frame);
+    const full = sseFrame("request", record);
+    const hasBodies = record.requestBody != null || record.responseBody != null;
+    const redacted = hasBodies ? sseFrame("request", { ...record, requestBody: null, responseBody: null, bodiesHidden: true }) : full;
+    for (const [res, client] of clients) send(res, client.admin ? full : redacted);
   });
 
   app.get("/api/events", { config: { auth: "viewer" } }, async (req, reply) => {
@@ -72,7 +76,8 @@ export function registerLiveRoutes(app: FastifyInstance, deps: LiveRouteDeps): v
     }
     res.write("retry: 2000\n\n");
     res.write(sseFrame("snapshot", fleetSnapshot(deps)));
-    clients.add(res);
+    const auth = authOf(req);
+    clients.set(res, { admin: auth.kind === "user" && auth.user.role === "admin" });
     req.raw.socket.setKeepAlive(true);
     res.on("close", () => clients.delete(res));
   });

@@ -59,7 +59,7 @@ export function registerNodeAdminRoutes(app: FastifyInstance, deps: NodeAdminRou
     }
     // Saved first: the dashboard shows what the database holds.
     if (!(await deps.nodes.updateSettings(node.id, change))) {
-      await deps.nodes.save({ id: node.id, name: node.name, apiUrl: node.apiUrl, firstSeen: node.firstSeen });
+      await deps.nodes.save({ id: node.id, name: node.name, apiUrl: node.apiUrl, firstSeen: node.firstSeen, secretHash: node.secretHash });
       await deps.nodes.updateSettings(node.id, change);
     }
     const current: NodeSettings = node.settings ?? { displayName: null, tags: [], notes: null };

@@ -1,8 +1,9 @@
 // GET /api/nodes/:id/logs?tail=N (and /api/agents/:id/logs): the node's last N log lines,
-// fetched from the node's GET /api/logs with the node token. The node's answer is buffered, so a
+// fetched from the node's GET /api/logs with the router credential. The node's answer is buffered, so a
 // node that stalls midway still gets a clean 502 instead of a truncated 200.
 import type { FastifyInstance } from "fastify";
 import { request } from "undici";
+import { routerAuthHeaders } from "../../protocol/node-auth.js";
 import { LOGS_CONTENT_TYPE, NODE_LOGS_PATH, parseTailParam } from "../../protocol/logs.js";
 import { HttpError } from "../http-errors.js";
 import type { NodeRegistry } from "../node-registry.js";
@@ -35,7 +36,7 @@ export function registerNodeLogRoutes(app: FastifyInstance, deps: NodeLogRouteDe
       const signal = AbortSignal.timeout(timeoutMs);
       let text: string;
       try {
-        const res = await request(url, { headers: deps.nodeToken ? { authorization: `Bearer ${deps.nodeToken}` } : {}, signal });
+        const res = await request(url, { headers: routerAuthHeaders(deps.nodeToken, node.id), signal });
         const body = await readLimited(res.body, MAX_BODY_BYTES);
         if (res.statusCode !== 200) throw new NodeAnswerError(`answered HTTP ${res.statusCode}: ${body.slice(0, 200)}`);
         text = body;

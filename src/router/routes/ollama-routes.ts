@@ -16,7 +16,7 @@ import {
   OllamaShowRequest,
 } from "../../protocol/ollama.js";
 import { affinityKeyOf } from "../affinity-key.js";
-import { HttpError } from "../http-errors.js";
+import { drainRefusedBody, HttpError } from "../http-errors.js";
 import { dispatchInference } from "../inference-dispatch.js";
 import type { InferenceProxy } from "../inference-proxy.js";
 import type { NodeRegistry } from "../node-registry.js";
@@ -76,6 +76,7 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
       void reply.code(err.statusCode).headers(err.headers).type(JSON_CONTENT_TYPE).send(ollamaError(err.message));
       return;
     }
+    if ("code" in err && err.code === "FST_ERR_CTP_BODY_TOO_LARGE") drainRefusedBody(req, reply);
     const known = "code" in err && err.code ? FASTIFY_STATUS[err.code] : undefined;
     const status = known?.status ?? err.statusCode ?? 500;
     if (status >= 500) deps.log.error({ err, url: req.url }, "unhandled error");

@@ -114,6 +114,11 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable("requests").addColumn("cached_tokens", "integer").execute();
     },
   },
+  "0005_node_secret": {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable("nodes").addColumn("secret_hash", "text").execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -9,6 +9,8 @@ export interface StoredNode {
   apiUrl: string;
   firstSeen: number;
   lastRegistered: number;
+  /** sha256 of the node's secret (null: registered before node ids were bound). */
+  secretHash: string | null;
   displayName: string | null;
   tags: string[];
   notes: string | null;
@@ -21,6 +23,7 @@ function toNode(row: Selectable<NodesTable>): StoredNode {
     apiUrl: row.api_url,
     firstSeen: row.first_seen,
     lastRegistered: row.last_registered,
+    secretHash: row.secret_hash ?? null,
     displayName: row.display_name,
     tags: row.tags ? (JSON.parse(row.tags) as string[]) : [],
     notes: row.notes,
@@ -31,12 +34,20 @@ export class NodesRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Inserts or refreshes a node's identity; keeps its first-seen time and settings. */
-  async save(node: { id: string; name: string; apiUrl: string; firstSeen: number }, now = Date.now()): Promise<void> {
+  async save(node: { id: string; name: string; apiUrl: string; firstSeen: number; secretHash?: string | null }, now = Date.now()): Promise<void> {
+    const secretHash = node.secretHash ?? null;
     await this.db
       .insertInto("nodes")
-      .values({ id: node.id, name: node.name, api_url: node.apiUrl, first_seen: node.firstSeen, last_registered: now, display_name: null, tags: null, notes: null })
-      .onConflict((oc) => oc.column("id").doUpdateSet({ name: node.name, api_url: node.apiUrl, last_registered: now }))
+      .values({ id: node.id, name: node.name, api_url: node.apiUrl, first_seen: node.firstSeen, last_registered: now, secret_hash: secretHash, display_name: null, tags: null, notes: null })
+      // A bound id keeps its first secret (COALESCE): only deleting the node frees it.
+      .onConflict((oc) => oc.column("id").doUpdateSet((eb) => ({ name: node.name, api_url: node.apiUrl, last_registered: now, secret_hash: eb.fn.coalesce("nodes.secret_hash", eb.val(secretHash)) })))
       .execute();
+  }
+
+  /** Deletes a node last registered (or refreshed) before `cutoff`; false when it is newer or gone. */
+  async deleteStale(id: string, cutoff: number): Promise<boolean> {
+    const r = await this.db.deleteFrom("nodes").where("id", "=", id).where("last_registered", "<", cutoff).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
   }
 
   async list(): Promise<StoredNode[]> {

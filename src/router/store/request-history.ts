@@ -201,6 +201,11 @@ export class RequestHistoryRepository {
     });
   }
 
+  /** Whether the database answers at all (tells a bad row from a database that is down). */
+  async ping(): Promise<void> {
+    await this.db.executeQuery(CompiledQuery.raw("select 1", []));
+  }
+
   /** Newest first. `after` continues from a previous page (keyset), `offset` skips rows. */
   async list(filter: HistoryFilter, page: { limit: number; offset?: number; after?: HistoryCursor }): Promise<HistoryRecord[]> {
     let q = this.db

@@ -40,6 +40,8 @@ export interface NodesTable {
   api_url: string;
   first_seen: number;
   last_registered: number;
+  /** sha256 of the node's secret: the id is bound to the node that first registered it (0002). */
+  secret_hash: string | null;
   /** Operator settings for the dashboard (a display name, tags as a JSON array, notes). */
   display_name: string | null;
   tags: string | null;
