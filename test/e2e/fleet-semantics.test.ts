@@ -163,13 +163,16 @@ describe("routing and failover", () => {
     track(await startNode(router.url, "three-slots", ["--slots", "3"]));
     await waitForReady(router.url, [CHAT], 2);
     // Long streams hold their slot; the node serving each is in its response headers at once.
+    // Each runs to the context's end (~2,000 tokens: seconds even on an idle machine), so none can
+    // end before the fifth is sent (with 500 tokens one sometimes did under load, and the fifth
+    // then found a free slot and never queued).
     const ac = new AbortController();
     const open = (n: number) =>
       Array.from({ length: n }, () =>
         request(`${router.url}/v1/completions`, {
           method: "POST",
           headers: { "content-type": "application/json", ...AUTH_HEADERS },
-          body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 500, stream: true }),
+          body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 2000, stream: true }),
           dispatcher: agent,
           signal: ac.signal,
         }),
