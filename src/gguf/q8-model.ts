@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
-import { CHATML_TEMPLATE } from "./tiny-model.js";
-import { GGML_TYPE_F32_ID, GGML_TYPE_Q8_0, GgufBuilder, paddedSize, Q8_0_BLOCK_BYTES, Q8_0_BLOCK_VALUES, type TensorInfo } from "./writer.js";
+import { CHATML_TEMPLATE, llamaHeader } from "./tiny-model.js";
+import { GGML_TYPE_F32_ID, GGML_TYPE_Q8_0, paddedSize, Q8_0_BLOCK_BYTES, Q8_0_BLOCK_VALUES, type TensorInfo } from "./writer.js";
 
 export interface Q8ModelSpec {
   name: string;
@@ -89,20 +89,7 @@ export async function writeQ8Model(spec: Q8ModelSpec, path: string): Promise<Wri
   const ff = spec.feedForwardLength;
   const rand = prng(spec.seed);
 
-  const g = new GgufBuilder();
-  g.string("general.architecture", "llama");
-  g.string("general.name", spec.name);
-  g.uint32("general.file_type", 7); // MOSTLY_Q8_0
-  g.uint32("llama.context_length", spec.contextLength);
-  g.uint32("llama.embedding_length", d);
-  g.uint32("llama.block_count", spec.blockCount);
-  g.uint32("llama.feed_forward_length", ff);
-  g.uint32("llama.attention.head_count", spec.headCount);
-  g.uint32("llama.attention.head_count_kv", spec.headCountKv);
-  g.float32("llama.attention.layer_norm_rms_epsilon", 1e-5);
-  g.uint32("llama.rope.dimension_count", headDim);
-  g.float32("llama.rope.freq_base", 10000);
-  g.uint32("llama.vocab_size", VOCAB);
+  const g = llamaHeader(spec, 7, VOCAB); // 7: MOSTLY_Q8_0
   const tokens = [...SPECIAL, "\u2581", ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`)];
   g.string("tokenizer.ggml.model", "llama");
   g.stringArray("tokenizer.ggml.tokens", tokens);

@@ -132,6 +132,29 @@ function randomMatrix(rand: () => number, count: number, scale: number): Float32
  * ends by itself and callers stop it with max_tokens or a stop string) and printable ASCII bytes a
  * positive one (so the noise is readable text rather than invalid UTF-8).
  */
+/**
+ * A GGUF builder holding a llama model's general and hyperparameter keys (`fileType`: 0 for F32,
+ * 7 for Q8_0), shared by the tiny models and gpu-check's Q8_0 model.
+ */
+export function llamaHeader(spec: TinyModelSpec, fileType: number, vocabSize: number): GgufBuilder {
+  const headDim = spec.embeddingLength / spec.headCount;
+  const g = new GgufBuilder();
+  g.string("general.architecture", "llama");
+  g.string("general.name", spec.name);
+  g.uint32("general.file_type", fileType);
+  g.uint32("llama.context_length", spec.contextLength);
+  g.uint32("llama.embedding_length", spec.embeddingLength);
+  g.uint32("llama.block_count", spec.blockCount);
+  g.uint32("llama.feed_forward_length", spec.feedForwardLength);
+  g.uint32("llama.attention.head_count", spec.headCount);
+  g.uint32("llama.attention.head_count_kv", spec.headCountKv);
+  g.float32("llama.attention.layer_norm_rms_epsilon", 1e-5);
+  g.uint32("llama.rope.dimension_count", headDim);
+  g.float32("llama.rope.freq_base", 10000);
+  g.uint32("llama.vocab_size", vocabSize);
+  return g;
+}
+
 export function buildTinyModel(spec: TinyModelSpec): Buffer {
   return tinyModelBuilder(spec).build();
 }
@@ -164,20 +187,7 @@ function tinyModelBuilder(spec: TinyModelSpec): GgufBuilder {
     types.push(TOKEN_TYPE_BYTE);
   }
 
-  const g = new GgufBuilder();
-  g.string("general.architecture", "llama");
-  g.string("general.name", spec.name);
-  g.uint32("general.file_type", 0);
-  g.uint32("llama.context_length", spec.contextLength);
-  g.uint32("llama.embedding_length", d);
-  g.uint32("llama.block_count", spec.blockCount);
-  g.uint32("llama.feed_forward_length", ff);
-  g.uint32("llama.attention.head_count", spec.headCount);
-  g.uint32("llama.attention.head_count_kv", spec.headCountKv);
-  g.float32("llama.attention.layer_norm_rms_epsilon", 1e-5);
-  g.uint32("llama.rope.dimension_count", headDim);
-  g.float32("llama.rope.freq_base", 10000);
-  g.uint32("llama.vocab_size", VOCAB_SIZE);
+  const g = llamaHeader(spec, 0, VOCAB_SIZE);
   g.string("tokenizer.ggml.model", "llama");
   g.stringArray("tokenizer.ggml.tokens", tokens);
   g.float32Array("tokenizer.ggml.scores", tokens.map(() => 0));
