@@ -18,9 +18,9 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GPU_CHECK_MODEL, writeQ8Model, type Q8ModelSpec } from "../src/gguf/q8-model.js";
-import { formatBytes } from "../src/node/byte-format.js";
+import { formatBytes } from "../src/shared/byte-format.js";
 import { probeGpus } from "../src/node/gpu-probe.js";
-import { modelFileName } from "../src/router/model-cache.js";
+import { modelFileName } from "../src/router/model-cache/model-cache.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "bin/drover.js");

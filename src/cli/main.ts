@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { loadCatalog } from "../catalog/load.js";
 import { closeLogFiles, logFileGeneration, logFilePath, type LogComponent } from "../logs/log-file.js";
 import type { ModelStatus } from "../protocol/node-api.js";
-import { ROUTING_POLICIES, type RoutingPolicy } from "../router/node-selector.js";
+import { ROUTING_POLICIES, type RoutingPolicy } from "../router/request-path/node-selector.js";
 import { stderrBars } from "./download-bars.js";
 import { createLogger, type LogFileTarget } from "./logger.js";
 import { resolveNodeToken } from "./node-token.js";

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
 import { Catalog } from "../protocol/catalog.js";
 import { FLEET_PATHS } from "../protocol/http.js";
-import { Backoff, sleep } from "./backoff.js";
+import { Backoff, sleep } from "../shared/backoff.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
 
 export interface FetchCatalogOptions {

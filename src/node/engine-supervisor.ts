@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
-import { Backoff, sleep } from "./backoff.js";
+import { Backoff, sleep } from "../shared/backoff.js";
 import { engineWatchdogPath, type EngineLaunchSpec, type EngineLauncher, type EngineProcessPlan } from "./engine-launcher.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
 

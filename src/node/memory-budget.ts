@@ -8,7 +8,7 @@
 // `unsupported`, and later smaller models may still fit.
 import { totalmem } from "node:os";
 import type { CatalogEntry } from "../protocol/catalog.js";
-import { formatBytes } from "./byte-format.js";
+import { formatBytes } from "../shared/byte-format.js";
 import type { GpuSample } from "./gpu-probe.js";
 
 const GIB = 1024 ** 3;

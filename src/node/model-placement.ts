@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { readModelShape } from "../gguf/header.js";
 import { estimateMemory, fitContextPerSlot, type MemoryEstimate } from "../gguf/memory-estimate.js";
 import type { CatalogEntry } from "../protocol/catalog.js";
-import { formatBytes } from "./byte-format.js";
+import { formatBytes } from "../shared/byte-format.js";
 
 /** The context per slot is never cut below this (or below the model's own, when that is smaller). */
 export const MIN_CONTEXT_PER_SLOT = 2048;

@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { Catalog, CatalogEntry } from "../protocol/catalog.js";
-import type { Backoff } from "./backoff.js";
+import type { Backoff } from "../shared/backoff.js";
 import type { EngineLauncher } from "./engine-launcher.js";
 import { planModelsForMemory } from "./memory-budget.js";
 import { downloadModel } from "./model-downloader.js";

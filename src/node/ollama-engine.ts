@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { request } from "undici";
 import type { CatalogEntry } from "../protocol/catalog.js";
 import type { EngineLaunchSpec, EngineLauncher, EnginePrepareContext, EngineProcessPlan } from "./engine-launcher.js";
-import { formatBytes } from "./byte-format.js";
+import { formatBytes } from "../shared/byte-format.js";
 import { freeLoopbackPort } from "./free-port.js";
 
 export interface OllamaEngineOptions {

@@ -1,6 +1,6 @@
 // A token bucket shared by this node's downloads (`--download-limit`): keeps model transfers
 // from saturating the router's link while several nodes fill up at once.
-import { sleep } from "./backoff.js";
+import { sleep } from "../shared/backoff.js";
 
 export class RateLimiter {
   private available: number;

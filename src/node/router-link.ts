@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
 import { FLEET_PATHS, HEADER_NODE_SECRET } from "../protocol/http.js";
 import { RegistrationAccepted, RegistrationPending, type Heartbeat, type NodeRegistration } from "../protocol/node-api.js";
-import { Backoff, sleep } from "./backoff.js";
+import { Backoff, sleep } from "../shared/backoff.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
 
 export interface RouterLinkOptions {

@@ -6,8 +6,8 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "undici";
 import { helpText } from "../../src/cli/options.js";
-import { affinityKeyOf } from "../../src/router/affinity-key.js";
-import { rendezvousOrder } from "../../src/router/node-selector.js";
+import { affinityKeyOf } from "../../src/router/request-path/affinity-key.js";
+import { rendezvousOrder } from "../../src/router/request-path/node-selector.js";
 import { parsePrometheus, metricSum } from "../support/prometheus.js";
 import { AUTH_HEADERS, getJson, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 

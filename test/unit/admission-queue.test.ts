@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { AdmissionQueue, QueueAbortedError, QueueFullError, QueueTimeoutError, type Lease } from "../../src/router/admission-queue.js";
-import { NodeRegistry } from "../../src/router/node-registry.js";
-import { NodeSelector } from "../../src/router/node-selector.js";
+import { AdmissionQueue, QueueAbortedError, QueueFullError, QueueTimeoutError, type Lease } from "../../src/router/request-path/admission-queue.js";
+import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
+import { NodeSelector } from "../../src/router/request-path/node-selector.js";
 import type { ModelStatus, NodeRegistration } from "../../src/protocol/node-api.js";
 
 function reg(id: string, models: Partial<ModelStatus>[]): NodeRegistration {

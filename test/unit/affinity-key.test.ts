@@ -1,8 +1,8 @@
 // The affinity key: one per conversation, the same for every turn and every dialect.
 import { describe, expect, test } from "vitest";
 import { OllamaChatRequest, OllamaGenerateRequest } from "../../src/protocol/ollama.js";
-import { affinityKeyOf, COMPLETION_PREFIX_BYTES } from "../../src/router/affinity-key.js";
-import { chatToOpenAi, generateToOpenAi } from "../../src/router/ollama/request-translation.js";
+import { affinityKeyOf, COMPLETION_PREFIX_BYTES } from "../../src/router/request-path/affinity-key.js";
+import { chatToOpenAi, generateToOpenAi } from "../../src/router/dialects/ollama/request-translation.js";
 
 const CHAT = "/v1/chat/completions";
 const system = { role: "system", content: "You are a careful assistant. ".repeat(40) };

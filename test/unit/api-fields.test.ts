@@ -13,8 +13,8 @@ import { runLlamaEngine } from "../../src/engine/llama/main.js";
 import { ENGINE_FIELDS } from "../../src/engine/llama/request-fields.js";
 import { writeTinyModel } from "../../src/gguf/tiny-model.js";
 import { OllamaChatRequest, OllamaEmbedRequest, OllamaGenerateRequest } from "../../src/protocol/ollama.js";
-import { OllamaHttpError } from "../../src/router/ollama/ollama-http-error.js";
-import { chatToOpenAi, embedToOpenAi, generateToOpenAi } from "../../src/router/ollama/request-translation.js";
+import { OllamaHttpError } from "../../src/router/dialects/ollama/ollama-http-error.js";
+import { chatToOpenAi, embedToOpenAi, generateToOpenAi } from "../../src/router/dialects/ollama/request-translation.js";
 import { REPO_ROOT } from "../support/fleet.js";
 
 interface Row {

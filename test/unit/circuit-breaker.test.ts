@@ -2,7 +2,7 @@
 // success, re-open with a doubling cooldown up to its cap, an early trial after a heartbeat, and
 // every dispatched request settling it exactly once (success, failure or neutral).
 import { describe, expect, test } from "vitest";
-import { BASE_COOLDOWN_MS, CircuitBreaker, MAX_COOLDOWN_MS, type BreakerOutcome } from "../../src/router/circuit-breaker.js";
+import { BASE_COOLDOWN_MS, CircuitBreaker, MAX_COOLDOWN_MS, type BreakerOutcome } from "../../src/router/fleet/circuit-breaker.js";
 
 function clocked() {
   let now = 1_000_000;

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import type { NodeRegistration } from "../../src/protocol/node-api.js";
-import { installErrorHandlers, installJsonParser } from "../../src/router/http-errors.js";
-import { NodeRegistry } from "../../src/router/node-registry.js";
+import { installErrorHandlers, installJsonParser } from "../../src/router/http/http-errors.js";
+import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
 import { registerNodeAdminRoutes } from "../../src/router/routes/node-admin-routes.js";
 import { openStore, type RouterStore } from "../../src/router/store/router-store.js";
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
-import { installErrorHandlers } from "../../src/router/http-errors.js";
+import { installErrorHandlers } from "../../src/router/http/http-errors.js";
 import { registerDashboardRoutes } from "../../src/router/routes/dashboard-routes.js";
 
 let app: FastifyInstance | undefined;

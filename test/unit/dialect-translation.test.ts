@@ -14,12 +14,12 @@ import { CreateResponseRequest } from "../../src/protocol/openai-responses.js";
 import { AnthropicHttpError } from "../../src/router/dialects/anthropic/anthropic-http-error.js";
 import { messagesToChat } from "../../src/router/dialects/anthropic/request-translation.js";
 import { CountTokensAdapter, MessagesAdapter } from "../../src/router/dialects/anthropic/response-adapter.js";
-import { REASONING_FIELD } from "../../src/router/dialects/chat-answer.js";
+import { REASONING_FIELD } from "../../src/router/dialects/chat-translation/chat-answer.js";
 import { responsesToChat, sealReasoning } from "../../src/router/dialects/responses/request-translation.js";
 import { ResponsesAdapter, type ResponseContext } from "../../src/router/dialects/responses/response-adapter.js";
 import { OPENAI_ERRORS } from "../../src/router/dialects/responses/routes.js";
-import type { TranslatingAdapter } from "../../src/router/dialects/translating-adapter.js";
-import { HttpError } from "../../src/router/http-errors.js";
+import type { TranslatingAdapter } from "../../src/router/dialects/chat-translation/translating-adapter.js";
+import { HttpError } from "../../src/router/http/http-errors.js";
 import { schemaErrors } from "../support/openapi-schemas.js";
 
 const WEATHER_SCHEMA = { type: "object", properties: { city: { type: "string" }, days: { type: "integer" } }, required: ["city"], additionalProperties: false };

@@ -5,7 +5,7 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { HistoryRecorder } from "../../src/router/history/history-recorder.js";
-import type { FinishedRequest } from "../../src/router/request-events.js";
+import type { FinishedRequest } from "../../src/router/request-path/request-events.js";
 import type { RequestHistoryRepository } from "../../src/router/store/request-history.js";
 import { openStore, type RouterStore } from "../../src/router/store/router-store.js";
 import { captureLogger } from "../fixtures/capture-logger.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "undici";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Backoff } from "../../src/node/backoff.js";
+import { Backoff } from "../../src/shared/backoff.js";
 import { modelFileName, modelFilePaths } from "../../src/node/model-file-store.js";
 import { DownloadError, downloadModel, type ModelDownloadOptions } from "../../src/node/model-downloader.js";
 import type { DownloadProgress } from "../../src/node/model-status-board.js";

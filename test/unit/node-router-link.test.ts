@@ -1,6 +1,6 @@
 import { Agent } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { Backoff } from "../../src/node/backoff.js";
+import { Backoff } from "../../src/shared/backoff.js";
 import { RouterEndpoint } from "../../src/node/router-endpoint.js";
 import { RouterLink } from "../../src/node/router-link.js";
 import type { ModelStatus } from "../../src/protocol/node-api.js";

@@ -2,9 +2,9 @@
 // combines them with slots, breaker and readiness.
 import { afterEach, describe, expect, test } from "vitest";
 import type { ModelStatus, NodeRegistration } from "../../src/protocol/node-api.js";
-import { AdmissionQueue } from "../../src/router/admission-queue.js";
-import { NodeRegistry } from "../../src/router/node-registry.js";
-import { NodeSelector, rendezvousOrder, withinLoadBound } from "../../src/router/node-selector.js";
+import { AdmissionQueue } from "../../src/router/request-path/admission-queue.js";
+import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
+import { NodeSelector, rendezvousOrder, withinLoadBound } from "../../src/router/request-path/node-selector.js";
 
 function reg(id: string, slots: number, state: ModelStatus["state"] = "ready"): NodeRegistration {
   return {

@@ -3,9 +3,9 @@
 // filling the queue for everyone. A manual clock stands in for the grace period.
 import { afterEach, describe, expect, test } from "vitest";
 import type { ModelStatus, NodeRegistration } from "../../src/protocol/node-api.js";
-import { AdmissionQueue, ModelUnavailableError, QueueFullError } from "../../src/router/admission-queue.js";
-import { NodeRegistry } from "../../src/router/node-registry.js";
-import { NodeSelector } from "../../src/router/node-selector.js";
+import { AdmissionQueue, ModelUnavailableError, QueueFullError } from "../../src/router/request-path/admission-queue.js";
+import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
+import { NodeSelector } from "../../src/router/request-path/node-selector.js";
 
 function reg(id: string, models: Partial<ModelStatus>[]): NodeRegistration {
   return {

@@ -1,7 +1,7 @@
 // The response tap reads usage and (optionally) a capped copy of the body from a node's bytes,
 // however they are split into chunks.
 import { describe, expect, test } from "vitest";
-import { findUsageObject, ResponseTap, truncateUtf8 } from "../../src/router/response-tap.js";
+import { findUsageObject, ResponseTap, truncateUtf8 } from "../../src/router/request-path/response-tap.js";
 
 /** Feeds `text` to a tap in pieces of `size` bytes (splitting multi-byte characters too). */
 function feed(tap: ResponseTap, text: string, size: number) {

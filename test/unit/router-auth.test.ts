@@ -13,7 +13,7 @@ import { generatePassword, hashPassword, verifyPassword } from "../../src/router
 import { apiKeyNameOf, installRouteAuth } from "../../src/router/auth/route-auth.js";
 import { SessionService } from "../../src/router/auth/sessions.js";
 import { UserAccounts } from "../../src/router/auth/user-accounts.js";
-import { installErrorHandlers, installJsonParser } from "../../src/router/http-errors.js";
+import { installErrorHandlers, installJsonParser } from "../../src/router/http/http-errors.js";
 import { registerAuthRoutes } from "../../src/router/routes/auth-routes.js";
 import { registerKeyRoutes } from "../../src/router/routes/key-routes.js";
 import { registerUserRoutes } from "../../src/router/routes/user-routes.js";

@@ -9,10 +9,10 @@ import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { afterEach, describe, expect, test } from "vitest";
 import type { ModelStatus, NodeRegistration } from "../../src/protocol/node-api.js";
-import { AdmissionQueue } from "../../src/router/admission-queue.js";
-import { InferenceProxy } from "../../src/router/inference-proxy.js";
-import { NodeRegistry, type NodeRecord } from "../../src/router/node-registry.js";
-import { NodeSelector } from "../../src/router/node-selector.js";
+import { AdmissionQueue } from "../../src/router/request-path/admission-queue.js";
+import { InferenceProxy } from "../../src/router/request-path/inference-proxy.js";
+import { NodeRegistry, type NodeRecord } from "../../src/router/fleet/node-registry.js";
+import { NodeSelector } from "../../src/router/request-path/node-selector.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

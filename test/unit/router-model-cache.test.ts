@@ -6,7 +6,7 @@ import { mkdtemp, open, readFile, rm, stat, utimes, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ModelCache, modelFileName, type FileLookup } from "../../src/router/model-cache.js";
+import { ModelCache, modelFileName, type FileLookup } from "../../src/router/model-cache/model-cache.js";
 import type { Catalog, CatalogEntry } from "../../src/protocol/catalog.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 import { waitFor } from "../fixtures/fake-router.js";

@@ -10,13 +10,13 @@ import OpenAI from "openai";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { NodeRegistration } from "../../src/protocol/node-api.js";
-import { AdmissionQueue } from "../../src/router/admission-queue.js";
-import { InferenceProxy } from "../../src/router/inference-proxy.js";
-import { NodeRegistry } from "../../src/router/node-registry.js";
-import { NodeSelector } from "../../src/router/node-selector.js";
-import { OllamaGenerationAdapter } from "../../src/router/ollama/generation-adapter.js";
-import { SseDataParser } from "../../src/router/ollama/sse-parser.js";
-import { lastBoundary, PassthroughAdapter } from "../../src/router/response-adapter.js";
+import { AdmissionQueue } from "../../src/router/request-path/admission-queue.js";
+import { InferenceProxy } from "../../src/router/request-path/inference-proxy.js";
+import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
+import { NodeSelector } from "../../src/router/request-path/node-selector.js";
+import { OllamaGenerationAdapter } from "../../src/router/dialects/ollama/generation-adapter.js";
+import { SseDataParser } from "../../src/router/dialects/ollama/sse-parser.js";
+import { lastBoundary, PassthroughAdapter } from "../../src/router/request-path/response-adapter.js";
 
 const chunk = (content: string | null, finish: string | null = null) => ({
   id: "chatcmpl-relay",

@@ -2,7 +2,7 @@
 // Lookups are cached for a few seconds so the request path rarely waits for the database;
 // last-used times are collected in memory and written in the background.
 import type { Logger } from "pino";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 import type { ApiKeyRecord, ApiKeysRepository } from "../store/api-keys.js";
 import { isUniqueViolation } from "../store/errors.js";
 import { displayPrefix, generateApiKey, sha256Hex } from "./tokens.js";

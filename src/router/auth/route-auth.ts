@@ -6,7 +6,7 @@
 //   admin      a logged-in admin
 // A route that declares nothing is treated as admin: forgetting the declaration cannot open it.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 import type { ApiKeyRecord } from "../store/api-keys.js";
 import type { User } from "../store/users.js";
 import type { ApiKeyService } from "./api-keys.js";

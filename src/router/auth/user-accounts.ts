@@ -1,6 +1,6 @@
 // Users of the dashboard and admin API: creation with a hashed password, role changes,
 // deletion, and the check behind login. The last admin can be neither deleted nor demoted.
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 import { isUniqueViolation } from "../store/errors.js";
 import type { SessionsRepository } from "../store/sessions.js";
 import { ROLES, type Role, type User, type UsersRepository } from "../store/users.js";

@@ -2,8 +2,8 @@
 // Messages) hands the shared request path: the request record's api name, how the node's answer
 // is shaped for the client, and how the router's own refusals look. Dispatch and the proxy take
 // these and know no dialect.
-import type { FinishedRequest } from "../request-events.js";
-import type { ResponseAdapter } from "../response-adapter.js";
+import type { FinishedRequest } from "../request-path/request-events.js";
+import type { ResponseAdapter } from "../request-path/response-adapter.js";
 
 export type DialectApi = FinishedRequest["api"];
 

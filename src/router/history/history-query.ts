@@ -1,7 +1,7 @@
 // Query parameters of GET /api/requests and its export: filters, paging, and the JSON view of
 // a record. Anything malformed is a 400 naming the parameter; filter values are passed on as
 // data (the repository binds them as parameters).
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 import type { HistoryFilter, HistoryRecord } from "../store/request-history.js";
 
 export interface HistoryQuery {

@@ -8,7 +8,7 @@
 // schedule.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { FinishedRequest, RequestEvents } from "../request-events.js";
+import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
 import type { HistoryRecord, RequestHistoryRepository } from "../store/request-history.js";
 
 export interface HistoryRecorderOptions {

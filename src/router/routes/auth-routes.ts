@@ -6,7 +6,7 @@ import { userOf } from "../auth/route-auth.js";
 import { clearedSessionCookie, sessionCookie } from "../auth/session-cookie.js";
 import type { SessionService } from "../auth/sessions.js";
 import { userView, validatePassword, type UserAccounts } from "../auth/user-accounts.js";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 
 export interface AuthRouteDeps {
   accounts: UserAccounts;

@@ -2,7 +2,7 @@
 // upstream fetch counters (one fetch per model per fleet is the point of the cache) and what was
 // served to nodes.
 import type { FastifyInstance } from "fastify";
-import type { ModelCache } from "../model-cache.js";
+import type { ModelCache } from "../model-cache/model-cache.js";
 
 export function registerCacheRoutes(app: FastifyInstance, deps: { cache: ModelCache }): void {
   app.get("/api/cache", { config: { auth: "admin" } }, async () => ({ models: deps.cache.snapshot() }));

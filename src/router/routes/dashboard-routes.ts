@@ -6,7 +6,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, extname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 
 /** Same place from src/router/routes (tests) and dist/router/routes (built). */
 export const DASHBOARD_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../../dist/dashboard");

@@ -7,10 +7,10 @@ import { FLEET_PATHS, HEADER_NODE_SECRET } from "../../protocol/http.js";
 import { isNodeSecret } from "../../protocol/node-auth.js";
 import { Heartbeat, NodeRegistration, type RegistrationAccepted, type RegistrationPending } from "../../protocol/node-api.js";
 import { describeZodError } from "../../protocol/openai.js";
-import { HttpError, sendError } from "../http-errors.js";
-import type { ModelCache } from "../model-cache.js";
-import type { NodeRegistry } from "../node-registry.js";
-import { probeNode } from "../registration-gate.js";
+import { HttpError, sendError } from "../http/http-errors.js";
+import type { ModelCache } from "../model-cache/model-cache.js";
+import type { NodeRegistry } from "../fleet/node-registry.js";
+import { probeNode } from "../fleet/registration-gate.js";
 
 export interface FleetRouteDeps {
   catalog: Catalog;

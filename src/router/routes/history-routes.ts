@@ -6,7 +6,7 @@ import { authOf } from "../auth/route-auth.js";
 import { exportCsv, exportJson } from "../history/history-export.js";
 import { historyView, parseHistoryQuery } from "../history/history-query.js";
 import type { HistoryRecorder } from "../history/history-recorder.js";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 import type { RequestHistoryRepository } from "../store/request-history.js";
 
 export interface HistoryRouteDeps {

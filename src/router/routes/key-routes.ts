@@ -4,7 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { Catalog } from "../../protocol/catalog.js";
 import { keyView, type ApiKeyService } from "../auth/api-keys.js";
 import { userOf } from "../auth/route-auth.js";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 
 export interface KeyRouteDeps {
   apiKeys: ApiKeyService;

@@ -3,11 +3,11 @@
 // recent heartbeat metrics for charts).
 import type { FastifyInstance } from "fastify";
 import type { ServerResponse } from "node:http";
-import { fleetSnapshot, type FleetSnapshotDeps } from "../fleet-snapshot.js";
-import { HttpError } from "../http-errors.js";
-import type { NodeMetricHistory } from "../node-metric-history.js";
+import { fleetSnapshot, type FleetSnapshotDeps } from "../overview/fleet-snapshot.js";
+import { HttpError } from "../http/http-errors.js";
+import type { NodeMetricHistory } from "../overview/node-metric-history.js";
 import { authOf } from "../auth/route-auth.js";
-import type { FinishedRequest, RequestEvents } from "../request-events.js";
+import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
 
 export interface LiveRouteDeps extends FleetSnapshotDeps {
   events: RequestEvents;

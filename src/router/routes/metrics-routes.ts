@@ -1,7 +1,7 @@
 // GET /metrics (Prometheus text format, public like /healthz), and the hook that counts model
 // file bytes served to nodes.
 import type { FastifyInstance } from "fastify";
-import type { RouterMetrics } from "../router-metrics.js";
+import type { RouterMetrics } from "../overview/router-metrics.js";
 
 /** The route in fleet-routes that serves model files to nodes. */
 const MODEL_FILE_ROUTE = "/api/models/:id/file";

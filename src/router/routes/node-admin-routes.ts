@@ -4,8 +4,8 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { describeZodError } from "../../protocol/openai.js";
-import { HttpError } from "../http-errors.js";
-import type { NodeRecord, NodeRegistry, NodeSettings } from "../node-registry.js";
+import { HttpError } from "../http/http-errors.js";
+import type { NodeRecord, NodeRegistry, NodeSettings } from "../fleet/node-registry.js";
 import type { NodesRepository } from "../store/nodes.js";
 import { nodeView } from "./status-routes.js";
 

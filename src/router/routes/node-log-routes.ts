@@ -5,8 +5,8 @@ import type { FastifyInstance } from "fastify";
 import { request } from "undici";
 import { routerAuthHeaders } from "../../protocol/node-auth.js";
 import { LOGS_CONTENT_TYPE, NODE_LOGS_PATH, parseTailParam } from "../../protocol/logs.js";
-import { HttpError } from "../http-errors.js";
-import type { NodeRegistry } from "../node-registry.js";
+import { HttpError } from "../http/http-errors.js";
+import type { NodeRegistry } from "../fleet/node-registry.js";
 
 export interface NodeLogRouteDeps {
   registry: NodeRegistry;

@@ -2,9 +2,9 @@
 // aggregated across nodes, health.
 import type { FastifyInstance } from "fastify";
 import type { Catalog } from "../../protocol/catalog.js";
-import type { AdmissionQueue } from "../admission-queue.js";
-import { HttpError } from "../http-errors.js";
-import type { NodeRecord, NodeRegistry } from "../node-registry.js";
+import type { AdmissionQueue } from "../request-path/admission-queue.js";
+import { HttpError } from "../http/http-errors.js";
+import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
 
 export interface StatusRouteDeps {
   catalog: Catalog;

@@ -1,7 +1,7 @@
 // User administration (admin only): list, create, change role or password, delete.
 import type { FastifyInstance } from "fastify";
 import { userView, type UserAccounts } from "../auth/user-accounts.js";
-import { HttpError } from "../http-errors.js";
+import { HttpError } from "../http/http-errors.js";
 
 export interface UserRouteDeps {
   accounts: UserAccounts;

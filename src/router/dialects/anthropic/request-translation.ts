@@ -5,7 +5,7 @@
 // tool_choice auto/any/tool/none → auto/required/a named function/none; a thinking budget sets
 // reasoning_effort.
 import { parseBlock, type AnthropicMessage, type AnthropicTool, AnthropicTool as AnthropicToolSchema, type ContentBlock, type CountTokensRequest, type MessagesRequest, describeAnthropicZodError } from "../../../protocol/anthropic.js";
-import { REASONING_FIELD } from "../chat-answer.js";
+import { REASONING_FIELD } from "../chat-translation/chat-answer.js";
 import { AnthropicHttpError } from "./anthropic-http-error.js";
 
 type ChatMessage = Record<string, unknown> & { role: string };

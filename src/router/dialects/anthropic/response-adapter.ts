@@ -4,9 +4,9 @@
 // usage, message_stop; an `error` event when the engine fails); otherwise the Message object.
 // Blocks open in the order the answer brings them: thinking, text, tool_use.
 import { randomBytes } from "node:crypto";
-import type { ChatEvent, ChatTurn } from "../chat-answer.js";
+import type { ChatEvent, ChatTurn } from "../chat-translation/chat-answer.js";
 import type { DialectErrors } from "../dialect.js";
-import { sseEvent, TranslatingAdapter } from "../translating-adapter.js";
+import { sseEvent, TranslatingAdapter } from "../chat-translation/translating-adapter.js";
 import { ANTHROPIC_ERRORS, anthropicErrorType } from "./anthropic-http-error.js";
 
 export const newMessageId = () => `msg_${randomBytes(12).toString("hex")}`;

@@ -6,12 +6,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Catalog, CatalogEntry } from "../../../protocol/catalog.js";
 import { anthropicError, CountTokensRequest, describeAnthropicZodError, MessagesRequest } from "../../../protocol/anthropic.js";
-import { HttpError } from "../../http-errors.js";
-import { affinityKeyOf } from "../../affinity-key.js";
-import { dispatchInference } from "../../inference-dispatch.js";
-import type { InferenceProxy } from "../../inference-proxy.js";
-import type { RequestEvents } from "../../request-events.js";
-import type { ResponseAdapter } from "../../response-adapter.js";
+import { HttpError } from "../../http/http-errors.js";
+import { affinityKeyOf } from "../../request-path/affinity-key.js";
+import { dispatchInference } from "../../request-path/inference-dispatch.js";
+import type { InferenceProxy } from "../../request-path/inference-proxy.js";
+import type { RequestEvents } from "../../request-path/request-events.js";
+import type { ResponseAdapter } from "../../request-path/response-adapter.js";
 import { ANTHROPIC_ERRORS, AnthropicHttpError, anthropicErrorType, anthropicStatus } from "./anthropic-http-error.js";
 import { messagesToChat, promptToChat } from "./request-translation.js";
 import { CountTokensAdapter, MessagesAdapter } from "./response-adapter.js";

@@ -12,8 +12,8 @@ import {
   type InputItem,
   type ReasoningItem,
 } from "../../../protocol/openai-responses.js";
-import { HttpError } from "../../http-errors.js";
-import { REASONING_FIELD } from "../chat-answer.js";
+import { HttpError } from "../../http/http-errors.js";
+import { REASONING_FIELD } from "../chat-translation/chat-answer.js";
 
 /** Marks the opaque copy of the reasoning that drover hands out as `encrypted_content`. */
 const ENCRYPTED_PREFIX = "drover.v1.";

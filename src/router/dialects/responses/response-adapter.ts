@@ -5,9 +5,9 @@
 // Output items open in the order the answer brings them: reasoning, message, function calls.
 import { randomBytes } from "node:crypto";
 import type { CreateResponseRequest, InputItem } from "../../../protocol/openai-responses.js";
-import type { ChatEvent } from "../chat-answer.js";
+import type { ChatEvent } from "../chat-translation/chat-answer.js";
 import type { DialectErrors } from "../dialect.js";
-import { sseEvent, TranslatingAdapter } from "../translating-adapter.js";
+import { sseEvent, TranslatingAdapter } from "../chat-translation/translating-adapter.js";
 import { sealReasoning } from "./request-translation.js";
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString("hex")}`;

@@ -1,7 +1,7 @@
 // The catalog and the fleet as Ollama's model listings see them: /api/tags (the supported set),
 // /api/ps (models ready somewhere in the fleet) and /api/show (one model).
-import type { CatalogEntry } from "../../protocol/catalog.js";
-import type { NodeRecord } from "../node-registry.js";
+import type { CatalogEntry } from "../../../protocol/catalog.js";
+import type { NodeRecord } from "../../fleet/node-registry.js";
 
 export interface OllamaModelDetails {
   parent_model: string;

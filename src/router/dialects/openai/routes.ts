@@ -1,14 +1,14 @@
 // OpenAI-compatible routes: the model list from the catalog, and the inference routes that go
 // through admission, routing and the proxy.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Capability, Catalog, CatalogEntry } from "../../protocol/catalog.js";
-import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../../protocol/openai.js";
-import { openAiError } from "../../protocol/openai-errors.js";
-import { affinityKeyOf } from "../affinity-key.js";
-import { HttpError, rawBodyOf } from "../http-errors.js";
-import { dispatchInference } from "../inference-dispatch.js";
-import type { InferenceProxy } from "../inference-proxy.js";
-import type { RequestEvents } from "../request-events.js";
+import type { Capability, Catalog, CatalogEntry } from "../../../protocol/catalog.js";
+import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../../../protocol/openai.js";
+import { openAiError } from "../../../protocol/openai-errors.js";
+import { affinityKeyOf } from "../../request-path/affinity-key.js";
+import { HttpError, rawBodyOf } from "../../http/http-errors.js";
+import { dispatchInference } from "../../request-path/inference-dispatch.js";
+import type { InferenceProxy } from "../../request-path/inference-proxy.js";
+import type { RequestEvents } from "../../request-path/request-events.js";
 
 export interface OpenAiRouteDeps {
   catalog: Catalog;

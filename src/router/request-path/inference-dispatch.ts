@@ -3,10 +3,10 @@
 // route's error shape, and the one request record.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
-import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
+import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../../protocol/http.js";
 import { ModelUnavailableError, QueueAbortedError, QueueFullError, QueueTimeoutError } from "./admission-queue.js";
-import { apiKeyNameOf } from "./auth/route-auth.js";
-import type { DialectErrors } from "./dialects/dialect.js";
+import { apiKeyNameOf } from "../auth/route-auth.js";
+import type { DialectErrors } from "../dialects/dialect.js";
 import type { InferenceOutcome, InferenceProxy } from "./inference-proxy.js";
 import type { FinishedRequest, RequestEvents } from "./request-events.js";
 import type { ResponseAdapter } from "./response-adapter.js";

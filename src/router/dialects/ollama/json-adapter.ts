@@ -1,6 +1,6 @@
 // Turns a node's non-streamed OpenAI JSON answer (embeddings) into Ollama's object. The body is a
 // single JSON document, so it is read whole before it is translated.
-import type { ResponseAdapter, UpstreamHead } from "../response-adapter.js";
+import type { ResponseAdapter, UpstreamHead } from "../../request-path/response-adapter.js";
 import { JSON_CONTENT_TYPE } from "./ndjson.js";
 import { upstreamErrorMessage } from "./response-translation.js";
 

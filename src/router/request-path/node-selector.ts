@@ -10,7 +10,7 @@
 // The order depends only on the key and the ready nodes' ids, never on router-local state, so
 // several routers in front of one fleet place a conversation on the same node.
 import { createHash } from "node:crypto";
-import type { NodeRecord, NodeRegistry } from "./node-registry.js";
+import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
 
 export const ROUTING_POLICIES = ["least-load", "prefix"] as const;
 export type RoutingPolicy = (typeof ROUTING_POLICIES)[number];

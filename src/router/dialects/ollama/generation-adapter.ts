@@ -1,7 +1,7 @@
 // Turns a node's OpenAI stream (chat or completion chunks over SSE) into Ollama's answer for
 // /api/chat and /api/generate: NDJSON lines written as the chunks arrive, or, for `stream: false`,
 // one object at the end. Timings are taken here, at the router, as the chunks pass.
-import type { ResponseAdapter, UpstreamHead } from "../response-adapter.js";
+import type { ResponseAdapter, UpstreamHead } from "../../request-path/response-adapter.js";
 import { JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPE, ndjsonLine } from "./ndjson.js";
 import {
   chunkFinishReason,

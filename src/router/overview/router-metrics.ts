@@ -3,10 +3,10 @@
 // time from the node registry and the admission queue. A Registry of its own, so `drover up`
 // (router and node in one process) exposes two separate sets.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import { ModelState } from "../protocol/node-api.js";
-import type { AdmissionQueue } from "./admission-queue.js";
-import type { NodeRecord, NodeRegistry } from "./node-registry.js";
-import type { FinishedRequest, RequestEvents } from "./request-events.js";
+import { ModelState } from "../../protocol/node-api.js";
+import type { AdmissionQueue } from "../request-path/admission-queue.js";
+import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
+import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
 
 export interface RouterMetricsDeps {
   registry: NodeRegistry;

@@ -1,6 +1,6 @@
 // Ollama model names: "name:tag", where a name without a tag means "name:latest". Clients that
 // add ":latest" themselves must still find catalog ids that have no tag.
-import type { CatalogEntry } from "../../protocol/catalog.js";
+import type { CatalogEntry } from "../../../protocol/catalog.js";
 
 const LATEST = ":latest";
 

@@ -3,9 +3,9 @@
 // the stream once and either writes the dialect's own events as they come or, for a client that
 // did not ask for a stream, builds its one object at the end. A node's non-2xx answer becomes the
 // dialect's error body with the same status.
-import type { ResponseAdapter, UpstreamHead } from "../response-adapter.js";
+import type { ResponseAdapter, UpstreamHead } from "../../request-path/response-adapter.js";
 import { ChatAnswerReader, ChatTurn, upstreamError, type ChatEvent } from "./chat-answer.js";
-import type { DialectErrors } from "./dialect.js";
+import type { DialectErrors } from "../dialect.js";
 
 const JSON_TYPE = "application/json";
 const SSE_TYPE = "text/event-stream; charset=utf-8";

@@ -1,6 +1,6 @@
 // Request rate and error rate over the last minute, fed by finished-request events, for the
 // dashboard's fleet summary.
-import type { FinishedRequest, RequestEvents } from "./request-events.js";
+import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
 
 const WINDOW_MS = 60_000;
 

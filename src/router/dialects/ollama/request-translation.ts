@@ -1,8 +1,8 @@
 // Ollama request bodies → the OpenAI request a node serves. Chat and generate always stream from
 // the node (with usage), whatever the client asked: the response adapter times the tokens as they
 // come and either relays them as NDJSON lines or folds them into one object.
-import type { OllamaChatRequest, OllamaEmbeddingsRequest, OllamaEmbedRequest, OllamaFormat, OllamaGenerateRequest, OllamaOptions } from "../../protocol/ollama.js";
-import type { ResponseFormat } from "../../protocol/openai.js";
+import type { OllamaChatRequest, OllamaEmbeddingsRequest, OllamaEmbedRequest, OllamaFormat, OllamaGenerateRequest, OllamaOptions } from "../../../protocol/ollama.js";
+import type { ResponseFormat } from "../../../protocol/openai.js";
 import { OllamaHttpError } from "./ollama-http-error.js";
 
 export type OpenAiPath = "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";

@@ -23,11 +23,11 @@ import { Transform, type Readable } from "node:stream";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { EnvHttpProxyAgent, interceptors, type Dispatcher } from "undici";
-import { ggufParts, partCount, splitPartPath, type GgufPart } from "../catalog/split.js";
-import { writeTinyModelParts } from "../gguf/tiny-model.js";
-import { Backoff, sleep } from "../node/backoff.js";
-import { checkDiskSpace } from "../node/disk-space.js";
-import type { Catalog, CatalogEntry } from "../protocol/catalog.js";
+import { ggufParts, partCount, splitPartPath, type GgufPart } from "../../catalog/split.js";
+import { writeTinyModelParts } from "../../gguf/tiny-model.js";
+import { Backoff, sleep } from "../../shared/backoff.js";
+import { checkDiskSpace } from "../../shared/disk-space.js";
+import type { Catalog, CatalogEntry } from "../../protocol/catalog.js";
 import { downloadFromUpstream, UpstreamError } from "./upstream-download.js";
 
 export interface CachedFile {

@@ -1,7 +1,7 @@
 // A bounded in-memory history of each node's heartbeat metrics, for the dashboard's charts.
 // It samples the registry (a heartbeat shows up as a new `lastSeen`), so the registry and the
 // heartbeat route stay unaware of it.
-import type { NodeRecord } from "./node-registry.js";
+import type { NodeRecord } from "../fleet/node-registry.js";
 
 export interface MetricSample {
   /** Epoch ms of the heartbeat. */

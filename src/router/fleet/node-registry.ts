@@ -1,8 +1,8 @@
 // The router's view of the fleet: every node that has tried to register, its per-model state,
 // slots and in-flight counts, liveness and recent latency.
 import { Pool } from "undici";
-import { nodeSecretHash, sameSecret } from "../protocol/node-auth.js";
-import type { Heartbeat, ModelStatus, NodeMetrics, NodeRegistration } from "../protocol/node-api.js";
+import { nodeSecretHash, sameSecret } from "../../protocol/node-auth.js";
+import type { Heartbeat, ModelStatus, NodeMetrics, NodeRegistration } from "../../protocol/node-api.js";
 import { CircuitBreaker } from "./circuit-breaker.js";
 
 export type NodeState = "initializing" | "online" | "offline";

@@ -1,7 +1,7 @@
 // How the router answers errors: OpenAI's shape on /v1 and the fleet API, never a 500 for
 // something the client sent.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { openAiError, type OpenAiErrorType } from "../protocol/openai-errors.js";
+import { openAiError, type OpenAiErrorType } from "../../protocol/openai-errors.js";
 
 export class HttpError extends Error {
   constructor(

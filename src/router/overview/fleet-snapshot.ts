@@ -1,10 +1,10 @@
 // The whole fleet as one JSON document: nodes, models aggregated across nodes, queue and the
 // summary numbers the dashboard's header shows. Pushed over /api/events once a second.
-import type { Catalog } from "../protocol/catalog.js";
-import type { AdmissionQueue } from "./admission-queue.js";
+import type { Catalog } from "../../protocol/catalog.js";
+import type { AdmissionQueue } from "../request-path/admission-queue.js";
 import type { FleetActivity } from "./fleet-activity.js";
-import type { NodeRegistry } from "./node-registry.js";
-import { modelRows, nodeView } from "./routes/status-routes.js";
+import type { NodeRegistry } from "../fleet/node-registry.js";
+import { modelRows, nodeView } from "../routes/status-routes.js";
 
 export interface FleetSnapshotDeps {
   catalog: Catalog;

@@ -1,6 +1,6 @@
 // How the proxy shapes a node's response for its client. The default relays the node's bytes
 // unchanged (the OpenAI routes); the Ollama routes translate OpenAI SSE into Ollama NDJSON.
-import { openAiError } from "../protocol/openai-errors.js";
+import { openAiError } from "../../protocol/openai-errors.js";
 
 /** What the proxy knows when the node's response starts. */
 export interface UpstreamHead {

@@ -5,8 +5,8 @@
 // status, not JSON): anyone holding the node token could otherwise map hosts and ports the router
 // can reach. The detail goes to the router's log (`detail`).
 import { request } from "undici";
-import { routerAuthHeaders } from "../protocol/node-auth.js";
-import { NodeModelList, type ModelStatus } from "../protocol/node-api.js";
+import { routerAuthHeaders } from "../../protocol/node-auth.js";
+import { NodeModelList, type ModelStatus } from "../../protocol/node-api.js";
 
 export type GateResult = { ok: true; models: ModelStatus[] } | { ok: false; reason: string; detail?: string; models?: ModelStatus[] };
 

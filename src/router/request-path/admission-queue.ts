@@ -3,8 +3,8 @@
 // can serve — every live node reports it unsupported, or failed for longer than a grace period,
 // or no node has been connected for that long — is refused at once instead of filling the queue
 // for everyone. Everything here is in memory: admission never touches the database.
-import type { BreakerOutcome } from "./circuit-breaker.js";
-import type { NodeRecord, NodeRegistry } from "./node-registry.js";
+import type { BreakerOutcome } from "../fleet/circuit-breaker.js";
+import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
 import type { NodeSelector, Placement } from "./node-selector.js";
 
 export class QueueFullError extends Error {

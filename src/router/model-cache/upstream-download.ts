@@ -9,7 +9,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
-import { Backoff, sleep } from "../node/backoff.js";
+import { Backoff, sleep } from "../../shared/backoff.js";
 
 /** Bytes and checksum of a completed download (the `.part` file holds them). */
 export interface UpstreamResult {

@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest, FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
-import type { Capability, Catalog, CatalogEntry } from "../../protocol/catalog.js";
+import type { Capability, Catalog, CatalogEntry } from "../../../protocol/catalog.js";
 import {
   describeOllamaZodError,
   ollamaError,
@@ -14,22 +14,22 @@ import {
   OllamaEmbedRequest,
   OllamaGenerateRequest,
   OllamaShowRequest,
-} from "../../protocol/ollama.js";
-import { affinityKeyOf } from "../affinity-key.js";
-import { drainRefusedBody, HttpError } from "../http-errors.js";
-import { dispatchInference } from "../inference-dispatch.js";
-import type { InferenceProxy } from "../inference-proxy.js";
-import type { NodeRegistry } from "../node-registry.js";
-import { OllamaGenerationAdapter } from "../ollama/generation-adapter.js";
-import { OllamaJsonAdapter } from "../ollama/json-adapter.js";
-import { resolveOllamaModel } from "../ollama/model-names.js";
-import { psView, showView, tagsView } from "../ollama/model-views.js";
-import { JSON_CONTENT_TYPE } from "../ollama/ndjson.js";
-import { OllamaHttpError } from "../ollama/ollama-http-error.js";
-import { chatToOpenAi, embeddingsToOpenAi, embedToOpenAi, generateToOpenAi, type OpenAiCall } from "../ollama/request-translation.js";
-import { msToNs, ollamaEmbed, ollamaEmbeddings, ollamaLoaded, type GenerationKind } from "../ollama/response-translation.js";
-import type { RequestEvents } from "../request-events.js";
-import type { ResponseAdapter } from "../response-adapter.js";
+} from "../../../protocol/ollama.js";
+import { affinityKeyOf } from "../../request-path/affinity-key.js";
+import { drainRefusedBody, HttpError } from "../../http/http-errors.js";
+import { dispatchInference } from "../../request-path/inference-dispatch.js";
+import type { InferenceProxy } from "../../request-path/inference-proxy.js";
+import type { NodeRegistry } from "../../fleet/node-registry.js";
+import { OllamaGenerationAdapter } from "./generation-adapter.js";
+import { OllamaJsonAdapter } from "./json-adapter.js";
+import { resolveOllamaModel } from "./model-names.js";
+import { psView, showView, tagsView } from "./model-views.js";
+import { JSON_CONTENT_TYPE } from "./ndjson.js";
+import { OllamaHttpError } from "./ollama-http-error.js";
+import { chatToOpenAi, embeddingsToOpenAi, embedToOpenAi, generateToOpenAi, type OpenAiCall } from "./request-translation.js";
+import { msToNs, ollamaEmbed, ollamaEmbeddings, ollamaLoaded, type GenerationKind } from "./response-translation.js";
+import type { RequestEvents } from "../../request-path/request-events.js";
+import type { ResponseAdapter } from "../../request-path/response-adapter.js";
 
 export interface OllamaRouteDeps {
   catalog: Catalog;
