@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { performance as perf } from "node:perf_hooks";
 import pino from "pino";
 import { HistoryRecorder, historyId } from "../src/router/history/history-recorder.js";
-import type { FinishedRequest } from "../src/router/request-path/request-events.js";
+import type { RequestRecord } from "../src/protocol/request-record.js";
 import { ResponseTap } from "../src/router/request-path/response-tap.js";
-import type { HistoryRecord } from "../src/router/store/request-history.js";
+import type { HistoryRecord } from "../src/protocol/request-record.js";
 import { openStore } from "../src/router/store/router-store.js";
 import { adminToken, AUTH_HEADERS, startRouter, type DroverProcess } from "../test/support/fleet.js";
 import { startPostgres } from "../test/support/postgres.js";
@@ -242,7 +242,7 @@ export async function measureRecordingCost(): Promise<{ tapUs: number; tapCaptur
 
   const store = await openStore({ dataDir: mkdtempSync(join(tmpdir(), "drover-bench-rec-")) });
   const recorder = new HistoryRecorder(store.requests, pino({ level: "silent" }), { retentionMs: 1e12 });
-  const finished = (i: number): FinishedRequest => ({ requestId: `r${i}`, startedAt: Date.now(), api: "openai", endpoint: "/v1/chat/completions", modelId: BENCH_MODEL, stream: true, clientIp: "127.0.0.1", keyName: "bootstrap", nodeId: "n", nodeName: "bench-node", status: 200, error: null, attempts: 1, queueWaitMs: 0, firstByteMs: 2, durationMs: 3, promptTokens: 5, completionTokens: 16, traceId: "0af7651916cd43dd8448eb211c80319c" });
+  const finished = (i: number): RequestRecord => ({ requestId: `r${i}`, startedAt: Date.now(), api: "openai", endpoint: "/v1/chat/completions", modelId: BENCH_MODEL, stream: true, clientIp: "127.0.0.1", keyName: "bootstrap", nodeId: "n", nodeName: "bench-node", status: 200, error: null, attempts: 1, queueWaitMs: 0, firstByteMs: 2, durationMs: 3, promptTokens: 5, completionTokens: 16, traceId: "0af7651916cd43dd8448eb211c80319c" });
   let main = Infinity;
   let worker = Infinity;
   try {

@@ -7,10 +7,10 @@ import type { Catalog } from "../protocol/catalog.js";
 import { AdmissionQueue } from "./request-path/admission-queue.js";
 import type { BootstrapResult } from "./auth/bootstrap.js";
 import type { AuthLevel } from "./auth/route-auth.js";
-import { registerAnthropicRoutes } from "./dialects/anthropic/routes.js";
-import { registerResponsesRoutes } from "./dialects/responses/routes.js";
 import { FleetActivity } from "./overview/fleet-activity.js";
 import { installErrorHandlers, installJsonParser } from "./http/http-errors.js";
+import { DIALECTS } from "./dialects/all.js";
+import { InferenceDispatcher } from "./request-path/inference-dispatch.js";
 import { InferenceProxy } from "./request-path/inference-proxy.js";
 import { ModelCache } from "./model-cache/model-cache.js";
 import { NodeMetricHistory } from "./overview/node-metric-history.js";
@@ -24,8 +24,6 @@ import { registerLiveRoutes } from "./routes/live-routes.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 import { registerNodeAdminRoutes } from "./routes/node-admin-routes.js";
 import { registerNodeLogRoutes } from "./routes/node-log-routes.js";
-import { registerOllamaRoutes } from "./dialects/ollama/routes.js";
-import { registerOpenAiRoutes } from "./dialects/openai/routes.js";
 import { registerStatusRoutes } from "./routes/status-routes.js";
 import { RequestEvents } from "./request-path/request-events.js";
 import { RouterMetrics } from "./overview/router-metrics.js";
@@ -155,10 +153,17 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   events.onFinished((r) =>
     log.info({ reqId: r.requestId, traceId: r.traceId, path: r.endpoint, model: r.modelId, node: r.nodeName, status: r.status, attempts: r.attempts, queueWaitMs: r.queueWaitMs, durationMs: r.durationMs, error: r.error ?? undefined }, "request"),
   );
-  registerOpenAiRoutes(app, { catalog: opts.catalog, proxy, createdAt: startedAt, events });
-  registerResponsesRoutes(app, { catalog: opts.catalog, proxy, events, responses: persistence.store.responses, log });
-  registerAnthropicRoutes(app, { catalog: opts.catalog, proxy, events, log });
-  registerOllamaRoutes(app, { catalog: opts.catalog, registry, proxy, events, version: droverVersion(), startedAt, modifiedAt: (id) => cache.get(id)?.mtimeMs, log });
+  const dialectDeps = {
+    catalog: opts.catalog,
+    dispatcher: new InferenceDispatcher(proxy, events),
+    registry,
+    responses: persistence.store.responses,
+    version: droverVersion(),
+    startedAt,
+    modifiedAt: (id: string) => cache.get(id)?.mtimeMs,
+    log,
+  };
+  for (const dialect of DIALECTS) dialect.register(app, dialectDeps);
   registerMetricsRoutes(app, new RouterMetrics({ registry, queue, events, modelIds: opts.catalog.models.map((m) => m.id) }));
   registerNodeLogRoutes(app, { registry, nodeToken: opts.nodeToken });
   // The dashboard: live fleet stream, node metric history, the single-page app itself.

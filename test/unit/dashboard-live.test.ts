@@ -11,7 +11,8 @@ import { installErrorHandlers } from "../../src/router/http/http-errors.js";
 import { NodeMetricHistory } from "../../src/router/overview/node-metric-history.js";
 import { NodeRegistry, type NodeRecord } from "../../src/router/fleet/node-registry.js";
 import { NodeSelector } from "../../src/router/request-path/node-selector.js";
-import { RequestEvents, type FinishedRequest } from "../../src/router/request-path/request-events.js";
+import type { RequestRecord } from "../../src/protocol/request-record.js";
+import { RequestEvents } from "../../src/router/request-path/request-events.js";
 import { registerLiveRoutes } from "../../src/router/routes/live-routes.js";
 
 const CHAT = DEMO_CATALOG.models[0]!.id;
@@ -28,7 +29,7 @@ function reg(id: string, models: Partial<ModelStatus>[], metrics: NodeRegistrati
   };
 }
 
-function finished(status: number): FinishedRequest {
+function finished(status: number): RequestRecord {
   return {
     requestId: `r-${Math.random()}`,
     startedAt: Date.now(),

@@ -17,7 +17,7 @@ import { CountTokensAdapter, MessagesAdapter } from "../../src/router/dialects/a
 import { REASONING_FIELD } from "../../src/router/dialects/chat-translation/chat-answer.js";
 import { responsesToChat, sealReasoning } from "../../src/router/dialects/responses/request-translation.js";
 import { ResponsesAdapter, type ResponseContext } from "../../src/router/dialects/responses/response-adapter.js";
-import { OPENAI_ERRORS } from "../../src/router/dialects/responses/routes.js";
+import { OPENAI_ERRORS } from "../../src/router/dialects/openai/edge.js";
 import type { TranslatingAdapter } from "../../src/router/dialects/chat-translation/translating-adapter.js";
 import { HttpError } from "../../src/router/http/http-errors.js";
 import { schemaErrors } from "../support/openapi-schemas.js";

@@ -5,7 +5,7 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { HistoryRecorder } from "../../src/router/history/history-recorder.js";
-import type { FinishedRequest } from "../../src/router/request-path/request-events.js";
+import type { RequestRecord } from "../../src/protocol/request-record.js";
 import type { RequestHistoryRepository } from "../../src/router/store/request-history.js";
 import { openStore, type RouterStore } from "../../src/router/store/router-store.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
@@ -22,7 +22,7 @@ afterAll(async () => {
   await pg?.stop();
 });
 
-function finished(requestId: string, over: Partial<FinishedRequest> = {}): FinishedRequest {
+function finished(requestId: string, over: Partial<RequestRecord> = {}): RequestRecord {
   return {
     requestId,
     startedAt: Date.now(),

@@ -19,7 +19,8 @@ import { installErrorHandlers, installJsonParser } from "../../src/router/http/h
 import { NodeMetricHistory } from "../../src/router/overview/node-metric-history.js";
 import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
 import { NodeSelector } from "../../src/router/request-path/node-selector.js";
-import { RequestEvents, type FinishedRequest } from "../../src/router/request-path/request-events.js";
+import type { RequestRecord } from "../../src/protocol/request-record.js";
+import { RequestEvents } from "../../src/router/request-path/request-events.js";
 import { registerAuthRoutes } from "../../src/router/routes/auth-routes.js";
 import { registerLiveRoutes } from "../../src/router/routes/live-routes.js";
 import { openStore, type RouterStore } from "../../src/router/store/router-store.js";
@@ -79,7 +80,7 @@ async function firstRequestEvent(who: "admin" | "viewer", opened: () => void): P
   throw new Error("stream ended before a request event");
 }
 
-const record: FinishedRequest = {
+const record: RequestRecord = {
   requestId: "req-private",
   startedAt: Date.now(),
   api: "openai",

@@ -16,15 +16,17 @@ import { UserAccounts } from "../../src/router/auth/user-accounts.js";
 import { csvCell } from "../../src/router/history/history-export.js";
 import { HistoryRecorder, toHistoryRecord } from "../../src/router/history/history-recorder.js";
 import { installErrorHandlers, installJsonParser } from "../../src/router/http/http-errors.js";
-import { RequestEvents, type FinishedRequest } from "../../src/router/request-path/request-events.js";
+import type { RequestRecord } from "../../src/protocol/request-record.js";
+import { RequestEvents } from "../../src/router/request-path/request-events.js";
 import { registerAuthRoutes } from "../../src/router/routes/auth-routes.js";
 import { registerHistoryRoutes } from "../../src/router/routes/history-routes.js";
-import type { HistoryRecord, RequestHistoryRepository } from "../../src/router/store/request-history.js";
+import type { HistoryRecord } from "../../src/protocol/request-record.js";
+import type { RequestHistoryRepository } from "../../src/router/store/request-history.js";
 import { openStore, type RouterStore } from "../../src/router/store/router-store.js";
 
 const quiet = pino({ level: "silent" });
 
-function finished(over: Partial<FinishedRequest> = {}): FinishedRequest {
+function finished(over: Partial<RequestRecord> = {}): RequestRecord {
   return {
     requestId: "req_1",
     startedAt: Date.now(),

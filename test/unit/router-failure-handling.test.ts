@@ -10,6 +10,7 @@ import pino from "pino";
 import { afterEach, describe, expect, test } from "vitest";
 import type { ModelStatus, NodeRegistration } from "../../src/protocol/node-api.js";
 import { AdmissionQueue } from "../../src/router/request-path/admission-queue.js";
+import { openAiEdge } from "../../src/router/dialects/openai/edge.js";
 import { InferenceProxy } from "../../src/router/request-path/inference-proxy.js";
 import { NodeRegistry, type NodeRecord } from "../../src/router/fleet/node-registry.js";
 import { NodeSelector } from "../../src/router/request-path/node-selector.js";
@@ -72,7 +73,7 @@ async function front(headersTimeoutMs = 5_000) {
         if (!res.writableFinished) ctrl.abort();
       });
       proxy
-        .run({ path: "/v1/chat/completions", modelId: "m", body: Buffer.concat(chunks), requestId: "r", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", signal: ctrl.signal, res, streamErrorFormat: "sse" })
+        .run({ path: "/v1/chat/completions", modelId: "m", body: Buffer.concat(chunks), requestId: "r", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", signal: ctrl.signal, res, edge: openAiEdge(), affinityKey: null })
         .then((o) => outcomes.push(o), () => res.destroy());
     });
   });

@@ -8,7 +8,8 @@ import { AdmissionQueue } from "../../src/router/request-path/admission-queue.js
 import { installErrorHandlers } from "../../src/router/http/http-errors.js";
 import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
 import { NodeSelector } from "../../src/router/request-path/node-selector.js";
-import { RequestEvents, type FinishedRequest } from "../../src/router/request-path/request-events.js";
+import type { RequestRecord } from "../../src/protocol/request-record.js";
+import { RequestEvents } from "../../src/router/request-path/request-events.js";
 import { RouterMetrics } from "../../src/router/overview/router-metrics.js";
 import { registerMetricsRoutes } from "../../src/router/routes/metrics-routes.js";
 import { registerNodeLogRoutes } from "../../src/router/routes/node-log-routes.js";
@@ -114,7 +115,7 @@ describe("GET /api/nodes/:id/logs", () => {
 });
 
 describe("GET /metrics", () => {
-  const finished = (over: Partial<FinishedRequest> = {}): FinishedRequest => ({
+  const finished = (over: Partial<RequestRecord> = {}): RequestRecord => ({
     requestId: "r", startedAt: Date.now(), api: "openai", endpoint: "/v1/chat/completions", modelId: "m", stream: true, clientIp: "127.0.0.1", keyName: null,
     nodeId: "healthy", nodeName: "healthy", status: 200, error: null, attempts: 1, queueWaitMs: 20, firstByteMs: 150, durationMs: 900, promptTokens: 11, completionTokens: 7, traceId: null, ...over,
   });

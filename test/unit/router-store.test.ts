@@ -9,7 +9,7 @@ import { historyId } from "../../src/router/history/history-recorder.js";
 import { openDatabase } from "../../src/router/store/database.js";
 import { isUniqueViolation } from "../../src/router/store/errors.js";
 import { migrateToLatest } from "../../src/router/store/migrations.js";
-import type { HistoryRecord } from "../../src/router/store/request-history.js";
+import type { HistoryRecord } from "../../src/protocol/request-record.js";
 import { openStore, type RouterStore } from "../../src/router/store/router-store.js";
 import { startPostgres, type TestPostgres } from "../support/postgres.js";
 

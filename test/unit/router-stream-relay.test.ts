@@ -14,9 +14,11 @@ import { AdmissionQueue } from "../../src/router/request-path/admission-queue.js
 import { InferenceProxy } from "../../src/router/request-path/inference-proxy.js";
 import { NodeRegistry } from "../../src/router/fleet/node-registry.js";
 import { NodeSelector } from "../../src/router/request-path/node-selector.js";
+import { openAiEdge, openAiStreamError } from "../../src/router/dialects/openai/edge.js";
+import { OLLAMA_ERRORS } from "../../src/router/dialects/ollama/ollama-http-error.js";
 import { OllamaGenerationAdapter } from "../../src/router/dialects/ollama/generation-adapter.js";
 import { SseDataParser } from "../../src/router/dialects/ollama/sse-parser.js";
-import { lastBoundary, PassthroughAdapter } from "../../src/router/request-path/response-adapter.js";
+import { lastBoundary, PassthroughAdapter } from "../../src/router/request-path/passthrough-adapter.js";
 
 const chunk = (content: string | null, finish: string | null = null) => ({
   id: "chatcmpl-relay",
@@ -81,8 +83,12 @@ beforeAll(async () => {
         traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         signal: ctrl.signal,
         res,
-        streamErrorFormat: ndjson ? "ndjson" : "sse",
-        adapter: ollama ? new OllamaGenerationAdapter({ kind: "chat", stream: true, model: "m", receivedAt: performance.now() }) : undefined,
+        affinityKey: null,
+        edge: ollama
+          ? { api: "ollama", errors: OLLAMA_ERRORS, adapter: new OllamaGenerationAdapter({ kind: "chat", stream: true, model: "m", receivedAt: performance.now() }) }
+          : ndjson
+            ? { api: "openai", errors: OLLAMA_ERRORS, adapter: new PassthroughAdapter((message) => `${JSON.stringify({ error: message })}\n`) }
+            : openAiEdge(),
       });
     }),
   );
@@ -198,7 +204,7 @@ describe("event boundaries", () => {
     for (const eol of ["\n", "\r\n", "\r"]) {
       const events = EVENTS.map((e) => `data: ${JSON.stringify(e)}${eol}${eol}`).concat([`: keep-alive${eol}${eol}`, `data: [DONE]${eol}${eol}`]);
       const body = Buffer.from(events.join(""));
-      const adapter = new PassthroughAdapter("sse");
+      const adapter = new PassthroughAdapter(openAiStreamError);
       adapter.start({ status: 200, contentType: "text/event-stream", nodeName: "n", queueWaitMs: 0 });
       const pieces: Buffer[] = [];
       for (let i = 0; i < body.length; i++) {

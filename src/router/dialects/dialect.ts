@@ -1,23 +1,34 @@
-// What every dialect of the router (OpenAI chat/completions, Ollama, OpenAI Responses, Anthropic
-// Messages) hands the shared request path: the request record's api name, how the node's answer
-// is shaped for the client, and how the router's own refusals look. Dispatch and the proxy take
-// these and know no dialect.
-import type { FinishedRequest } from "../request-path/request-events.js";
-import type { ResponseAdapter } from "../request-path/response-adapter.js";
+// One API dialect of the router (OpenAI chat/completions, Ollama, OpenAI Responses, Anthropic
+// Messages), each a folder beside this file: its routes validate and translate the client's
+// request into the OpenAI request a node serves, and hand the request path a ClientEdge (its
+// response adapter and error shape). The request path knows no dialect; main.ts registers them
+// all the same way.
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Catalog } from "../../protocol/catalog.js";
+import type { RequestApi } from "../../protocol/request-record.js";
+import type { NodeRegistry } from "../fleet/node-registry.js";
+import type { InferenceDispatcher } from "../request-path/inference-dispatch.js";
+import type { ResponsesRepository } from "../store/responses.js";
 
-export type DialectApi = FinishedRequest["api"];
-
-/** A refusal or failure the router answers itself (queue full, no node could serve, ...). */
-export interface DialectErrors {
-  /** The dialect's status for the router's status (e.g. Anthropic's 529 for an overloaded 503). */
-  status(status: number): number;
-  /** The dialect's error body. `code` is the router's reason, e.g. queue_full. */
-  body(status: number, message: string, code: string): unknown;
+/** What the router lends every dialect. */
+export interface DialectDeps {
+  catalog: Catalog;
+  dispatcher: InferenceDispatcher;
+  /** Live fleet state (Ollama's /api/ps lists the loaded models). */
+  registry: NodeRegistry;
+  /** Stored responses (the Responses API's store and previous_response_id). */
+  responses: ResponsesRepository;
+  /** drover's version (Ollama's /api/version). */
+  version: string;
+  /** Epoch ms when the router started. */
+  startedAt: number;
+  /** Epoch ms when a model's file was last written, when the router knows it. */
+  modifiedAt(id: string): number | undefined;
+  log: Logger;
 }
 
-/** One request's edge: how its answer and its errors are shaped. */
-export interface DialectEdge {
-  api: DialectApi;
-  errors: DialectErrors;
-  adapter: ResponseAdapter;
+export interface Dialect {
+  api: RequestApi;
+  register(app: FastifyInstance, deps: DialectDeps): void;
 }

@@ -2,7 +2,8 @@
 // a record. Anything malformed is a 400 naming the parameter; filter values are passed on as
 // data (the repository binds them as parameters).
 import { HttpError } from "../http/http-errors.js";
-import type { HistoryFilter, HistoryRecord } from "../store/request-history.js";
+import type { HistoryRecord } from "../../protocol/request-record.js";
+import type { HistoryFilter } from "../store/request-history.js";
 
 export interface HistoryQuery {
   filter: HistoryFilter;

@@ -8,8 +8,10 @@
 // schedule.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
-import type { HistoryRecord, RequestHistoryRepository } from "../store/request-history.js";
+import type { RequestRecord } from "../../protocol/request-record.js";
+import type { RequestEvents } from "../request-path/request-events.js";
+import type { HistoryRecord } from "../../protocol/request-record.js";
+import type { RequestHistoryRepository } from "../store/request-history.js";
 
 export interface HistoryRecorderOptions {
   flushEveryMs?: number;
@@ -43,19 +45,19 @@ function text<T extends string | null | undefined>(s: T): T {
 }
 
 /** Rough in-memory size of a pending record (its strings dominate). */
-function approxBytes(r: FinishedRequest): number {
+function approxBytes(r: RequestRecord): number {
   return 400 + 2 * ((r.requestBody?.length ?? 0) + (r.responseBody?.length ?? 0) + (r.error?.length ?? 0) + r.endpoint.length + r.modelId.length);
 }
 
 /** Whether the row had to be repaired to be storable (for the log line). */
-function needsRepair(r: FinishedRequest): boolean {
+function needsRepair(r: RequestRecord): boolean {
   const ints = [r.status, r.attempts, r.queueWaitMs, r.firstByteMs ?? 0, r.durationMs];
   const badInt = ints.some((n) => int32(n) !== n) || tokens(r.promptTokens) !== r.promptTokens || tokens(r.completionTokens) !== r.completionTokens || tokens(r.toolCalls ?? null) !== (r.toolCalls ?? null) || tokens(r.cachedTokens ?? null) !== (r.cachedTokens ?? null);
   const strings = [r.requestBody, r.responseBody, r.error, r.requestId, r.endpoint, r.modelId, r.clientIp, r.keyName, r.nodeId, r.nodeName, r.traceId];
   return badInt || strings.some((s) => typeof s === "string" && s.includes("\u0000"));
 }
 
-export function toHistoryRecord(r: FinishedRequest, random16?: string): HistoryRecord {
+export function toHistoryRecord(r: RequestRecord, random16?: string): HistoryRecord {
   return {
     id: historyId(r.startedAt, random16),
     requestId: text(r.requestId),
@@ -88,7 +90,7 @@ export function toHistoryRecord(r: FinishedRequest, random16?: string): HistoryR
 
 export class HistoryRecorder {
   /** Kept as emitted; turned into rows when written, off the request path. */
-  private pending: FinishedRequest[] = [];
+  private pending: RequestRecord[] = [];
   private pendingBytes = 0;
   private flushing: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -125,7 +127,7 @@ export class HistoryRecorder {
   }
 
   /** Called on the request path: only an array push. */
-  record(r: FinishedRequest): void {
+  record(r: RequestRecord): void {
     this.pending.push(r);
     this.pendingBytes += approxBytes(r);
     while (this.pending.length > 1 && (this.pending.length > this.maxPending || this.pendingBytes > this.maxPendingBytes)) {

@@ -1,6 +1,7 @@
 // Request rate and error rate over the last minute, fed by finished-request events, for the
 // dashboard's fleet summary.
-import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
+import type { RequestRecord } from "../../protocol/request-record.js";
+import type { RequestEvents } from "../request-path/request-events.js";
 
 const WINDOW_MS = 60_000;
 
@@ -24,7 +25,7 @@ export class FleetActivity {
     events?.onFinished((r) => this.record(r));
   }
 
-  record(r: Pick<FinishedRequest, "status">, now = Date.now()): void {
+  record(r: Pick<RequestRecord, "status">, now = Date.now()): void {
     this.times.push(now);
     this.failed.push(r.status >= 500);
     this.prune(now);

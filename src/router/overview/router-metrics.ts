@@ -6,7 +6,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import { ModelState } from "../../protocol/node-api.js";
 import type { AdmissionQueue } from "../request-path/admission-queue.js";
 import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
-import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
+import type { RequestRecord } from "../../protocol/request-record.js";
+import type { RequestEvents } from "../request-path/request-events.js";
 
 export interface RouterMetricsDeps {
   registry: NodeRegistry;
@@ -40,7 +41,7 @@ export class RouterMetrics {
     const affinityMisses = new Counter({ name: "drover_affinity_misses_total", help: "Requests with an affinity key that ran on another node (preferred one above its load bound or full; or placed by least-load), by model and routing policy", labelNames: ["model", "routing"], registers });
     this.fileBytes = new Counter({ name: "drover_model_file_bytes_sent_total", help: "Model file bytes served to nodes from the router's model cache", labelNames: ["model"], registers });
 
-    deps.events.onFinished((r: FinishedRequest) => {
+    deps.events.onFinished((r: RequestRecord) => {
       const node = r.nodeName ?? "none";
       requests.inc({ api: r.api, endpoint: r.endpoint, model: r.modelId, node, status: String(r.status) });
       duration.observe({ endpoint: r.endpoint, model: r.modelId }, r.durationMs / 1000);

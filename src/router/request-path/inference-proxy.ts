@@ -9,11 +9,9 @@ import type { Dispatcher } from "undici";
 import { traceIdOf } from "../../logs/request-logger.js";
 import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT, headerSafe } from "../../protocol/http.js";
 import { routerAuthHeaders } from "../../protocol/node-auth.js";
-import { openAiError } from "../../protocol/openai-errors.js";
 import type { AdmissionQueue, Lease } from "./admission-queue.js";
-import type { DialectErrors } from "../dialects/dialect.js";
 import type { NodeRegistry } from "../fleet/node-registry.js";
-import { PassthroughAdapter, type ResponseAdapter } from "./response-adapter.js";
+import type { ClientEdge } from "./client-edge.js";
 import { ResponseTap, truncateUtf8 } from "./response-tap.js";
 
 export interface ProxyOptions {
@@ -58,12 +56,8 @@ export interface InferenceCall {
   /** Aborted when the client goes away. */
   signal: AbortSignal;
   res: ServerResponse;
-  /** How an error must look inside a stream already started. */
-  streamErrorFormat: "sse" | "ndjson";
-  /** Shapes the node's response for the client; default: relayed unchanged. */
-  adapter?: ResponseAdapter;
-  /** The client's dialect's shape for an error the router answers itself; default OpenAI's (Ollama's for ndjson). */
-  errors?: DialectErrors;
+  /** The client's dialect: how the node's answer and the router's own errors look to the client. */
+  edge: ClientEdge;
   /** Places the request by prefix (affinity-key.ts); null: least-load. */
   affinityKey?: string | null;
 }
@@ -293,7 +287,7 @@ export class InferenceProxy {
 
   private async relay(upstream: Dispatcher.ResponseData, lease: Lease, call: InferenceCall, outcome: InferenceOutcome, started: number): Promise<void> {
     const res = call.res;
-    const adapter = call.adapter ?? new PassthroughAdapter(call.streamErrorFormat);
+    const adapter = call.edge.adapter;
     const contentType = String(upstream.headers["content-type"] ?? "application/json");
     // Reads the node's bytes after they are handed to the client, for usage and body capture.
     const tap = new ResponseTap(contentType, this.opts.historyBodyBytes ?? 0);
@@ -319,7 +313,7 @@ export class InferenceProxy {
     // A plain (non-streamed) body is one JSON document: relayed whole, with its length, so the
     // client gets headers and body in one write instead of a chunked response in three or more.
     // Every write is a system call, and on a busy node each one costs latency.
-    if (!call.adapter && !/event-stream|ndjson/.test(contentType)) {
+    if (adapter.unchanged && !/event-stream|ndjson/.test(contentType)) {
       return this.relayWhole(upstream, lease, call, outcome, started, tap, writeHead);
     }
     if (adapter.eagerHead) {
@@ -395,8 +389,8 @@ export class InferenceProxy {
 
   /** Answers an error the router makes itself, in the client's dialect; returns the status the client got. */
   private writeError(call: InferenceCall, status: number, message: string, nodeName: string | null, code = "upstream_unavailable"): number {
-    const body = call.errors ? call.errors.body(status, message, code) : call.streamErrorFormat === "ndjson" ? { error: message } : openAiError(message, "server_error", code);
-    if (call.errors) status = call.errors.status(status);
+    const body = call.edge.errors.body(status, message, code);
+    status = call.edge.errors.status(status);
     this.writeBuffered(call, status, "application/json", Buffer.from(JSON.stringify(body)), nodeName);
     return status;
   }

@@ -1,6 +1,6 @@
-// How the proxy shapes a node's response for its client. The default relays the node's bytes
-// unchanged (the OpenAI routes); the Ollama routes translate OpenAI SSE into Ollama NDJSON.
-import { openAiError } from "../../protocol/openai-errors.js";
+// How the proxy shapes a node's response for its client: each dialect brings one (the OpenAI routes
+// relay the node's bytes, passthrough-adapter.ts; the other dialects translate the node's OpenAI
+// answer into their own shape).
 
 /** What the proxy knows when the node's response starts. */
 export interface UpstreamHead {
@@ -12,6 +12,8 @@ export interface UpstreamHead {
 }
 
 export interface ResponseAdapter {
+  /** Relays the node's bytes as they are: a body that is not a stream then goes whole, with its length. */
+  readonly unchanged: boolean;
   /** Send the head as soon as the node answers (true), or just before the first bytes for the client. */
   readonly eagerHead: boolean;
   /** The node answered; called once, before any other callback. */
@@ -24,86 +26,4 @@ export interface ResponseAdapter {
   end(): string | Buffer | Promise<string | Buffer>;
   /** The node's body broke: the bytes that end the client's response, or null to cut the connection. */
   fail(message: string): string | Buffer | null;
-}
-
-const LF = 0x0a;
-const CR = 0x0d;
-const isLineEnd = (b: number | undefined) => b === LF || b === CR;
-
-/**
- * Where the last complete unit of a stream ends in `buf` (0 when none does): for SSE the blank line
- * that closes an event (LF, CRLF or CR line ends), for NDJSON the newline that closes a line.
- */
-export function lastBoundary(buf: Buffer, format: "sse" | "ndjson", from = 0): number {
-  // Bytes before `from` are known to hold no boundary: a long event arriving in many chunks is
-  // scanned once, not once per chunk.
-  if (format === "ndjson") {
-    const at = buf.subarray(from).lastIndexOf(LF);
-    return at === -1 ? 0 : from + at + 1;
-  }
-  for (let end = buf.length; end >= Math.max(2, from + 1); end--) {
-    const last = buf[end - 1];
-    if (!isLineEnd(last)) continue;
-    // A CR as the very last byte may be the first half of a CRLF: decide when the next byte is in.
-    if (last === CR && end === buf.length) continue;
-    // The byte before the line end closes the previous line, i.e. the line just ended was empty.
-    const crlf = last === LF && buf[end - 2] === CR;
-    if (isLineEnd(buf[crlf ? end - 3 : end - 2])) return end;
-  }
-  return 0;
-}
-
-/**
- * Relays the node's status, content type and bytes as they are, one complete event (SSE) or line
- * (NDJSON) at a time: the bytes of an event still arriving are held until its end, so that when the
- * node dies mid-event, its partial event is dropped and the error event that ends the stream starts
- * on a clean boundary instead of being glued to half a line.
- */
-export class PassthroughAdapter implements ResponseAdapter {
-  readonly eagerHead = true;
-  private upstream: UpstreamHead = { status: 502, contentType: "application/json", nodeName: "", queueWaitMs: 0 };
-  /** How the node's stream is framed; null for a body that is not a stream. */
-  private format: "sse" | "ndjson" | null = null;
-  /** Bytes after the last complete event, not yet sent. */
-  private partial: Buffer | null = null;
-
-  /** @param streamErrorFormat how an error must look inside a stream already started. */
-  constructor(private readonly streamErrorFormat: "sse" | "ndjson") {}
-
-  start(head: UpstreamHead): void {
-    this.upstream = head;
-    this.format = /event-stream/.test(head.contentType) ? "sse" : /ndjson/.test(head.contentType) ? "ndjson" : null;
-  }
-
-  head(): { status: number; contentType: string } {
-    return { status: this.upstream.status, contentType: this.upstream.contentType };
-  }
-
-  chunk(data: Buffer): Buffer {
-    const format = this.format;
-    if (format === null) return data;
-    const held = this.partial?.length ?? 0;
-    const buf = this.partial ? Buffer.concat([this.partial, data]) : data;
-    // A boundary may end in the new bytes while starting up to 3 bytes earlier ("\r\n\r\n").
-    const end = lastBoundary(buf, format, Math.max(0, held - 3));
-    // The usual case: the node writes whole events, so the chunk is passed on as it is.
-    this.partial = end === buf.length ? null : buf.subarray(end);
-    return end === buf.length ? buf : buf.subarray(0, end);
-  }
-
-  /** The node ended its body: whatever it sent last goes out as it is. */
-  end(): Buffer | string {
-    const rest = this.partial ?? "";
-    this.partial = null;
-    return rest;
-  }
-
-  fail(message: string): string | null {
-    // A stream gets a final error event its client can parse; a plain body cannot be patched,
-    // so the connection is cut and the client sees a truncated response.
-    if (this.format === null) return null;
-    this.partial = null; // the event the node died in: never completed, never sent
-    if (this.streamErrorFormat === "ndjson") return JSON.stringify({ error: message }) + "\n";
-    return `data: ${JSON.stringify(openAiError(message, "server_error", "upstream_failed"))}\n\n`;
-  }
 }

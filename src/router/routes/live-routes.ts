@@ -7,7 +7,8 @@ import { fleetSnapshot, type FleetSnapshotDeps } from "../overview/fleet-snapsho
 import { HttpError } from "../http/http-errors.js";
 import type { NodeMetricHistory } from "../overview/node-metric-history.js";
 import { authOf } from "../auth/route-auth.js";
-import type { FinishedRequest, RequestEvents } from "../request-path/request-events.js";
+import type { RequestRecord } from "../../protocol/request-record.js";
+import type { RequestEvents } from "../request-path/request-events.js";
 
 export interface LiveRouteDeps extends FleetSnapshotDeps {
   events: RequestEvents;
@@ -51,7 +52,7 @@ export function registerLiveRoutes(app: FastifyInstance, deps: LiveRouteDeps): v
     clients.clear();
   });
 
-  deps.events.onFinished((record: FinishedRequest) => {
+  deps.events.onFinished((record: RequestRecord) => {
     if (clients.size === 0) return;
     const full = sseFrame("request", record);
     const hasBodies = record.requestBody != null || record.responseBody != null;

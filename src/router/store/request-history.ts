@@ -1,39 +1,9 @@
 // The requests table: one row per inference request, newest first, filtered by model, node,
 // status, key and time range. Filter values always travel as bound parameters.
 import { CompiledQuery, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
+import type { HistoryRecord } from "../../protocol/request-record.js";
 import type { DatabaseKind } from "./database.js";
 import type { Database, RequestsTable } from "./schema.js";
-
-export interface HistoryRecord {
-  id: string;
-  requestId: string;
-  startedAt: number;
-  api: string;
-  endpoint: string;
-  model: string;
-  stream: boolean;
-  clientIp: string;
-  keyName: string | null;
-  nodeId: string | null;
-  nodeName: string | null;
-  /** The routing policy that placed the request and whether it ran on its affinity key's first node. */
-  routing?: "least-load" | "prefix" | null;
-  affinity?: "hit" | "miss" | null;
-  status: number;
-  error: string | null;
-  attempts: number;
-  queueWaitMs: number;
-  firstByteMs: number | null;
-  durationMs: number;
-  promptTokens: number | null;
-  completionTokens: number | null;
-  toolCalls?: number | null;
-  cachedTokens?: number | null;
-  traceId: string | null;
-  /** Only when body capture is on, and only in single-record reads. */
-  requestBody?: string | null;
-  responseBody?: string | null;
-}
 
 export interface HistoryFilter {
   model?: string;
@@ -89,7 +59,7 @@ function toRecord(row: ListRow): HistoryRecord {
     id: row.id,
     requestId: row.request_id,
     startedAt: row.started_at,
-    api: row.api,
+    api: row.api as HistoryRecord["api"],
     endpoint: row.endpoint,
     model: row.model,
     stream: Boolean(row.stream),

@@ -2,7 +2,7 @@
 // The router's own statuses map onto them: an overloaded fleet (queue full or timed out, 503) is
 // Anthropic's 529 overloaded_error, a node that could not serve (502) its 500 api_error.
 import { anthropicError, type AnthropicErrorType } from "../../../protocol/anthropic.js";
-import type { DialectErrors } from "../dialect.js";
+import type { ErrorShape } from "../../request-path/client-edge.js";
 
 export class AnthropicHttpError extends Error {
   constructor(
@@ -41,7 +41,7 @@ export function anthropicErrorType(status: number): AnthropicErrorType {
   }
 }
 
-export const ANTHROPIC_ERRORS: DialectErrors = {
+export const ANTHROPIC_ERRORS: ErrorShape = {
   status: anthropicStatus,
   body: (status, message) => anthropicError(anthropicErrorType(anthropicStatus(status)), message),
 };

@@ -5,7 +5,7 @@
 // Blocks open in the order the answer brings them: thinking, text, tool_use.
 import { randomBytes } from "node:crypto";
 import type { ChatEvent, ChatTurn } from "../chat-translation/chat-answer.js";
-import type { DialectErrors } from "../dialect.js";
+import type { ErrorShape } from "../../request-path/client-edge.js";
 import { sseEvent, TranslatingAdapter } from "../chat-translation/translating-adapter.js";
 import { ANTHROPIC_ERRORS, anthropicErrorType } from "./anthropic-http-error.js";
 
@@ -38,7 +38,7 @@ export class MessagesAdapter extends TranslatingAdapter {
   constructor(
     stream: boolean,
     private readonly model: string,
-    errors: DialectErrors = ANTHROPIC_ERRORS,
+    errors: ErrorShape = ANTHROPIC_ERRORS,
   ) {
     super(stream, errors);
   }

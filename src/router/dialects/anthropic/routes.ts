@@ -4,24 +4,15 @@
 // (drover serves one version of the API). Every error, the auth hook's included, is Anthropic's
 // shape with Anthropic's status codes.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Catalog, CatalogEntry } from "../../../protocol/catalog.js";
+import type { CatalogEntry } from "../../../protocol/catalog.js";
 import { anthropicError, CountTokensRequest, describeAnthropicZodError, MessagesRequest } from "../../../protocol/anthropic.js";
 import { HttpError } from "../../http/http-errors.js";
 import { affinityKeyOf } from "../../request-path/affinity-key.js";
-import { dispatchInference } from "../../request-path/inference-dispatch.js";
-import type { InferenceProxy } from "../../request-path/inference-proxy.js";
-import type { RequestEvents } from "../../request-path/request-events.js";
 import type { ResponseAdapter } from "../../request-path/response-adapter.js";
+import type { Dialect, DialectDeps } from "../dialect.js";
 import { ANTHROPIC_ERRORS, AnthropicHttpError, anthropicErrorType, anthropicStatus } from "./anthropic-http-error.js";
 import { messagesToChat, promptToChat } from "./request-translation.js";
 import { CountTokensAdapter, MessagesAdapter } from "./response-adapter.js";
-
-export interface AnthropicRouteDeps {
-  catalog: Catalog;
-  proxy: InferenceProxy;
-  events: RequestEvents;
-  log: { error(obj: object, msg: string): void };
-}
 
 const FASTIFY_STATUS: Record<string, { status: number; message: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, message: "request body is larger than the router accepts" },
@@ -29,7 +20,9 @@ const FASTIFY_STATUS: Record<string, { status: number; message: string }> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 400, message: "send the body as application/json" },
 };
 
-export function registerAnthropicRoutes(app: FastifyInstance, deps: AnthropicRouteDeps): void {
+export const anthropicDialect: Dialect = { api: "anthropic", register: registerAnthropicRoutes };
+
+function registerAnthropicRoutes(app: FastifyInstance, deps: DialectDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
 
   function errorHandler(err: FastifyError | HttpError | AnthropicHttpError, req: FastifyRequest, reply: FastifyReply): void {
@@ -67,17 +60,13 @@ export function registerAnthropicRoutes(app: FastifyInstance, deps: AnthropicRou
   }
 
   async function run(req: FastifyRequest, reply: FastifyReply, endpoint: string, entry: CatalogEntry, stream: boolean, body: Record<string, unknown>, adapter: ResponseAdapter): Promise<void> {
-    await dispatchInference(deps.proxy, deps.events, req, reply, {
-      api: "anthropic",
+    await deps.dispatcher.dispatch(req, reply, {
       endpoint,
       path: "/v1/chat/completions",
       modelId: entry.id,
       stream,
       body: Buffer.from(JSON.stringify(body)),
-      streamErrorFormat: "sse",
-      adapter,
-      errors: ANTHROPIC_ERRORS,
-      errorBody: (message) => anthropicError("api_error", message),
+      edge: { api: "anthropic", errors: ANTHROPIC_ERRORS, adapter },
       // Keyed on the chat request it became, so a conversation lands on one node in every dialect.
       affinityKey: affinityKeyOf("/v1/chat/completions", entry.id, body, req.headers),
     });

@@ -5,12 +5,13 @@
 // dialect's error body with the same status.
 import type { ResponseAdapter, UpstreamHead } from "../../request-path/response-adapter.js";
 import { ChatAnswerReader, ChatTurn, upstreamError, type ChatEvent } from "./chat-answer.js";
-import type { DialectErrors } from "../dialect.js";
+import type { ErrorShape } from "../../request-path/client-edge.js";
 
 const JSON_TYPE = "application/json";
 const SSE_TYPE = "text/event-stream; charset=utf-8";
 
 export abstract class TranslatingAdapter implements ResponseAdapter {
+  readonly unchanged = false;
   readonly eagerHead = false;
   protected upstream: UpstreamHead | null = null;
   protected readonly turn = new ChatTurn();
@@ -23,7 +24,7 @@ export abstract class TranslatingAdapter implements ResponseAdapter {
   constructor(
     /** The client asked for a stream. */
     protected readonly stream: boolean,
-    readonly errors: DialectErrors,
+    readonly errors: ErrorShape,
   ) {}
 
   /** The events that open the client's stream (sent once the node has answered 2xx). */

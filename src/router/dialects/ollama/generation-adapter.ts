@@ -33,6 +33,7 @@ export interface GenerationAdapterOptions {
 }
 
 export class OllamaGenerationAdapter implements ResponseAdapter {
+  readonly unchanged = false;
   readonly eagerHead = false;
   private readonly now: () => number;
   private readonly sse = new SseDataParser();

@@ -8,6 +8,7 @@ import { upstreamErrorMessage } from "./response-translation.js";
 export type JsonTranslation = (body: unknown, upstream: UpstreamHead) => unknown;
 
 export class OllamaJsonAdapter implements ResponseAdapter {
+  readonly unchanged = false;
   readonly eagerHead = false;
   private upstream: UpstreamHead | null = null;
   private chunks: Buffer[] = [];

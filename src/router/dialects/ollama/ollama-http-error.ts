@@ -1,4 +1,6 @@
 // An error the Ollama routes answer in Ollama's shape, `{"error": "..."}`, with its status.
+import { ollamaError } from "../../../protocol/ollama.js";
+import type { ErrorShape } from "../../request-path/client-edge.js";
 
 export class OllamaHttpError extends Error {
   constructor(
@@ -11,3 +13,9 @@ export class OllamaHttpError extends Error {
     this.name = "OllamaHttpError";
   }
 }
+
+/** Ollama's shape for the router's own refusals and failures on the Ollama routes. */
+export const OLLAMA_ERRORS: ErrorShape = {
+  status: (status) => status,
+  body: (_status, message) => ollamaError(message),
+};

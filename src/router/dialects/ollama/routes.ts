@@ -3,9 +3,8 @@
 // queue, routing, failover and request records as the /v1 routes. Every error is Ollama's
 // `{"error": "..."}` with its status.
 import type { FastifyError, FastifyReply, FastifyRequest, FastifyInstance } from "fastify";
-import type { Logger } from "pino";
 import type { z } from "zod";
-import type { Capability, Catalog, CatalogEntry } from "../../../protocol/catalog.js";
+import type { Capability, CatalogEntry } from "../../../protocol/catalog.js";
 import {
   describeOllamaZodError,
   ollamaError,
@@ -17,33 +16,16 @@ import {
 } from "../../../protocol/ollama.js";
 import { affinityKeyOf } from "../../request-path/affinity-key.js";
 import { drainRefusedBody, HttpError } from "../../http/http-errors.js";
-import { dispatchInference } from "../../request-path/inference-dispatch.js";
-import type { InferenceProxy } from "../../request-path/inference-proxy.js";
-import type { NodeRegistry } from "../../fleet/node-registry.js";
 import { OllamaGenerationAdapter } from "./generation-adapter.js";
 import { OllamaJsonAdapter } from "./json-adapter.js";
 import { resolveOllamaModel } from "./model-names.js";
 import { psView, showView, tagsView } from "./model-views.js";
 import { JSON_CONTENT_TYPE } from "./ndjson.js";
-import { OllamaHttpError } from "./ollama-http-error.js";
+import { OLLAMA_ERRORS, OllamaHttpError } from "./ollama-http-error.js";
 import { chatToOpenAi, embeddingsToOpenAi, embedToOpenAi, generateToOpenAi, type OpenAiCall } from "./request-translation.js";
 import { msToNs, ollamaEmbed, ollamaEmbeddings, ollamaLoaded, type GenerationKind } from "./response-translation.js";
-import type { RequestEvents } from "../../request-path/request-events.js";
 import type { ResponseAdapter } from "../../request-path/response-adapter.js";
-
-export interface OllamaRouteDeps {
-  catalog: Catalog;
-  registry: NodeRegistry;
-  proxy: InferenceProxy;
-  events: RequestEvents;
-  /** drover's version, answered by /api/version. */
-  version: string;
-  /** Epoch ms: `modified_at` of models whose file time is unknown. */
-  startedAt: number;
-  /** Epoch ms when a model's file was last written, when the router knows it. */
-  modifiedAt?: (id: string) => number | undefined;
-  log: Logger;
-}
+import type { Dialect, DialectDeps } from "../dialect.js";
 
 /** What a job on a node yields for the request record. */
 interface InferenceJob {
@@ -66,9 +48,12 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   return parsed.data;
 }
 
-export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps): void {
+export const ollamaDialect: Dialect = { api: "ollama", register: registerOllamaRoutes };
+
+function registerOllamaRoutes(app: FastifyInstance, deps: DialectDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
-  const modifiedAt = (id: string) => deps.modifiedAt?.(id) ?? deps.startedAt;
+  // A model whose file time is unknown was modified when the router started.
+  const modifiedAt = (id: string) => deps.modifiedAt(id) ?? deps.startedAt;
 
   /** Ollama's shape for everything that goes wrong on these routes, the body parser's errors included. */
   function errorHandler(err: FastifyError | HttpError | OllamaHttpError, req: FastifyRequest, reply: FastifyReply): void {
@@ -179,18 +164,15 @@ export function registerOllamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps
 
   /** Admission, routing and the proxy, as on /v1; queue refusals in Ollama's shape; one request record. */
   async function run(req: FastifyRequest, reply: FastifyReply, job: InferenceJob): Promise<void> {
-    await dispatchInference(deps.proxy, deps.events, req, reply, {
-      api: "ollama",
+    await deps.dispatcher.dispatch(req, reply, {
       endpoint: job.endpoint,
       path: job.call.path,
       modelId: job.modelId,
       stream: job.stream,
       body: Buffer.from(JSON.stringify(job.call.body)),
-      streamErrorFormat: "ndjson",
-      adapter: job.adapter,
       // The translated request is the prompt as the engine sees it: the same key as on /v1.
       affinityKey: affinityKeyOf(job.call.path, job.modelId, job.call.body, req.headers),
-      errorBody: (message) => ollamaError(message),
+      edge: { api: "ollama", errors: OLLAMA_ERRORS, adapter: job.adapter },
     });
   }
 }

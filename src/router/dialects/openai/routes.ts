@@ -1,21 +1,13 @@
-// OpenAI-compatible routes: the model list from the catalog, and the inference routes that go
-// through admission, routing and the proxy.
+// OpenAI's chat/completions dialect: the model list from the catalog, and the inference routes
+// (chat completions, completions, embeddings), whose bodies the node serves as they are: the
+// client's bytes go to the node unchanged and its answer comes back unchanged.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Capability, Catalog, CatalogEntry } from "../../../protocol/catalog.js";
+import type { Capability, CatalogEntry } from "../../../protocol/catalog.js";
 import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../../../protocol/openai.js";
-import { openAiError } from "../../../protocol/openai-errors.js";
-import { affinityKeyOf } from "../../request-path/affinity-key.js";
 import { HttpError, rawBodyOf } from "../../http/http-errors.js";
-import { dispatchInference } from "../../request-path/inference-dispatch.js";
-import type { InferenceProxy } from "../../request-path/inference-proxy.js";
-import type { RequestEvents } from "../../request-path/request-events.js";
-
-export interface OpenAiRouteDeps {
-  catalog: Catalog;
-  proxy: InferenceProxy;
-  createdAt: number;
-  events: RequestEvents;
-}
+import { affinityKeyOf } from "../../request-path/affinity-key.js";
+import type { Dialect, DialectDeps } from "../dialect.js";
+import { openAiEdge } from "./edge.js";
 
 const CAPABILITY: Record<InferencePath, Capability> = {
   "/v1/chat/completions": "chat",
@@ -27,9 +19,11 @@ function modelObject(entry: CatalogEntry, created: number) {
   return { id: entry.id, object: "model" as const, created, owned_by: "drover" };
 }
 
-export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps): void {
+export const openAiDialect: Dialect = { api: "openai", register: registerOpenAiRoutes };
+
+function registerOpenAiRoutes(app: FastifyInstance, deps: DialectDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
-  const created = Math.floor(deps.createdAt / 1000);
+  const created = Math.floor(deps.startedAt / 1000);
 
   app.get("/v1/models", { config: { auth: "inference" } }, async () => ({ object: "list", data: deps.catalog.models.map((m) => modelObject(m, created)) }));
 
@@ -58,16 +52,14 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       throw new HttpError(400, `The model '${modelId}' does not support ${CAPABILITY[path]} (it supports: ${entry.capabilities.join(", ")})`, "invalid_request_error", "unsupported_capability", "model");
     }
 
-    await dispatchInference(deps.proxy, deps.events, req, reply, {
-      api: "openai",
+    await deps.dispatcher.dispatch(req, reply, {
       endpoint: path,
       path,
       modelId,
       stream: parsed.data.stream === true,
       body: rawBodyOf(req),
-      streamErrorFormat: "sse",
       affinityKey: affinityKeyOf(path, modelId, parsed.data, req.headers),
-      errorBody: (message, code) => openAiError(message, "server_error", code),
+      edge: openAiEdge(),
     });
   }
 }

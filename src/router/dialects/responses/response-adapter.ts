@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { CreateResponseRequest, InputItem } from "../../../protocol/openai-responses.js";
 import type { ChatEvent } from "../chat-translation/chat-answer.js";
-import type { DialectErrors } from "../dialect.js";
+import type { ErrorShape } from "../../request-path/client-edge.js";
 import { sseEvent, TranslatingAdapter } from "../chat-translation/translating-adapter.js";
 import { sealReasoning } from "./request-translation.js";
 
@@ -73,7 +73,7 @@ export class ResponsesAdapter extends TranslatingAdapter {
 
   constructor(
     stream: boolean,
-    errors: DialectErrors,
+    errors: ErrorShape,
     private readonly ctx: ResponseContext,
   ) {
     super(stream, errors);

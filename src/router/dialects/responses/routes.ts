@@ -2,33 +2,15 @@
 // the shared queue, routing, proxy, history and metrics), and GET/DELETE /v1/responses/:id over
 // the stored responses. Errors are OpenAI's shape, as on the other /v1 routes.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Catalog } from "../../../protocol/catalog.js";
-import { openAiError } from "../../../protocol/openai-errors.js";
 import { CreateResponseRequest, describeResponsesZodError, type InputItem } from "../../../protocol/openai-responses.js";
 import { authOf } from "../../auth/route-auth.js";
 import { HttpError } from "../../http/http-errors.js";
 import { affinityKeyOf } from "../../request-path/affinity-key.js";
-import { dispatchInference } from "../../request-path/inference-dispatch.js";
-import type { InferenceProxy } from "../../request-path/inference-proxy.js";
-import type { RequestEvents } from "../../request-path/request-events.js";
-import type { ResponsesRepository } from "../../store/responses.js";
-import type { DialectErrors } from "../dialect.js";
+import type { Dialect, DialectDeps } from "../dialect.js";
+import { OPENAI_ERRORS } from "../openai/edge.js";
 import { responsesToChat } from "./request-translation.js";
 import { newId, ResponsesAdapter } from "./response-adapter.js";
 
-export interface ResponsesRouteDeps {
-  catalog: Catalog;
-  proxy: InferenceProxy;
-  events: RequestEvents;
-  responses: ResponsesRepository;
-  log: { warn(obj: object, msg: string): void };
-}
-
-/** OpenAI's error shape, with the router's status unchanged. */
-export const OPENAI_ERRORS: DialectErrors = {
-  status: (status) => status,
-  body: (status, message, code) => openAiError(message, status >= 500 ? "server_error" : status === 404 ? "not_found_error" : "invalid_request_error", code),
-};
 
 function keyIdOf(req: FastifyRequest): string | null {
   const auth = authOf(req);
@@ -45,7 +27,9 @@ function refuseQuery(req: FastifyRequest): void {
   if (name !== undefined) throw new HttpError(400, `${name}: query parameters are not supported on this route`, "invalid_request_error", "invalid_request", name);
 }
 
-export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRouteDeps): void {
+export const responsesDialect: Dialect = { api: "responses", register: registerResponsesRoutes };
+
+function registerResponsesRoutes(app: FastifyInstance, deps: DialectDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
 
   app.post("/v1/responses", { config: { auth: "inference" } }, async (req, reply) => {
@@ -83,17 +67,13 @@ export function registerResponsesRoutes(app: FastifyInstance, deps: ResponsesRou
             }
           };
     const adapter = new ResponsesAdapter(stream, OPENAI_ERRORS, { id, createdAt, request, tools: request.tools ?? [], context, save });
-    await dispatchInference(deps.proxy, deps.events, req, reply, {
-      api: "responses",
+    await deps.dispatcher.dispatch(req, reply, {
       endpoint: "/v1/responses",
       path: "/v1/chat/completions",
       modelId: entry.id,
       stream,
       body: Buffer.from(JSON.stringify(body)),
-      streamErrorFormat: "sse",
-      adapter,
-      errors: OPENAI_ERRORS,
-      errorBody: (message, code) => openAiError(message, "server_error", code),
+      edge: { api: "responses", errors: OPENAI_ERRORS, adapter },
       // Keyed on the chat request it became, so a conversation lands on one node in every dialect.
       affinityKey: affinityKeyOf("/v1/chat/completions", entry.id, body, req.headers),
     });
