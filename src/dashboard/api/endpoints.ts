@@ -1,5 +1,6 @@
 // The router API calls the dashboard makes, one function each.
 import { apiUrl, json, text } from "./client";
+import type { HistoryRow, LiveRequestEvent } from "../../protocol/request-record";
 import type { ApiKey, FleetNode, Me, MetricSample, RequestRecord, Role, User } from "./types";
 
 // ---- session ----
@@ -72,7 +73,7 @@ export interface RequestPage {
 }
 
 export async function requestHistory(filters: RequestFilters, limit: number, offset: number, signal?: AbortSignal): Promise<RequestPage> {
-  const body = await json<{ requests?: RequestRecord[]; items?: RequestRecord[]; total?: number } | RequestRecord[]>("/api/requests", {
+  const body = await json<{ requests?: HistoryRow[]; items?: HistoryRow[]; total?: number } | HistoryRow[]>("/api/requests", {
     query: { ...filtersQuery(filters), limit, offset },
     signal,
   });
@@ -81,12 +82,14 @@ export async function requestHistory(filters: RequestFilters, limit: number, off
 }
 
 export async function requestDetail(id: string): Promise<RequestRecord> {
-  return normalize(await json<RequestRecord>(`/api/requests/${encodeURIComponent(id)}`));
+  return normalize(await json<HistoryRow>(`/api/requests/${encodeURIComponent(id)}`));
 }
 
 /** History rows name the model `model` and give ISO times; live events say `modelId` and epoch ms. */
-export function normalize(r: Omit<RequestRecord, "startedAt"> & { model?: string; startedAt: number | string }): RequestRecord {
-  return { ...r, modelId: r.modelId ?? r.model ?? "", startedAt: typeof r.startedAt === "number" ? r.startedAt : Date.parse(r.startedAt) };
+export function normalize(r: HistoryRow | LiveRequestEvent): RequestRecord {
+  if (!("model" in r)) return r;
+  const { model, startedAt, ...rest } = r;
+  return { ...rest, modelId: model, startedAt: Date.parse(startedAt) };
 }
 
 export function exportUrl(filters: RequestFilters, format: "csv" | "json"): string {

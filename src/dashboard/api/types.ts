@@ -1,3 +1,4 @@
+import type { LiveRequestEvent } from "../../protocol/request-record";
 // The JSON the router's API sends, as the dashboard reads it.
 
 export type NodeState = "initializing" | "online" | "offline";
@@ -89,39 +90,10 @@ export interface FleetSnapshot {
   models: ModelRow[];
 }
 
-/** One finished inference request, as the live stream and the history API carry it. */
-export interface RequestRecord {
+/** One finished inference request as the dashboard shows it: a live event, or a history row with its names and times made the live event's. */
+export interface RequestRecord extends LiveRequestEvent {
+  /** The history row's id (absent on a live event). */
   id?: string;
-  requestId: string;
-  startedAt: number;
-  api: string;
-  endpoint: string;
-  modelId: string;
-  stream: boolean;
-  clientIp: string;
-  keyName: string | null;
-  nodeId: string | null;
-  nodeName: string | null;
-  status: number;
-  error: string | null;
-  attempts: number;
-  queueWaitMs: number;
-  firstByteMs: number | null;
-  durationMs: number;
-  promptTokens: number | null;
-  completionTokens: number | null;
-  /** Tool calls in the answer (null or absent: unknown). */
-  toolCalls?: number | null;
-  /** Prompt tokens the engine reused from a cached prefix (absent in older records). */
-  cachedTokens?: number | null;
-  /** The routing policy that placed it, and whether it ran on its affinity key's first node. */
-  routing?: "least-load" | "prefix" | null;
-  affinity?: "hit" | "miss" | null;
-  traceId: string | null;
-  requestBody?: unknown;
-  responseBody?: unknown;
-  /** The router stores bodies but shows them to admins only. */
-  bodiesHidden?: boolean;
 }
 
 export interface MetricSample {

@@ -2,7 +2,7 @@
 // a detail dialog. New requests show up live: the stream announces each one as it finishes and
 // the first page is fetched again once the router has stored it.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { exportUrl, normalize, requestHistory, type RequestFilters } from "../api/endpoints";
+import { exportUrl, requestHistory, type RequestFilters } from "../api/endpoints";
 import type { FleetSnapshot, RequestRecord } from "../api/types";
 import { HttpStatus } from "../components/badges";
 import { RequestDialog } from "../components/request-dialog";
@@ -104,8 +104,7 @@ export function RequestsPage({ snapshot }: { snapshot: FleetSnapshot | null }) {
   }, [rows, offset]);
 
   const onFinished = useCallback(
-    (raw: RequestRecord) => {
-      const record = normalize(raw);
+    (record: RequestRecord) => {
       if (offset !== 0 || !matches(record, filtersRef.current)) return;
       pendingReads.current = 0;
       // Shown at once; replaced by the stored row when the page is read again.

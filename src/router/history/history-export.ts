@@ -2,9 +2,10 @@
 // large export never sits in memory whole.
 import { Readable } from "node:stream";
 import type { HistoryCursor, HistoryFilter, RequestHistoryRepository } from "../store/request-history.js";
-import { historyView, type HistoryView } from "./history-query.js";
+import type { HistoryRow } from "../../protocol/request-record.js";
+import { historyView } from "./history-query.js";
 
-export const CSV_COLUMNS: (keyof HistoryView)[] = [
+export const CSV_COLUMNS: (keyof HistoryRow)[] = [
   "id",
   "requestId",
   "startedAt",
@@ -44,7 +45,7 @@ export function csvCell(v: unknown): string {
 
 const PAGE = 1000;
 
-async function* pages(repo: RequestHistoryRepository, filter: HistoryFilter, max: number): AsyncGenerator<HistoryView[]> {
+async function* pages(repo: RequestHistoryRepository, filter: HistoryFilter, max: number): AsyncGenerator<HistoryRow[]> {
   let after: HistoryCursor | undefined;
   let left = max;
   while (left > 0) {

@@ -2,7 +2,7 @@
 // a record. Anything malformed is a 400 naming the parameter; filter values are passed on as
 // data (the repository binds them as parameters).
 import { HttpError } from "../http/http-errors.js";
-import type { HistoryRecord } from "../../protocol/request-record.js";
+import type { HistoryRecord, HistoryRow } from "../../protocol/request-record.js";
 import type { HistoryFilter } from "../store/request-history.js";
 
 export interface HistoryQuery {
@@ -67,8 +67,8 @@ export function parseHistoryQuery(query: unknown, limits: { defaultLimit: number
   return { filter, limit: int(q, "limit", limits.defaultLimit, 1, limits.maxLimit), offset: int(q, "offset", 0, 0, 10_000_000) };
 }
 
-export function historyView(r: HistoryRecord) {
-  const view = {
+export function historyView(r: HistoryRecord): HistoryRow {
+  const view: HistoryRow = {
     id: r.id,
     requestId: r.requestId,
     startedAt: new Date(r.startedAt).toISOString(),
@@ -97,4 +97,3 @@ export function historyView(r: HistoryRecord) {
   return view;
 }
 
-export type HistoryView = ReturnType<typeof historyView>;
