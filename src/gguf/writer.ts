@@ -3,7 +3,7 @@
 
 const ALIGNMENT = 32;
 
-const enum ValueType {
+enum ValueType {
   UINT16 = 2,
   UINT32 = 4,
   INT32 = 5,

@@ -27,7 +27,7 @@ export async function readLastLines(files: readonly string[], count: number, opt
 
 /** Appends up to `want` lines of `file` to `out`, last line first. */
 async function readFileBackwards(file: string, want: number, out: string[], opts: TailOptions): Promise<void> {
-  let handle;
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, "r");
   } catch (err) {

@@ -56,7 +56,7 @@ export class MemoryLedger {
    */
   async place(entry: CatalogEntry, firstPartPath: string, wantedContext: number): Promise<Placement> {
     const held = this.reserved.get(entry.id) ?? entry.memoryBytes;
-    let shape;
+    let shape: Awaited<ReturnType<typeof readModelShape>>;
     try {
       shape = await readModelShape(firstPartPath);
     } catch (err) {

@@ -64,7 +64,7 @@ export class ModelStatusBoard {
   /** Progress of a running download; ignored unless the model is `downloading`. */
   setProgress(id: string, progress: DownloadProgress): void {
     const current = this.models.get(id);
-    if (!current || current.state !== "downloading") return;
+    if (current?.state !== "downloading") return;
     Object.assign(current, progress, { progress: Math.min(1, Math.max(0, progress.progress)) });
   }
 

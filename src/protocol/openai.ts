@@ -154,6 +154,6 @@ export function messageText(content: ChatMessage["content"] | undefined): string
 /** "path.to.field: message" for the first issue, as OpenAI's error `param` and message expect. */
 export function describeZodError(err: z.ZodError): { message: string; param: string | null } {
   const issue = err.issues[0];
-  const param = issue && issue.path.length ? issue.path.join(".") : null;
+  const param = issue?.path.length ? issue.path.join(".") : null;
   return { message: param ? `${param}: ${issue!.message}` : issue?.message ?? "invalid request body", param };
 }

@@ -171,7 +171,7 @@ describe.each(MODELS)("%s with the ollama client on /api/chat", { timeout: 120_0
 describe("command engine: tools and reasoning pass through untouched", { timeout: 120_000 }, () => {
   let cmdRouter: DroverProcess;
   let cmdNode: DroverProcess;
-  let client: OpenAI;
+  let _client: OpenAI;
   let oll: Ollama;
   const model = "demo-gpt-oss";
 
@@ -180,7 +180,7 @@ describe("command engine: tools and reasoning pass through untouched", { timeout
     const template = `"${process.execPath}" ${join(REPO_ROOT, "test/fixtures/openai-server.mjs")} --model {model} --port {port} --id {id}`;
     cmdNode = await startNode(cmdRouter.url, "command-node", ["--engine", "command", "--engine-command", template]);
     await waitForReady(cmdRouter.url, [model], 1);
-    client = new OpenAI({ baseURL: `${cmdRouter.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+    _client = new OpenAI({ baseURL: `${cmdRouter.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     oll = new Ollama({ host: cmdRouter.url, headers: AUTH_HEADERS });
   }, 120_000);
 

@@ -184,7 +184,10 @@ async function uploadThenRead(path: string, mib: number): Promise<string> {
   for (let i = 0; i < mib && failure === null; i++) {
     sock.write(`${piece.length.toString(16)}\r\n`);
     sock.write(piece);
-    if (!sock.write("\r\n")) await new Promise((resolve) => (sock.once("drain", resolve), sock.once("close", resolve)));
+    if (!sock.write("\r\n")) await new Promise((resolve) => {
+        sock.once("drain", resolve);
+        sock.once("close", resolve);
+      });
     await new Promise((resolve) => setTimeout(resolve, 25)); // a slow uplink: still sending when the router has answered
   }
   if (failure === null) await new Promise<void>((resolve) => sock.write("0\r\n\r\n", () => resolve()));

@@ -15,7 +15,10 @@ import { AUTH_HEADERS, getJson, startDrover, startNode, startRouter, tempDir, wa
 
 const CHAT = "demo-chat";
 const running: DroverProcess[] = [];
-const track = <T extends DroverProcess>(p: T) => (running.push(p), p);
+const track = <T extends DroverProcess>(p: T) => {
+  running.push(p);
+  return p;
+};
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((p) => p.stop("SIGKILL")));

@@ -17,7 +17,10 @@ import { UpstreamServer } from "../fixtures/upstream-server.js";
 import { AUTH_HEADERS, getJson, REPO_ROOT, routerCredentialFor, startNode, startRouter, tempDir, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const running: DroverProcess[] = [];
-const track = <T extends DroverProcess>(p: T) => (running.push(p), p);
+const track = <T extends DroverProcess>(p: T) => {
+  running.push(p);
+  return p;
+};
 afterAll(async () => {
   await Promise.all(running.splice(0).map((p) => p.stop("SIGKILL")));
 });

@@ -159,7 +159,7 @@ describe("Ollama API through router → node → engine", () => {
     expectTimings(r);
     const stream = await ollama.generate({ model: CHAT, prompt: "Once upon a time", raw: true, stream: true, options: { num_predict: 8 } });
     let text = "";
-    let last;
+    let last: (typeof stream extends AsyncIterable<infer P> ? P : never) | undefined;
     for await (const part of stream) {
       text += part.response;
       last = part;

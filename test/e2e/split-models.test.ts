@@ -16,7 +16,10 @@ import { UpstreamServer } from "../fixtures/upstream-server.js";
 import { getJson, startNode, startRouter, tempDir, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 
 const running: DroverProcess[] = [];
-const track = <T extends DroverProcess>(p: T) => (running.push(p), p);
+const track = <T extends DroverProcess>(p: T) => {
+  running.push(p);
+  return p;
+};
 afterAll(async () => {
   await Promise.all(running.splice(0).map((p) => p.stop("SIGKILL")));
 });
@@ -81,7 +84,7 @@ describe("a split model (3 parts) through router and nodes", () => {
     const written = await writeTinyModelParts(SPEC, join(tempDir("upstream"), `${MODEL}.gguf`));
     for (const w of written) parts.push(await readFile(w.path));
     await upstream.start();
-    parts.forEach((bytes, i) => upstream.set(partName(i), bytes));
+    for (const [i, bytes] of parts.entries()) upstream.set(partName(i), bytes);
     // Slow enough that both nodes ask while the router is still fetching.
     upstream.bytesPerSecond = 4_000_000;
     const catalogPath = join(tempDir("catalog"), "catalog.yaml");

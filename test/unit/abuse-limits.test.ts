@@ -71,7 +71,10 @@ describe("unknown API keys", () => {
     const counting = new Proxy(store.apiKeys, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver) as unknown;
-        if (prop === "findByHash") return (...args: unknown[]) => (lookups++, (value as (...a: unknown[]) => unknown).apply(target, args));
+        if (prop === "findByHash") return (...args: unknown[]) => {
+          lookups++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
         return typeof value === "function" ? value.bind(target) : value;
       },
     }) as ApiKeysRepository;

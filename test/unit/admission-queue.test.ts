@@ -49,7 +49,11 @@ describe("admission queue", () => {
   test("waiters are served in FIFO order", async () => {
     const { registry, queue } = setup();
     const order: number[] = [];
-    const leases = Array.from({ length: 5 }, (_, i) => queue.acquire("a", never()).then((l) => (order.push(i), l)));
+    const leases = Array.from({ length: 5 }, (_, i) => queue.acquire("a", never()).then((l) => {
+        order.push(i);
+        return l;
+      }),
+    );
     registry.accept(reg("n1", [{ id: "a", slots: 1 }]));
     for (let i = 0; i < 5; i++) {
       const l = await leases[i]!;

@@ -163,7 +163,10 @@ describe("Responses: the node's chat answer → Response items and events", () =
       adapter.start({ status: 200, contentType: SSE, nodeName: "n1", queueWaitMs: 0 });
       adapter.chunk(Buffer.from(TOOL_STREAM));
       let ended = false;
-      const end = Promise.resolve(adapter.end()).then((tail) => ((ended = true), String(tail)));
+      const end = Promise.resolve(adapter.end()).then((tail) => {
+        ended = true;
+        return String(tail);
+      });
       await new Promise((r) => setTimeout(r, 20));
       expect(ended).toBe(false);
       release();

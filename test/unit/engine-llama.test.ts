@@ -21,7 +21,7 @@ let modelPath: string;
 let engine: { port: number; close(): Promise<void> };
 let base: string;
 let client: OpenAI;
-let readyLines: string[] = [];
+const readyLines: string[] = [];
 
 const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
   { role: "system", content: "You are a test." },
@@ -291,10 +291,10 @@ describe("llama engine", { timeout: 30_000 }, () => {
     const buf = Buffer.from(b64, "base64");
     const floats = Array.from({ length: buf.length / 4 }, (_, i) => buf.readFloatLE(i * 4));
     expect(floats).toHaveLength(spec.embeddingLength);
-    floats.forEach((f, i) => expect(f).toBeCloseTo(r.data[0].embedding[i], 5));
+    for (const [i, f] of floats.entries()) expect(f).toBeCloseTo(r.data[0].embedding[i], 5);
     // The openai client's default (base64, decoded by the client) gives the same numbers.
     const viaClient = await client.embeddings.create({ model: MODEL_ID, input: "hello" });
-    viaClient.data[0].embedding.forEach((f, i) => expect(f).toBeCloseTo(r.data[0].embedding[i], 5));
+    for (const [i, f] of viaClient.data[0].embedding.entries()) expect(f).toBeCloseTo(r.data[0].embedding[i], 5);
   });
 
   it("rejects bad requests with 400 in OpenAI's error shape", async () => {

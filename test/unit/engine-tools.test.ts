@@ -21,7 +21,7 @@ import { schemaErrors } from "../support/openapi-schemas.js";
 const MODELS = ["demo-gpt-oss", "demo-qwen3-coder", "demo-chat"] as const;
 const log = pino({ level: process.env.DROVER_TEST_LOG ?? "silent" });
 
-export const WEATHER_TOOL = {
+const WEATHER_TOOL = {
   type: "function" as const,
   function: {
     name: "get_weather",
@@ -34,7 +34,7 @@ export const WEATHER_TOOL = {
     },
   },
 };
-export const SEARCH_TOOL = {
+const SEARCH_TOOL = {
   type: "function" as const,
   function: {
     name: "search_code",

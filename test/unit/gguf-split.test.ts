@@ -59,7 +59,7 @@ describe("split GGUF", () => {
     const a = buildTinyModelParts({ ...SPEC, parts: 4 });
     const b = buildTinyModelParts({ ...SPEC, parts: 4 });
     expect(a).toHaveLength(4);
-    a.forEach((part, i) => expect(part.equals(b[i]!)).toBe(true));
+    for (const [i, part] of a.entries()) expect(part.equals(b[i]!)).toBe(true);
   });
 
   it("writes llama.cpp's split layout, and node-llama-cpp loads and runs the model from its first part", async () => {

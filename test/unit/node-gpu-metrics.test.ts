@@ -94,7 +94,11 @@ describe("GPU metrics in heartbeats", () => {
     expect(calls).toBe(after);
 
     let none = 0;
-    const noGpu = new GpuMonitor({ intervalMs: 10, probe: async () => (none++, []) });
+    const noGpu = new GpuMonitor({ intervalMs: 10, probe: async () => {
+        none++;
+        return [];
+      },
+    });
     await noGpu.start();
     await new Promise((r) => setTimeout(r, 60));
     expect(none).toBe(1);

@@ -118,7 +118,10 @@ describe("model downloader", () => {
     const limiter = new RateLimiter(1e9);
     let taken = 0;
     const take = limiter.take.bind(limiter);
-    limiter.take = (bytes, signal) => ((taken += bytes), take(bytes, signal));
+    limiter.take = (bytes, signal) => {
+      taken += bytes;
+      return take(bytes, signal);
+    };
     await downloadModel(options({ rateLimiter: limiter }));
     expect(taken).toBe(model.bytes.length);
   });

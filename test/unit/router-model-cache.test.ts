@@ -169,7 +169,7 @@ describe("router model cache", () => {
     // Each wait at least the lower edge of its jittered delay (100, 200, 400 ms, less up to 30 %):
     // the delay grows.
     const gaps = tries.slice(1).map((r, i) => r.at - tries[i]!.at);
-    [70, 140, 280].forEach((min, i) => expect(gaps[i], `wait before retry ${i + 1} (${gaps.join(", ")} ms)`).toBeGreaterThanOrEqual(min - 2));
+    for (const [i, min] of [70, 140, 280].entries()) expect(gaps[i], `wait before retry ${i + 1} (${gaps.join(", ")} ms)`).toBeGreaterThanOrEqual(min - 2);
 
     await rm(dir, { recursive: true, force: true });
     upstream.failRequest = () => 404;
@@ -267,7 +267,9 @@ describe("router model cache: split models and disk space", () => {
   const splitEntry = (parts?: { url: string; sha256?: string }[]): CatalogEntry =>
     entry({ id: "split/m", sizeBytes: 270_000, source: { gguf: { url: upstream.fileUrl(partName(0)), ...(parts ? { parts } : {}) } } });
 
-  beforeEach(() => PARTS.forEach((b, i) => upstream.set(partName(i), b)));
+  beforeEach(() => {
+    for (const [i, b] of PARTS.entries()) upstream.set(partName(i), b);
+  });
 
   it("derives the parts from the first part's name, fetches each once (single flight), pins each, and serves each", async () => {
     upstream.bytesPerSecond = 200_000; // ~1.4 s: parts 2 and 3 take ~0.75 s, sampled every 20 ms

@@ -273,13 +273,13 @@ export function NodeDialog({ node, now, isAdmin, onClose }: NodeDialogProps) {
       }
       subtitle={<span class="mono">{node.apiUrl}</span>}
     >
-      <nav class="tabs" role="tablist">
+      <div class="tabs" role="tablist">
         {tabs.map(([id, label]) => (
           <button key={id} type="button" role="tab" aria-selected={tab === id} class={`tab ${tab === id ? "active" : ""}`} onClick={() => setTab(id)}>
             {label}
           </button>
         ))}
-      </nav>
+      </div>
       {tab === "overview" && <Overview node={node} now={now} />}
       {tab === "logs" && <NodeLogs nodeId={node.id} />}
       {tab === "settings" && isAdmin && <Settings node={node} onGone={onClose} />}

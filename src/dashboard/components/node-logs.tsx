@@ -2,7 +2,7 @@
 // selector, a level filter and live follow (polls while on).
 import { useEffect, useRef, useState } from "preact/hooks";
 import { nodeLogs } from "../api/endpoints";
-import { ApiError } from "../api/client";
+import type { ApiError } from "../api/client";
 import { time } from "../lib/format";
 
 const TAILS = [50, 200, 1000, 5000];

@@ -13,12 +13,14 @@ export function currentPage(): Page {
 }
 
 const listeners = new Set<() => void>();
-window.addEventListener("popstate", () => listeners.forEach((l) => l()));
+window.addEventListener("popstate", () => {
+  for (const l of listeners) l();
+});
 
 export function navigate(page: Page): void {
   const path = page === "fleet" ? BASE : `${BASE}${page}`;
   if (window.location.pathname !== path) window.history.pushState(null, "", path);
-  listeners.forEach((l) => l());
+  for (const l of listeners) l();
 }
 
 export function usePage(): Page {

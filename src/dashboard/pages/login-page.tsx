@@ -28,6 +28,7 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: () => void }) {
         <p class="muted">Sign in to the fleet dashboard.</p>
         <label class="field">
           <span>Username</span>
+          {/* biome-ignore lint/a11y/noAutofocus: the page exists to type this field; nothing else competes for focus */}
           <input class="input" name="username" autoComplete="username" required autoFocus value={username} onInput={(e) => setUsername(e.currentTarget.value)} />
         </label>
         <label class="field">

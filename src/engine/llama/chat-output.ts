@@ -150,7 +150,7 @@ class HarmonyParser implements ChatOutputParser {
   }
 
   private isCall(): boolean {
-    return this.header.recipient !== null && this.header.recipient.startsWith("functions.");
+    return this.header.recipient?.startsWith("functions.") === true;
   }
 
   private bodyText(text: string, out: ChatOutputPart[]): void {

@@ -158,6 +158,6 @@ export function embeddingList(model: string, vectors: number[][], base64: boolea
 /** encoding_format "base64": the little-endian float32 bytes, base64-encoded. */
 export function float32Base64(vector: readonly number[]): string {
   const buf = Buffer.alloc(vector.length * 4);
-  vector.forEach((v, i) => buf.writeFloatLE(v, i * 4));
+  for (const [i, v] of vector.entries()) buf.writeFloatLE(v, i * 4);
   return buf.toString("base64");
 }

@@ -18,7 +18,7 @@ export interface CreateKeyInput {
   value?: string;
 }
 
-const NAME = /^[\p{L}\p{N} ._:@\-]{1,64}$/u;
+const NAME = /^[\p{L}\p{N} ._:@-]{1,64}$/u;
 
 export function validateKeyName(name: unknown): string {
   if (typeof name !== "string" || !NAME.test(name) || name.trim() !== name) {

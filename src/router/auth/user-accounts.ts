@@ -6,7 +6,7 @@ import type { SessionsRepository } from "../store/sessions.js";
 import { ROLES, type Role, type User, type UsersRepository } from "../store/users.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 
-const USERNAME = /^[A-Za-z0-9._@\-]{1,64}$/;
+const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/;
 export const MIN_PASSWORD_LENGTH = 8;
 
 export function validateUsername(username: unknown): string {

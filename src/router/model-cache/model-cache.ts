@@ -476,7 +476,7 @@ export class ModelCache {
     }
     this.logger.info({ model: entry.id, ...(count > 1 ? { part: index + 1, parts: count } : {}), url }, "fetching model file from upstream");
     const startedAt = Date.now();
-    let result;
+    let result: Awaited<ReturnType<typeof downloadFromUpstream>>;
     try {
       result = await downloadFromUpstream({
         url,

@@ -2,7 +2,7 @@
 // otherwise, and passed on to the node with a new parent span id.
 import { randomBytes, randomUUID } from "node:crypto";
 
-const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 export function requestIdFrom(header: string | string[] | undefined): string {

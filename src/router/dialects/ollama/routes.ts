@@ -15,7 +15,7 @@ import {
   OllamaShowRequest,
 } from "../../../protocol/ollama.js";
 import { affinityKeyOf } from "../../request-path/affinity-key.js";
-import { drainRefusedBody, HttpError } from "../../http/http-errors.js";
+import { drainRefusedBody, type HttpError } from "../../http/http-errors.js";
 import { OllamaGenerationAdapter } from "./generation-adapter.js";
 import { OllamaJsonAdapter } from "./json-adapter.js";
 import { resolveOllamaModel } from "./model-names.js";
