@@ -5,6 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
 import { routerCredential } from "../../src/protocol/node-auth.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -176,4 +177,24 @@ export function waitForReady(routerUrl: string, models: string[], count: number,
     const { models: rows } = await getJson<{ models: { id: string; readyNodes: number }[] }>(`${routerUrl}/api/models`);
     return models.every((id) => (rows.find((r) => r.id === id)?.readyNodes ?? 0) >= count);
   }, timeoutMs);
+}
+
+/**
+ * Sends small chat requests through the router, each in a session of its own (`x-session-id`), until
+ * every node in `nodes` has answered one; returns the nodes that did (at most `tries` requests).
+ * Prefix routing places each session on the node its key's hash picks, so four fixed prompts can
+ * all hash to one node (one run in eight with two nodes); fresh sessions reach both with certainty
+ * in practice (all of 32 on one node: 2 × 2⁻³²).
+ */
+export async function chatUntilEveryNodeServes(routerUrl: string, model: string, nodes: readonly string[], tries = 32): Promise<Set<string>> {
+  const client = new OpenAI({ baseURL: `${routerUrl}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
+  const servedBy = new Set<string>();
+  for (let i = 0; i < tries && !nodes.every((n) => servedBy.has(n)); i++) {
+    const { data, response } = await client.chat.completions
+      .create({ model, messages: [{ role: "user", content: `hi ${i}` }], max_tokens: 4 }, { headers: { "x-session-id": `spread-${i}` } })
+      .withResponse();
+    if (!data.choices[0]?.message.content) throw new Error(`an empty answer through the router: ${JSON.stringify(data)}`);
+    servedBy.add(decodeURIComponent(response.headers.get("x-drover-node") ?? ""));
+  }
+  return servedBy;
 }
