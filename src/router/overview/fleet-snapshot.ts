@@ -1,6 +1,7 @@
 // The whole fleet as one JSON document: nodes, models aggregated across nodes, queue and the
 // summary numbers the dashboard's header shows. Pushed over /api/events once a second.
 import type { Catalog } from "../../protocol/catalog.js";
+import type { FleetSnapshot } from "../../protocol/fleet-view.js";
 import type { AdmissionQueue } from "../request-path/admission-queue.js";
 import type { FleetActivity } from "./fleet-activity.js";
 import type { NodeRegistry } from "../fleet/node-registry.js";
@@ -14,7 +15,7 @@ export interface FleetSnapshotDeps {
   startedAt: number;
 }
 
-export function fleetSnapshot(deps: FleetSnapshotDeps, now = Date.now()) {
+export function fleetSnapshot(deps: FleetSnapshotDeps, now = Date.now()): FleetSnapshot {
   const nodes = deps.registry.all().map(nodeView);
   const queue = deps.queue.snapshot();
   const count = (state: string) => nodes.filter((n) => n.state === state).length;
@@ -36,4 +37,3 @@ export function fleetSnapshot(deps: FleetSnapshotDeps, now = Date.now()) {
   };
 }
 
-export type FleetSnapshot = ReturnType<typeof fleetSnapshot>;

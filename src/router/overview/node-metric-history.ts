@@ -1,23 +1,8 @@
 // A bounded in-memory history of each node's heartbeat metrics, for the dashboard's charts.
 // It samples the registry (a heartbeat shows up as a new `lastSeen`), so the registry and the
 // heartbeat route stay unaware of it.
+import type { MetricSample } from "../../protocol/fleet-view.js";
 import type { NodeRecord } from "../fleet/node-registry.js";
-
-export interface MetricSample {
-  /** Epoch ms of the heartbeat. */
-  t: number;
-  cpuPercent: number | null;
-  memoryUsedBytes: number | null;
-  memoryTotalBytes: number | null;
-  /** Mean utilisation over the node's GPUs, when it reports any. */
-  gpuPercent: number | null;
-  gpuMemoryUsedBytes: number | null;
-  gpuMemoryTotalBytes: number | null;
-  inFlight: number;
-  totalRequests: number;
-  failedRequests: number;
-  latencyEwmaMs: number | null;
-}
 
 /** 720 samples = one hour at the default 5 s heartbeat. */
 export const DEFAULT_SAMPLES_PER_NODE = 720;

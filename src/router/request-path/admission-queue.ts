@@ -3,6 +3,7 @@
 // can serve — every live node reports it unsupported, or failed for longer than a grace period,
 // or no node has been connected for that long — is refused at once instead of filling the queue
 // for everyone. Everything here is in memory: admission never touches the database.
+import type { QueueSnapshot } from "../../protocol/fleet-view.js";
 import type { BreakerOutcome } from "../fleet/circuit-breaker.js";
 import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
 import type { NodeSelector, Placement } from "./node-selector.js";
@@ -135,7 +136,7 @@ export class AdmissionQueue {
   }
 
   /** Depth and oldest wait per model, for GET /api/queue and the dashboard. */
-  snapshot(): { total: number; limit: number; perModelLimit: number; models: Record<string, { depth: number; oldestWaitMs: number }> } {
+  snapshot(): QueueSnapshot {
     const now = Date.now();
     const models: Record<string, { depth: number; oldestWaitMs: number }> = {};
     for (const [id, line] of this.waiting) {

@@ -2,6 +2,7 @@
 // aggregated across nodes, health.
 import type { FastifyInstance } from "fastify";
 import type { Catalog } from "../../protocol/catalog.js";
+import type { FleetNode, ModelRow } from "../../protocol/fleet-view.js";
 import type { AdmissionQueue } from "../request-path/admission-queue.js";
 import { HttpError } from "../http/http-errors.js";
 import type { NodeRecord, NodeRegistry } from "../fleet/node-registry.js";
@@ -14,7 +15,7 @@ export interface StatusRouteDeps {
 }
 
 /** A node as the API and the dashboard's live stream show it. */
-export function nodeView(node: NodeRecord) {
+export function nodeView(node: NodeRecord): FleetNode {
   return {
     id: node.id,
     name: node.name,
@@ -56,7 +57,7 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
 }
 
 /** One row per supported model, aggregated over the fleet (also in the dashboard's live stream). */
-export function modelRows(deps: Pick<StatusRouteDeps, "catalog" | "registry" | "queue">) {
+export function modelRows(deps: Pick<StatusRouteDeps, "catalog" | "registry" | "queue">): ModelRow[] {
   const queue = deps.queue.snapshot();
   return deps.catalog.models.map((entry) => {
     let ready = 0;
