@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { authHeadersFor, getJson, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
 import { findNginx, startNginx, type TestNginx } from "../support/nginx.js";
 import { findPostgres, startPostgres, type TestPostgres } from "../support/postgres.js";
-import { metricSamples, parsePrometheus } from "../support/prometheus.js";
+import { metricSamples, metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const CHAT = "demo-chat";
 const CLIENTS = Number(process.env.DROVER_E2E_LB_CLIENTS ?? 50);
@@ -88,14 +88,22 @@ async function notOnline(among: DroverProcess[]): Promise<string[]> {
   return problems;
 }
 
+async function nodeMetrics(i: number) {
+  const url = `${nodes[i]!.url}/metrics`;
+  return parsePrometheus(await (await fetch(url, { headers: await authHeadersFor(url) })).text());
+}
+
 /** Each node's own metric of the most requests its engine answered at once. */
 async function maxInFlight(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const [i, node] of nodes.entries()) {
-    const url = `${node.url}/metrics`;
-    const text = await (await fetch(url, { headers: await authHeadersFor(url) })).text();
-    out[NODE_NAMES[i]!] = metricSamples(parsePrometheus(text), "drover_model_max_in_flight", { model: CHAT })[0]?.value ?? NaN;
-  }
+  for (const i of nodes.keys()) out[NODE_NAMES[i]!] = metricSamples(await nodeMetrics(i), "drover_model_max_in_flight", { model: CHAT })[0]?.value ?? NaN;
+  return out;
+}
+
+/** Requests each node refused with 503 (node_busy: its slots were taken by other routers' requests). */
+async function refusedBusy(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const i of nodes.keys()) out[NODE_NAMES[i]!] = metricSum(await nodeMetrics(i), "drover_node_requests_total", { model: CHAT, status: "503" });
   return out;
 }
 
@@ -179,7 +187,7 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     const peaks = await maxInFlight();
     console.log(
       `load through nginx: ${results.length} requests in ${SECONDS} s by ${CLIENTS} clients; statuses ${JSON.stringify(countBy(results, (r) => String(r.status)))}; ` +
-        `per router ${JSON.stringify(perRouter)}; per node ${JSON.stringify(countBy(results, (r) => r.node))}; node max in flight ${JSON.stringify(peaks)}`,
+        `per router ${JSON.stringify(perRouter)}; per node ${JSON.stringify(countBy(results, (r) => r.node))}; node max in flight ${JSON.stringify(peaks)}; refused busy by the nodes ${JSON.stringify(await refusedBusy())}`,
     );
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     expect(offline).toEqual([]);
