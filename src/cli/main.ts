@@ -83,6 +83,19 @@ function onShutdown(close: () => Promise<void>): void {
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
+/** --advertise-url of a router: an http(s) URL. */
+function routerAdvertiseUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new UsageError(`--advertise-url / DROVER_ROUTER_ADVERTISE_URL must be a URL such as http://10.0.0.5:8080, not "${value}"`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--advertise-url must be an http(s) URL, not "${value}"`);
+  return value;
+}
+
 async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promise<void> {
   if (withLocalNode) applyReasoningField(o);
   // Checked before anything is written to the data dir.
@@ -119,6 +132,7 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
     historyBodyBytes: num(o, "history-body-bytes"),
     nodePruneMs: num(o, "node-prune-after"),
     trustProxy: parseTrustProxy(str(o, "trust-proxy")!),
+    advertiseUrl: routerAdvertiseUrl(str(o, "advertise-url")),
   });
   const lines = [
     "",

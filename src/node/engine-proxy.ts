@@ -94,6 +94,16 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     return reply.code(503).send(openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"));
   }
 
+  // Several routers may send to this node, each counting only its own requests: the node admits
+  // at most its slots per model and refuses the excess at once (the router tries another node or
+  // keeps the request queued). Nothing awaits between this check and addInFlight below.
+  if (status.slots > 0 && status.inFlight >= status.slots) {
+    return reply
+      .code(503)
+      .header("retry-after", "1")
+      .send(openAiError(`model '${model}' is answering ${status.inFlight} requests on this node, all of its ${status.slots} slots; the router sends this one to another node or keeps it queued`, "server_error", "node_busy"));
+  }
+
   // x-request-id from the router, else generated (see requestLogOptions).
   const requestId = req.id;
   reply.header(HEADER_REQUEST_ID, requestId);

@@ -7,7 +7,7 @@ import { DEFAULT_LOG_FILE_SETTINGS, logFileGeneration, logFilePath } from "../lo
 import { Agent } from "undici";
 import type { Catalog, CatalogEntry } from "../protocol/catalog.js";
 import type { Heartbeat, ModelStatus, NodeRegistration } from "../protocol/node-api.js";
-import { advertisedUrl } from "./advertised-url.js";
+import { advertisedUrl } from "../shared/advertised-url.js";
 import { Backoff } from "../shared/backoff.js";
 import { fetchCatalog } from "./catalog-client.js";
 import { createEngineLauncher, engineContextSize, type EngineLauncher } from "./engine-launcher.js";
@@ -22,6 +22,7 @@ import { loadOrCreateNodeId, loadOrCreateNodeSecret } from "./node-identity.js";
 import { droverVersion } from "../shared/package-version.js";
 import { RouterEndpoint } from "./router-endpoint.js";
 import { RouterLink } from "./router-link.js";
+import { RouterSet } from "./router-set.js";
 import { buildNodeServer } from "./server.js";
 import { SystemMetricsSampler } from "./system-metrics.js";
 
@@ -118,31 +119,39 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       onFinished: (r) => metricsExporter.observeRequest(r),
       closing: () => lifetime.signal.aborted,
     },
+    routerLeaving: (routerUrl) => link.leaving(routerUrl),
   });
   await app.listen({ host: opts.host, port: opts.port });
   const port = (app.server.address() as AddressInfo).port;
   const url = opts.advertiseUrl?.replace(/\/+$/, "") ?? advertisedUrl(opts.host, port, router.url);
 
   const metrics = new SystemMetricsSampler(() => gpuMonitor.gpus);
-  const link = new RouterLink({
-    router,
-    nodeSecret,
-    dispatcher: routerAgent,
+  // One link per router of the fleet (router-set.ts), starting from the URL given.
+  const link = new RouterSet({
+    seed: router.url,
     logger,
-    heartbeatMs: opts.heartbeatMs,
-    registerBackoff: opts.timings?.registerRetryInitialMs
-      ? () => new Backoff({ initialMs: opts.timings!.registerRetryInitialMs!, maxMs: 10_000, jitter: 0.3 })
-      : undefined,
-    registration: (): NodeRegistration => ({
-      nodeId,
-      name: opts.name,
-      apiUrl: url,
-      version: droverVersion(),
-      engine: launcher.kind,
-      models: board.list(),
-      metrics: metrics.sample(),
-    }),
-    heartbeat: (): Heartbeat => ({ nodeId, models: board.list(), inFlight: board.totalInFlight(), metrics: metrics.sample() }),
+    createLink: (routerUrl, hooks) =>
+      new RouterLink({
+        ...hooks,
+        router: new RouterEndpoint(routerUrl, opts.nodeToken),
+        nodeSecret,
+        dispatcher: routerAgent,
+        logger,
+        heartbeatMs: opts.heartbeatMs,
+        registerBackoff: opts.timings?.registerRetryInitialMs
+          ? () => new Backoff({ initialMs: opts.timings!.registerRetryInitialMs!, maxMs: 10_000, jitter: 0.3 })
+          : undefined,
+        registration: (): NodeRegistration => ({
+          nodeId,
+          name: opts.name,
+          apiUrl: url,
+          version: droverVersion(),
+          engine: launcher.kind,
+          models: board.list(),
+          metrics: metrics.sample(),
+        }),
+        heartbeat: (): Heartbeat => ({ nodeId, models: board.list(), inFlight: board.totalInFlight(), metrics: metrics.sample() }),
+      }),
   });
   board.onStateChange((id, state, previous) => {
     logger.debug({ model: id, state, previous }, "model state changed");

@@ -20,6 +20,7 @@ export type StateChangeListener = (id: string, state: ModelState, previous: Mode
 export class ModelStatusBoard {
   private readonly models = new Map<string, ModelStatus>();
   private readonly listeners = new Set<StateChangeListener>();
+  private readonly peaks = new Map<string, number>();
 
   /** Starts every catalog model as `queued` with the node's slot count. */
   setCatalog(entries: readonly CatalogEntry[], slots: number): void {
@@ -75,7 +76,14 @@ export class ModelStatusBoard {
 
   addInFlight(id: string, delta: 1 | -1): void {
     const current = this.models.get(id);
-    if (current) current.inFlight = Math.max(0, current.inFlight + delta);
+    if (!current) return;
+    current.inFlight = Math.max(0, current.inFlight + delta);
+    if (current.inFlight > (this.peaks.get(id) ?? 0)) this.peaks.set(id, current.inFlight);
+  }
+
+  /** The most requests the model's engine answered at once since the node started. */
+  peakInFlight(id: string): number {
+    return this.peaks.get(id) ?? 0;
   }
 
   onStateChange(listener: StateChangeListener): () => void {

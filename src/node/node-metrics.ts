@@ -59,6 +59,7 @@ export class NodeMetricsExporter {
     });
     perModel("drover_model_in_flight", "Requests being answered by the model's engine", (s) => s.inFlight);
     perModel("drover_model_slots", "Concurrent requests the model's engine accepts", (s) => s.slots);
+    perModel("drover_model_max_in_flight", "Most requests the model's engine answered at once since the node started (the node refuses more than its slots, whatever the number of routers)", (s) => deps.board.peakInFlight(s.id));
     perModel("drover_engine_restarts", "Restarts of the model's engine since the node started", (s) => s.restarts);
     perModel("drover_model_download_bytes", "Bytes of the model file downloaded so far (while downloading)", (s) => s.bytesDone);
     perModel("drover_model_download_size_bytes", "Size of the model file being downloaded", (s) => s.bytesTotal);

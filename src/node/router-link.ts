@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
 import { FLEET_PATHS, HEADER_NODE_SECRET } from "../protocol/http.js";
-import { RegistrationAccepted, RegistrationPending, type Heartbeat, type NodeRegistration } from "../protocol/node-api.js";
+import { HeartbeatAccepted, RegistrationAccepted, RegistrationPending, type Heartbeat, type NodeRegistration } from "../protocol/node-api.js";
 import { Backoff, sleep } from "../shared/backoff.js";
 import type { RouterEndpoint } from "./router-endpoint.js";
 
@@ -25,9 +25,13 @@ export interface RouterLinkOptions {
   debounceMs?: number;
   /** Timeout of each call to the router (default 10 s). */
   requestTimeoutMs?: number;
+  /** An answer listed the fleet's live routers (routers sharing PostgreSQL; see router-set.ts). */
+  onRouters?: (urls: string[]) => void;
+  /** A call got no answer (unreachable, timed out): the count of such calls in a row. */
+  onMissed?: (inARow: number) => void;
 }
 
-type RegisterOutcome = { accepted: true; intervalMs: number } | { accepted: false; problem: string; level: "info" | "warn" | "error" };
+type RegisterOutcome = { accepted: true; intervalMs: number; routers?: string[] } | { accepted: false; problem: string; level: "info" | "warn" | "error" };
 
 export class RouterLink {
   private stopped = false;
@@ -37,6 +41,7 @@ export class RouterLink {
   private debounce: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private registeredFlag = false;
+  private missedInARow = 0;
 
   constructor(private readonly opts: RouterLinkOptions) {}
 
@@ -81,6 +86,7 @@ export class RouterLink {
       if (this.stopped) return undefined;
       if (outcome.accepted) {
         this.registeredFlag = true;
+        if (outcome.routers) this.opts.onRouters?.(outcome.routers);
         this.opts.logger.info({ router: this.opts.router.url, heartbeatMs: this.opts.heartbeatMs ?? outcome.intervalMs }, "registered with the router");
         return outcome.intervalMs;
       }
@@ -98,13 +104,15 @@ export class RouterLink {
     try {
       const res = await this.post(FLEET_PATHS.register, this.opts.registration());
       const text = await res.body.text();
+      this.answered();
       if (res.statusCode === 200 || res.statusCode === 201) {
         const accepted = RegistrationAccepted.safeParse(parseJson(text));
-        if (accepted.success) return { accepted: true, intervalMs: accepted.data.heartbeatIntervalMs };
+        if (accepted.success) return { accepted: true, intervalMs: accepted.data.heartbeatIntervalMs, routers: accepted.data.routers };
         return { accepted: false, problem: `unexpected registration answer from the router: ${text.slice(0, 200)}`, level: "error" };
       }
       if (res.statusCode === 503) {
         const pending = RegistrationPending.safeParse(parseJson(text));
+        if (pending.success && pending.data.routers) this.opts.onRouters?.(pending.data.routers);
         return { accepted: false, problem: pending.success ? `router says initializing: ${pending.data.message}` : "router answered 503", level: "info" };
       }
       if (res.statusCode === 401) {
@@ -115,6 +123,7 @@ export class RouterLink {
       }
       return { accepted: false, problem: `router answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`, level: "warn" };
     } catch (err) {
+      if (!this.stopped) this.missed();
       return { accepted: false, problem: `router unreachable: ${(err as Error).message}`, level: "warn" };
     }
   }
@@ -126,6 +135,11 @@ export class RouterLink {
       try {
         const res = await this.post(FLEET_PATHS.heartbeat, this.opts.heartbeat());
         const text = await res.body.text();
+        this.answered();
+        if (res.statusCode === 200) {
+          const ok = HeartbeatAccepted.safeParse(parseJson(text));
+          if (ok.success && ok.data.routers) this.opts.onRouters?.(ok.data.routers);
+        }
         if (res.statusCode === 404) {
           this.registeredFlag = false;
           this.opts.logger.info({ router: this.opts.router.url }, "router does not know this node (restarted or node deleted); registering again");
@@ -136,8 +150,18 @@ export class RouterLink {
       } catch (err) {
         if (this.stopped) return;
         this.opts.logger.warn({ router: this.opts.router.url, err: (err as Error).message }, "heartbeat failed");
+        this.missed();
       }
     }
+  }
+
+  private answered(): void {
+    this.missedInARow = 0;
+  }
+
+  private missed(): void {
+    this.missedInARow++;
+    this.opts.onMissed?.(this.missedInARow);
   }
 
   private post(path: string, body: unknown): Promise<Dispatcher.ResponseData> {

@@ -11,6 +11,7 @@ import type { NodeModelList } from "../protocol/node-api.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import { engineProxyRoutes, type EngineProxyOptions } from "./engine-proxy.js";
 import { nodeLogRoutes } from "./log-routes.js";
+import { routerLeavingRoute } from "./router-leaving-route.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
 import type { NodeMetricsExporter } from "./node-metrics.js";
 
@@ -30,6 +31,8 @@ export interface NodeServerOptions {
   metrics?: NodeMetricsExporter;
   /** Serve /metrics without the router credential (a Prometheus scraper on the network). */
   publicMetrics?: boolean;
+  /** A router of the fleet says it is shutting down (router-set.ts); false when it is not one of ours. */
+  routerLeaving?: (routerUrl: string) => boolean;
   /** Called for every route as it is registered (the route-auth table test). */
   onRoute?: (route: NodeRouteSummary) => void;
 }
@@ -107,6 +110,7 @@ export async function buildNodeServer(opts: NodeServerOptions): Promise<FastifyI
   }));
 
   await app.register(nodeLogRoutes, { logFiles: opts.logFiles ?? [] });
+  if (opts.routerLeaving) await app.register(routerLeavingRoute, { leaving: opts.routerLeaving });
 
   const metrics = opts.metrics;
   if (metrics) {

@@ -15,6 +15,17 @@ export const FLEET_PATHS = {
   modelFile: (id: string, part?: number) => `/api/models/${encodeURIComponent(id)}/file${part !== undefined && part > 1 ? `?part=${part}` : ""}`,
 } as const;
 
+/** Paths on the node that routers call (besides the inference routes). */
+export const NODE_PATHS = {
+  /** A router shutting down says goodbye, so the node drops it at once. */
+  routerLeaving: "/api/routers/leaving",
+} as const;
+
+/** A router URL as nodes and routers compare them: origin and path, no trailing slash. */
+export function normalizeRouterUrl(url: string): string {
+  return new URL(url).toString().replace(/\/+$/, "");
+}
+
 /**
  * A header value safe for any text (node names in any script): printable ASCII is kept as is,
  * everything else is percent-encoded as UTF-8 (read it back with decodeURIComponent).

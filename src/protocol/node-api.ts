@@ -54,10 +54,18 @@ export const NodeRegistration = z.object({
 });
 export type NodeRegistration = z.infer<typeof NodeRegistration>;
 
+/**
+ * The advertised URLs of the live routers of the fleet (routers sharing PostgreSQL find each other
+ * through it): a node registers and heartbeats with each. Absent where the router is alone (SQLite).
+ */
+export const RouterUrls = z.array(z.string().url()).max(256);
+export type RouterUrls = z.infer<typeof RouterUrls>;
+
 export const RegistrationAccepted = z.object({
   status: z.literal("registered"),
   nodeId: z.string(),
   heartbeatIntervalMs: z.number().int().positive(),
+  routers: RouterUrls.optional(),
 });
 export type RegistrationAccepted = z.infer<typeof RegistrationAccepted>;
 
@@ -67,6 +75,7 @@ export const RegistrationPending = z.object({
   nodeId: z.string(),
   message: z.string(),
   retryAfterMs: z.number().int().positive(),
+  routers: RouterUrls.optional(),
 });
 export type RegistrationPending = z.infer<typeof RegistrationPending>;
 
@@ -77,6 +86,17 @@ export const Heartbeat = z.object({
   metrics: NodeMetrics.default({}),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** The router's answer to a heartbeat. */
+export const HeartbeatAccepted = z.object({
+  status: z.literal("ok"),
+  routers: RouterUrls.optional(),
+});
+export type HeartbeatAccepted = z.infer<typeof HeartbeatAccepted>;
+
+/** Router → node (POST NODE_PATHS.routerLeaving): this router is shutting down; stop heartbeating it. */
+export const RouterLeaving = z.object({ url: z.string().url() });
+export type RouterLeaving = z.infer<typeof RouterLeaving>;
 
 /** The node's GET /v1/models: OpenAI's list shape with drover's per-model state added. */
 export const NodeModelList = z.object({

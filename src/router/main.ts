@@ -2,6 +2,7 @@
 import Fastify from "fastify";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { advertisedUrl } from "../shared/advertised-url.js";
 import { droverVersion } from "../shared/package-version.js";
 import type { Catalog } from "../protocol/catalog.js";
 import { AdmissionQueue } from "./request-path/admission-queue.js";
@@ -16,6 +17,8 @@ import { ModelCache } from "./model-cache/model-cache.js";
 import { NodeMetricHistory } from "./overview/node-metric-history.js";
 import { NodeRegistry } from "./fleet/node-registry.js";
 import { NodeSelector, type RoutingPolicy } from "./request-path/node-selector.js";
+import { tellNodesLeaving } from "./fleet/router-goodbye.js";
+import { RouterPeers } from "./fleet/router-peers.js";
 import { openPersistence } from "./persistence.js";
 import { registerCacheRoutes } from "./routes/cache-routes.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -65,7 +68,12 @@ export interface RouterOptions {
   trustProxy?: boolean | string | ((address: string, hop: number) => boolean);
   /** Nodes silent this long (ms) are forgotten, in memory and in the database (0 = never); default 7 days. */
   nodePruneMs?: number;
+  /** The URL nodes reach this router at directly, recorded for the other routers sharing PostgreSQL (default: from host and port). */
+  advertiseUrl?: string;
 }
+
+/** Longest wait on shutdown (routers sharing PostgreSQL) for the inference requests here to finish. */
+const ROUTER_DRAIN_MS = 30_000;
 
 export interface RouteSummary {
   method: string;
@@ -131,6 +139,16 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   app.addHook("onRoute", (r) => {
     for (const method of [r.method].flat()) routes.push({ method, url: r.url, auth: r.config?.auth });
   });
+  // Inference requests running or queued here: a router leaving the fleet waits for them.
+  let activeInference = 0;
+  let leaving = false;
+  app.addHook("onRequest", async (req, reply) => {
+    if (leaving) reply.header("connection", "close");
+    if (req.routeOptions.config?.auth !== "inference") return;
+    activeInference++;
+    reply.raw.once("close", () => activeInference--);
+  });
+  let peers: RouterPeers | null = null;
   installJsonParser(app);
   installErrorHandlers(app, (err, req) => log.error({ err, url: req.url }, "unhandled error"));
   // Before every other route: the hook enforces each route's config.auth.
@@ -146,6 +164,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     nodeToken: opts.nodeToken,
     storedSecretHash: async (id) => (await persistence.store.nodes.get(id).catch(() => null))?.secretHash,
     logger: log,
+    routers: persistence.store.kind === "postgres" ? () => peers?.urls() ?? [] : undefined,
   });
   registerCacheRoutes(app, { cache });
   const events = new RequestEvents();
@@ -177,6 +196,13 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const port = typeof address === "object" && address ? address.port : opts.port;
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
   const url = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
+  if (persistence.store.kind === "postgres") {
+    // Wildcard listen address: this host's first external IPv4 address (advertised-url.ts).
+    const advertised = opts.advertiseUrl ?? advertisedUrl(opts.host, port, "http://drover-router.invalid");
+    peers = new RouterPeers({ url: advertised, repository: persistence.store.routers, refreshMs: opts.heartbeatMs, logger: log });
+    await peers.start();
+    log.info({ url: peers.url, routers: peers.urls() }, "joined the routers sharing the database");
+  }
 
   const pruneMs = opts.nodePruneMs ?? 7 * 86_400_000;
   const sweeper = setInterval(() => {
@@ -199,6 +225,17 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     database: persistence.store.location,
     routes,
     async close() {
+      if (peers) {
+        // Leaving the fleet: other routers stop listing this one, no new connection is taken,
+        // what runs or waits here finishes, then the nodes are told to drop this router.
+        leaving = true;
+        await peers.leave();
+        app.server.close();
+        const until = Date.now() + ROUTER_DRAIN_MS;
+        while (activeInference > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        log.info({ unfinished: activeInference }, "left the fleet: requests here finished; telling the nodes");
+        await tellNodesLeaving(registry, peers.url, opts.nodeToken, log);
+      }
       clearInterval(sweeper);
       queue.drain(new Error("router shutting down"));
       await app.close();

@@ -35,6 +35,16 @@ function findBinDir(): string {
   throw new Error("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin): run `apt-get install -y postgresql`, as .ci/run does");
 }
 
+/** Whether PostgreSQL's server binaries are here (e2e tests skip, saying why, when they are not). */
+export function findPostgres(): { ok: true } | { ok: false; reason: string } {
+  try {
+    findBinDir();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  }
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();

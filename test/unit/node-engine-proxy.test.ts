@@ -5,7 +5,9 @@ import type { AddressInfo } from "node:net";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
+import { createServer as createHttpServer, type ServerResponse } from "node:http";
 import { ModelStatusBoard } from "../../src/node/model-status-board.js";
+import { NodeMetricsExporter } from "../../src/node/node-metrics.js";
 import { buildNodeServer } from "../../src/node/server.js";
 import type { CatalogEntry } from "../../src/protocol/catalog.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
@@ -78,5 +80,60 @@ describe("engine proxy", () => {
     });
     expect(res.statusCode).toBe(404);
     expect(await res.body.json()).toMatchObject({ error: { code: "model_not_found" } });
+  });
+});
+
+// Several routers may send to one node, each counting only its own requests (PRODUCT.md §13): the
+// node admits at most its slots per model and refuses the excess at once with 503 node_busy.
+describe("a node's slots hold whatever the number of routers", () => {
+  it("the request past the slots is refused at once with node_busy; the max-in-flight metric never passes the slots", async () => {
+    const held: ServerResponse[] = [];
+    const engine = createHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () => held.push(res));
+    });
+    await new Promise<void>((r) => engine.listen(0, "127.0.0.1", r));
+    const slotsBoard = new ModelStatusBoard();
+    slotsBoard.setCatalog([entry], 2);
+    slotsBoard.setState("m", "ready");
+    const metrics = new NodeMetricsExporter({ board: slotsBoard, system: () => ({}) });
+    const node = await buildNodeServer({
+      logger: captureLogger().logger,
+      nodeId: "busy",
+      nodeName: "busy-test",
+      board: slotsBoard,
+      metrics,
+      proxy: { dispatcher: agent, catalogLoaded: () => true, enginePort: () => (engine.address() as AddressInfo).port },
+    });
+    const base = await node.listen({ host: "127.0.0.1", port: 0 });
+    const send = (signal?: AbortSignal) => request(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }), signal });
+    try {
+      const running = [send(), send()];
+      await new Promise<void>((resolve) => {
+        const check = () => (held.length === 2 ? resolve() : setTimeout(check, 10));
+        check();
+      });
+      // At once: not queued behind the two running.
+      const refused = await send(AbortSignal.timeout(5_000));
+      expect(refused.statusCode).toBe(503);
+      expect(refused.headers["retry-after"]).toBe("1");
+      expect(await refused.body.json()).toMatchObject({ error: { type: "server_error", code: "node_busy" } });
+      expect(held).toHaveLength(2);
+      for (const res of held.splice(0)) res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      for (const res of await Promise.all(running)) expect(res.statusCode).toBe(200);
+      const again = send();
+      await new Promise<void>((resolve) => {
+        const check = () => (held.length === 1 ? resolve() : setTimeout(check, 10));
+        check();
+      });
+      held.pop()!.writeHead(200, { "content-type": "application/json" }).end("{}");
+      expect((await again).statusCode).toBe(200);
+      expect(await metrics.registry.getSingleMetricAsString("drover_model_max_in_flight")).toContain('drover_model_max_in_flight{model="m"} 2');
+    } finally {
+      for (const res of held.splice(0)) res.destroy();
+      await node.close();
+      engine.closeAllConnections();
+      await new Promise((r) => engine.close(r));
+    }
   });
 });

@@ -208,3 +208,37 @@ describe("503s and restarts", () => {
     });
   }
 });
+
+// Several routers share a node (PRODUCT.md §13): the node refuses past its slots with 503
+// node_busy. Nothing ran and the node is healthy: neither a breaker failure nor an attempt.
+describe("a node busy with other routers' requests", () => {
+  const BUSY = json(503, { error: { message: "all slots taken", type: "server_error", code: "node_busy" } }, { "retry-after": "1" });
+
+  test("busy is neutral for the breaker and the request runs on another node", async () => {
+    const { add, call, outcomes } = await front();
+    const a = await fakeNode(BUSY);
+    const b = await fakeNode(OK);
+    const nodeA = add("a", a);
+    registry.recordLatency(add("b", b), 1_000);
+    const res = await call();
+    expect(res.status).toBe(200);
+    expect([a.received, b.received]).toEqual([1, 1]);
+    expect(nodeA.breaker.state).toBe("closed");
+    expect(nodeA.failedRequests).toBe(0);
+    expect(outcomes[0]).toMatchObject({ status: 200, nodeId: "b", attempts: 1 });
+  });
+
+  test("busy everywhere: the request stays queued and runs when the node has room, however many busy answers came first", async () => {
+    const { add, call, outcomes } = await front();
+    let answers = 0;
+    // More busy answers than the proxy's 4 attempts: they must not count as attempts.
+    const a = await fakeNode((req, res) => (++answers <= 6 ? BUSY(req, res) : OK(req, res)));
+    const node = add("a", a);
+    const res = await call();
+    expect(res.status).toBe(200);
+    expect(a.received).toBe(7);
+    expect(node.breaker.state).toBe("closed");
+    expect(outcomes[0]).toMatchObject({ status: 200, attempts: 1 });
+    expect(registry.inFlight(node, "m")).toBe(0);
+  });
+});

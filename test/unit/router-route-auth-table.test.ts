@@ -191,6 +191,7 @@ const EXPECTED_NODE: Record<string, NodeRouteAuth> = {
   "POST /v1/chat/completions": "router",
   "POST /v1/completions": "router",
   "POST /v1/embeddings": "router",
+  "POST /api/routers/leaving": "router",
 };
 
 describe("node route auth table", () => {
@@ -209,6 +210,7 @@ describe("node route auth table", () => {
       nodeToken: NODE_TOKEN,
       metrics: new NodeMetricsExporter({ board, system: () => ({}) }),
       onRoute: (r) => routes.push(r),
+      routerLeaving: () => false,
       proxy: { dispatcher: agent, catalogLoaded: () => false, enginePort: () => undefined },
     });
     url = await app.listen({ host: "127.0.0.1", port: 0 });

@@ -60,7 +60,7 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(tables).toEqual(expect.arrayContaining(["api_keys", "nodes", "requests", "responses", "sessions", "users"]));
       expect(await migrateToLatest(db)).toEqual([]);
       const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
-      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses", "0004_affinity", "0005_node_secret"]);
+      expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_request_tool_calls", "0003_responses", "0004_affinity", "0005_node_secret", "0006_routers"]);
     } finally {
       await close();
     }
@@ -121,6 +121,22 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(await s.nodes.list()).toEqual([{ id: "n1", name: "gpu-1b", apiUrl: "http://b:2", firstSeen: 100, lastRegistered: 300, secretHash: null, displayName: "Rack 1", tags: ["a100"], notes: "spare" }]);
       expect(await s.nodes.delete("n1")).toBe(true);
       expect(await s.nodes.get("n1")).toBeNull();
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("routers: each records its URL and refreshes last-seen; live ones listed; deleted on leave; stale rows removed", async () => {
+    const s = await fresh(kind);
+    try {
+      await s.routers.upsert({ id: "r1", url: "http://10.0.0.1:8080", startedAt: 100 }, 1_000);
+      await s.routers.upsert({ id: "r2", url: "http://10.0.0.2:8080", startedAt: 200 }, 1_000);
+      await s.routers.upsert({ id: "r1", url: "http://10.0.0.1:8080", startedAt: 999 }, 5_000);
+      expect(await s.routers.listLive(2_000)).toEqual([{ id: "r1", url: "http://10.0.0.1:8080", startedAt: 100, lastSeen: 5_000 }]);
+      expect((await s.routers.listLive(0)).map((r) => r.id)).toEqual(["r1", "r2"]);
+      expect(await s.routers.deleteStale(2_000)).toBe(1);
+      await s.routers.delete("r1");
+      expect(await s.routers.listLive(0)).toEqual([]);
     } finally {
       await s.close();
     }

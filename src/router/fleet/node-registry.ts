@@ -20,6 +20,8 @@ export interface NodeRecord {
   models: Map<string, ModelStatus>;
   /** Models a node answered "not ready" for since its last heartbeat: not routable until it reports again. */
   suspended: Set<string>;
+  /** Models the node answered "busy" for (its slots taken by other routers' requests), until when. */
+  busyUntil: Map<string, number>;
   metrics: NodeMetrics;
   inFlight: Map<string, number>;
   totalRequests: number;
@@ -48,6 +50,8 @@ export interface NodeSettings {
 
 const EWMA_ALPHA = 0.2;
 const PERSIST_REFRESH_MS = 3_600_000;
+/** How long a node that answered "busy" for a model gets no more of it from this router (unless it reports sooner). */
+const BUSY_BACKOFF_MS = 250;
 /** A registration that never passed the gate is forgotten after this much silence (at most). */
 const PENDING_PRUNE_MS = 10 * 60_000;
 
@@ -59,6 +63,7 @@ function newNodeRecord(identity: Pick<NodeRecord, "id" | "name" | "apiUrl" | "ve
     registeredAt: null,
     models: new Map(),
     suspended: new Set(),
+    busyUntil: new Map(),
     metrics: {},
     inFlight: new Map(),
     totalRequests: 0,
@@ -200,6 +205,25 @@ export class NodeRegistry {
   private setModels(node: NodeRecord, models: ModelStatus[]): void {
     node.models = new Map(models.map((m) => [m.id, m]));
     node.suspended.clear();
+    node.busyUntil.clear();
+  }
+
+  /**
+   * The node refused the model's request as busy (all its slots taken, by other routers sharing
+   * it): no free slot there for a moment, then the queue tries it again.
+   */
+  markBusy(node: NodeRecord, modelId: string, ms = BUSY_BACKOFF_MS): void {
+    node.busyUntil.set(modelId, Date.now() + ms);
+    const t = setTimeout(() => {
+      if ((node.busyUntil.get(modelId) ?? 0) <= Date.now()) node.busyUntil.delete(modelId);
+      for (const l of this.listeners) l([modelId]);
+    }, ms + 1);
+    t.unref();
+  }
+
+  private isBusy(node: NodeRecord, modelId: string): boolean {
+    const until = node.busyUntil.get(modelId);
+    return until !== undefined && until > Date.now();
   }
 
   /** The node answered that this model's engine is unavailable: stop routing it there until it reports. */
@@ -268,7 +292,7 @@ export class NodeRegistry {
   }
 
   hasFreeSlot(node: NodeRecord, modelId: string): boolean {
-    return this.isRoutable(node, modelId) && this.inFlight(node, modelId) < this.slots(node, modelId);
+    return this.isRoutable(node, modelId) && this.inFlight(node, modelId) < this.slots(node, modelId) && !this.isBusy(node, modelId);
   }
 
   addInFlight(node: NodeRecord, modelId: string, delta: 1 | -1): void {

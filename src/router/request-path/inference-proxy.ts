@@ -117,6 +117,23 @@ const NODE_UNAVAILABLE_CODES = new Set(["engine_unavailable", "model_not_ready",
 /** A 503 body larger than this is relayed as a stream error rather than kept whole. */
 const MAX_ERROR_BODY_BYTES = 256 * 1024;
 
+/**
+ * The code a node answers 503 with when all of the model's slots are taken there (by requests of
+ * other routers sharing it): nothing ran, and the node is healthy. Neither a failure for the
+ * breaker nor an attempt: the request goes to another node or waits at the front of the queue.
+ */
+const NODE_BUSY_CODE = "node_busy";
+
+/** Whether a node's 503 body says "all slots taken here" (see NODE_BUSY_CODE). */
+export function isBusy503(body: Buffer): boolean {
+  try {
+    const { error } = JSON.parse(body.toString("utf8")) as { error?: { code?: unknown } };
+    return typeof error === "object" && error !== null && error.code === NODE_BUSY_CODE;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether a node's 503 body says "not started here, try elsewhere". */
 export function isNotStarted503(body: Buffer): boolean {
   let parsed: unknown;
@@ -165,8 +182,9 @@ export class InferenceProxy {
     const captureBytes = this.opts.historyBodyBytes ?? 0;
     if (captureBytes > 0) outcome.requestBody = truncateUtf8(call.body.toString("utf8"), captureBytes);
     let lastError = "no attempt made";
+    let busyAnswers = 0;
     while (outcome.attempts < this.opts.maxAttempts) {
-      const lease = await this.queue.acquire(call.modelId, call.signal, outcome.attempts > 0, call.affinityKey ?? null);
+      const lease = await this.queue.acquire(call.modelId, call.signal, outcome.attempts > 0 || busyAnswers > 0, call.affinityKey ?? null);
       outcome.attempts++;
       outcome.routing = lease.routing;
       outcome.affinity = lease.affinity;
@@ -208,6 +226,15 @@ export class InferenceProxy {
       }
       if (upstream.statusCode === 503) {
         const body = await readUpTo(upstream, MAX_ERROR_BODY_BYTES);
+        if (body !== null && isBusy503(body)) {
+          // Marked before the release, so the freed lease does not go straight back to that node.
+          this.registry.markBusy(lease.node, call.modelId);
+          this.queue.release(lease, "neutral");
+          outcome.attempts--;
+          busyAnswers++;
+          this.logger.debug({ ...log, model: call.modelId }, "node busy (its slots are taken by other routers' requests); trying another node or waiting");
+          continue;
+        }
         if (body !== null && isNotStarted503(body)) {
           // Not ready there, or the node/engine is shutting down: nothing ran, try another node.
           this.registry.suspendModel(lease.node, call.modelId);

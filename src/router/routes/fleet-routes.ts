@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { Catalog } from "../../protocol/catalog.js";
 import { FLEET_PATHS, HEADER_NODE_SECRET } from "../../protocol/http.js";
 import { isNodeSecret } from "../../protocol/node-auth.js";
-import { Heartbeat, NodeRegistration, type RegistrationAccepted, type RegistrationPending } from "../../protocol/node-api.js";
+import { Heartbeat, NodeRegistration, type HeartbeatAccepted, type RegistrationAccepted, type RegistrationPending } from "../../protocol/node-api.js";
 import { describeZodError } from "../../protocol/openai.js";
 import { HttpError, sendError } from "../http/http-errors.js";
 import type { ModelCache } from "../model-cache/model-cache.js";
@@ -23,6 +23,8 @@ export interface FleetRouteDeps {
   /** A node id another router sharing the database may have bound already (null: unknown there too). */
   storedSecretHash?: (nodeId: string) => Promise<string | null | undefined>;
   logger?: Logger;
+  /** The live routers of the fleet, carried by every answer (absent: this router is alone). */
+  routers?: () => string[];
 }
 
 /** The node's secret from its header; a 400 naming the header when it is missing or malformed. */
@@ -72,6 +74,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
 
 export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps): void {
   const byId = new Map(deps.catalog.models.map((m) => [m.id, m]));
+  const routers = () => (deps.routers ? { routers: deps.routers() } : {});
 
   app.post(FLEET_PATHS.register, { config: { auth: "node" } }, async (req, reply) => {
     const reg = parse(NodeRegistration, req.body);
@@ -92,11 +95,11 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
     if (!gate.ok) {
       if (gate.detail) deps.logger?.info({ nodeId: reg.nodeId, apiUrl: reg.apiUrl, detail: gate.detail }, "registration gate: node not reachable yet");
       deps.registry.recordPending({ ...reg, models: gate.models ?? reg.models }, secret);
-      const body: RegistrationPending = { status: "initializing", nodeId: reg.nodeId, message: gate.reason, retryAfterMs: 1000 };
+      const body: RegistrationPending = { status: "initializing", nodeId: reg.nodeId, message: gate.reason, retryAfterMs: 1000, ...routers() };
       return reply.code(503).header("retry-after", "1").send(body);
     }
     deps.registry.accept({ ...reg, models: gate.models }, secret);
-    const body: RegistrationAccepted = { status: "registered", nodeId: reg.nodeId, heartbeatIntervalMs: deps.heartbeatMs };
+    const body: RegistrationAccepted = { status: "registered", nodeId: reg.nodeId, heartbeatIntervalMs: deps.heartbeatMs, ...routers() };
     return body;
   });
 
@@ -107,7 +110,8 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
     if (result === "unknown") {
       throw new HttpError(404, `node ${hb.nodeId} is not registered; register again`, "not_found_error", "node_not_registered");
     }
-    return { status: "ok" };
+    const body: HeartbeatAccepted = { status: "ok", ...routers() };
+    return body;
   });
 
   app.get(FLEET_PATHS.catalog, { config: { auth: "node" } }, async () => deps.catalog);

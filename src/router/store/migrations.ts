@@ -119,6 +119,19 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable("nodes").addColumn("secret_hash", "text").execute();
     },
   },
+  // Several routers, one fleet: each router sharing the database records its advertised URL and
+  // refreshes last_seen; nodes learn the live ones from any router (src/router/fleet/router-peers.ts).
+  "0006_routers": {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable("routers")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("url", "text", (c) => c.notNull())
+        .addColumn("started_at", "bigint", (c) => c.notNull())
+        .addColumn("last_seen", "bigint", (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -4,6 +4,7 @@ import { openDatabase, type DatabaseKind, type OpenDatabaseOptions } from "./dat
 import { NodesRepository } from "./nodes.js";
 import { RequestHistoryRepository } from "./request-history.js";
 import { ResponsesRepository } from "./responses.js";
+import { RoutersRepository } from "./routers.js";
 import { SessionsRepository } from "./sessions.js";
 import { UsersRepository } from "./users.js";
 
@@ -16,6 +17,7 @@ export interface RouterStore {
   nodes: NodesRepository;
   requests: RequestHistoryRepository;
   responses: ResponsesRepository;
+  routers: RoutersRepository;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export async function openStore(opts: OpenDatabaseOptions): Promise<RouterStore>
     nodes: new NodesRepository(db),
     requests: new RequestHistoryRepository(db, kind),
     responses: new ResponsesRepository(db),
+    routers: new RoutersRepository(db),
     close,
   };
 }

@@ -92,6 +92,16 @@ export interface ResponsesTable {
   response: string;
 }
 
+/** Routers sharing the database (0006_routers): one row per running router, deleted when it stops. */
+export interface RoutersTable {
+  /** Random per start of a router process. */
+  id: string;
+  /** The URL nodes use to reach this router directly (not the load balancer's). */
+  url: string;
+  started_at: number;
+  last_seen: number;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -99,4 +109,5 @@ export interface Database {
   nodes: NodesTable;
   requests: RequestsTable;
   responses: ResponsesTable;
+  routers: RoutersTable;
 }
