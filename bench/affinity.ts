@@ -43,9 +43,13 @@ export function affinityOptionsFromEnv(): AffinityOptions {
 }
 
 /** The demo chat model with room for a 2,000-token system prompt plus six turns (8k context). */
-function catalogFile(): string {
+export function affinityModelSpec() {
   const demo = DEMO_CATALOG.models.find((m) => m.id === "demo-chat")!;
-  const spec = { ...demo.source.generate!, name: MODEL, contextLength: 8192 };
+  return { demo, spec: { ...demo.source.generate!, name: MODEL, contextLength: 8192 } };
+}
+
+function catalogFile(): string {
+  const { demo, spec } = affinityModelSpec();
   const path = join(tempDir("bench-affinity"), "catalog.json");
   writeFileSync(
     path,
@@ -58,18 +62,18 @@ function catalogFile(): string {
 }
 
 /** ~2,000 tokens (the demo vocabulary is byte-level: one token per byte of ASCII). */
-const SYSTEM_PROMPT = Array.from(
+export const SYSTEM_PROMPT = Array.from(
   { length: 29 },
   (_, i) => `Rule ${String(i + 1).padStart(2, "0")}: answer the operator's questions about the fleet precisely.`,
 ).join("\n");
 
 /** Each conversation opens with its own ~450-token context (a file, a ticket), then short questions. */
-function opening(c: number): string {
+export function opening(c: number): string {
   const lines = Array.from({ length: 8 }, (_, i) => `conversation ${c} line ${i}: value=${(c * 7919 + i * 104729) % 1000003} status=${(c + i) % 3 ? "ok" : "degraded"}`);
   return `Here is the log of incident ${c}:\n${lines.join("\n")}\nWhat went wrong first?`;
 }
 
-const question = (c: number, t: number) => `Turn ${t} of conversation ${c}: and after that, which component reacted next, and why?`;
+export const question = (c: number, t: number) => `Turn ${t} of conversation ${c}: and after that, which component reacted next, and why?`;
 
 interface TurnResult {
   ttftMs: number;

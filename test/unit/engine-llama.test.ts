@@ -129,6 +129,37 @@ describe("llama engine", { timeout: 30_000 }, () => {
     expect(usage!.prompt_tokens_details!.cached_tokens).toBeLessThan(usage!.prompt_tokens);
   });
 
+  it("conversations that share a system prompt keep their own slots: each turn reuses its whole history, answers included", async () => {
+    type Message = OpenAI.Chat.ChatCompletionMessageParam;
+    const system: Message = { role: "system", content: `Two conversations share this system prompt: ${"rule ".repeat(80)}` };
+    const ask = async (history: Message[]) => {
+      const r = await client.chat.completions.create({ model: MODEL_ID, messages: history, max_tokens: 8, temperature: 0 });
+      return { answer: r.choices[0]!.message.content!, prompt: r.usage!.prompt_tokens, completion: r.usage!.completion_tokens, cached: r.usage!.prompt_tokens_details!.cached_tokens! };
+    };
+    const a: Message[] = [system, { role: "user", content: "Conversation A opens." }];
+    const b: Message[] = [system, { role: "user", content: "Conversation B opens." }];
+    const a1 = await ask(a);
+    a.push({ role: "assistant", content: a1.answer }, { role: "user", content: "A asks again." });
+    const b1 = await ask(b);
+    b.push({ role: "assistant", content: b1.answer }, { role: "user", content: "B asks again." });
+    // B's first turn took the other slot (it shares only the system prompt with A's), so A's slot
+    // still holds A's prompt and answer: all but the last sampled token, which is never evaluated.
+    const a2 = await ask(a);
+    expect(a2.cached).toBeGreaterThanOrEqual(a1.prompt + a1.completion - 1);
+    const b2 = await ask(b);
+    expect(b2.cached).toBeGreaterThanOrEqual(b1.prompt + b1.completion - 1);
+    a.push({ role: "assistant", content: a2.answer }, { role: "user", content: "A asks a third time." });
+    const a3 = await ask(a);
+    expect(a3.cached).toBeGreaterThanOrEqual(a2.prompt + a2.completion - 1);
+    // A template may render earlier turns differently once the chat moves on (gpt-oss drops their
+    // reasoning): A's history now differs from its slot inside the first answer, yet the turn
+    // still goes to A's slot (not B's, the least recently used) and reuses it up to there.
+    a[2] = { role: "assistant", content: `${a1.answer} (re-rendered)` };
+    const a3again = await ask(a);
+    expect(a3again.cached).toBeGreaterThanOrEqual(a1.prompt);
+    expect(a3again.cached).toBeLessThan(a2.prompt);
+  });
+
   it("max_tokens and max_completion_tokens end with finish_reason length", async () => {
     const a = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 7, temperature: 0 });
     expect(a.choices[0].finish_reason).toBe("length");

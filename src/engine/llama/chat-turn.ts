@@ -34,7 +34,7 @@ export interface ChatTurnResult {
   cachedTokens: number;
 }
 
-export type Sampling = Omit<GenerateRequest, "prompt" | "signal" | "onText" | "specialTokens">;
+export type Sampling = Omit<GenerateRequest, "prompt" | "signal" | "onText" | "specialTokens" | "conversation">;
 
 export interface ChatTurnRequest {
   prompt: Token[];
@@ -47,6 +47,8 @@ export interface ChatTurnRequest {
   /** parallel_tool_calls: false keeps only the first call. */
   parallel: boolean;
   signal: AbortSignal;
+  /** The chat the prompt belongs to (conversationKey), for slot choice. */
+  conversation?: string;
   onEvent?: (event: ChatTurnEvent) => void;
 }
 
@@ -73,6 +75,7 @@ export class ChatTurns {
       ...req.sampling,
       specialTokens: this.inference.chat.outputHasSpecialTokens,
       signal: req.signal,
+      conversation: req.conversation,
       onText: (text) => acc.parts(parser.push(text)),
     });
     acc.parts(parser.end());
@@ -96,7 +99,7 @@ export class ChatTurns {
     // One step: sample under `grammar` after the prompt and the transcript so far.
     const step = async (grammar: LlamaGrammar, onText?: (t: string) => void): Promise<{ text: string; finish: FinishReason | "abort" }> => {
       const prompt = [...req.prompt, ...this.inference.chat.templateTextTokens(transcript)];
-      const r = await this.inference.generate({ prompt, ...req.sampling, maxTokens: Math.max(1, budget), grammar, signal: req.signal, onText });
+      const r = await this.inference.generate({ prompt, ...req.sampling, maxTokens: Math.max(1, budget), grammar, signal: req.signal, conversation: req.conversation, onText });
       completionTokens += r.completionTokens;
       cachedTokens ??= Math.min(r.cachedTokens, req.prompt.length);
       budget -= r.completionTokens;

@@ -40,6 +40,8 @@ export interface GenerateRequest {
   /** Constrains sampling (response_format); generation stops once the grammar is complete. */
   grammar?: LlamaGrammar;
   signal: AbortSignal;
+  /** The chat this prompt belongs to (conversationKey): its turns return to the slot holding it. */
+  conversation?: string;
   /** Called with each piece of text as soon as it is final (never with ""). */
   onText?: (text: string) => void;
 }
@@ -150,7 +152,7 @@ export class LlamaInference {
 
     let seq: LlamaContextSequence;
     try {
-      seq = await this.pool.acquire(req.prompt, req.signal);
+      seq = await this.pool.acquire(req.prompt, req.signal, req.conversation);
     } catch (err) {
       if (req.signal.aborted) return { text, finishReason: "abort", promptTokens, completionTokens, cachedTokens: 0 };
       throw err;

@@ -31,6 +31,7 @@ import {
 import { completionPromptTokens } from "./prompt.js";
 import { checkContentParts, checkFields } from "./request-fields.js";
 import { ResponseFormatGrammars } from "./response-format.js";
+import { conversationKey } from "./slots.js";
 import { toolPlan } from "./tool-plan.js";
 import { SseStream } from "./sse.js";
 
@@ -175,7 +176,7 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
     const started = Date.now();
     const ac = track(reply.raw);
     const turn = (onEvent?: (e: ChatTurnEvent) => void) =>
-      turns.run({ prompt, sampling, format: inference.chat.toolFormat, tools: plan.parsed, forced: plan.forced, parallel: plan.parallel, signal: ac.signal, onEvent });
+      turns.run({ prompt, sampling, format: inference.chat.toolFormat, tools: plan.parsed, forced: plan.forced, parallel: plan.parallel, signal: ac.signal, conversation: conversationKey(body.messages), onEvent });
     const reasoningOf = (text: string) => (plan.showReasoning ? reasoningFields(reasoningField, text) : {});
 
     try {
