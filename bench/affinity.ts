@@ -25,6 +25,8 @@ export interface AffinityOptions {
   /** Slots per node (engine sequences). */
   slots: number;
   maxTokens: number;
+  /** The router's --routing-load-factor (how far above its share a key's node may go before the next takes over). */
+  loadFactor: number;
 }
 
 export function affinityOptionsFromEnv(): AffinityOptions {
@@ -39,6 +41,7 @@ export function affinityOptionsFromEnv(): AffinityOptions {
     // conversations to reuse it. More slots cost time (llama.cpp attends over the whole KV cache).
     slots: env("BENCH_AFFINITY_SLOTS", 12),
     maxTokens: env("BENCH_AFFINITY_MAX_TOKENS", 24),
+    loadFactor: env("BENCH_AFFINITY_LOAD_FACTOR", 1.25),
   };
 }
 
@@ -136,7 +139,7 @@ async function streamTurn(url: string, agent: Agent, messages: { role: string; c
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, catalog: string) {
-  const router = await startRouter(["--catalog", catalog, "--routing", routing, "--log-level", "warn"]);
+  const router = await startRouter(["--catalog", catalog, "--routing", routing, "--routing-load-factor", String(o.loadFactor), "--log-level", "warn"]);
   const nodes: DroverProcess[] = [];
   const agent = new Agent({ connections: o.concurrency * 2, headersTimeout: 600_000, bodyTimeout: 600_000 });
   try {
