@@ -11,7 +11,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { writeTinyModel } from "../../src/gguf/tiny-model.js";
 import { UpstreamServer } from "../fixtures/upstream-server.js";
-import { AUTH_HEADERS, getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, type DroverProcess } from "../support/fleet.js";
+import { AUTH_HEADERS, authHeadersFor, getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, type DroverProcess } from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const running: DroverProcess[] = [];
@@ -162,37 +162,41 @@ describe("admission queue", () => {
 describe("routing and failover", () => {
   test("two nodes with 1 and 3 slots share the load in proportion, and no node gets more than its slots", async () => {
     const router = track(await startRouter());
-    track(await startNode(router.url, "one-slot", ["--slots", "1"]));
-    track(await startNode(router.url, "three-slots", ["--slots", "3"]));
+    const nodeProcs = [track(await startNode(router.url, "one-slot", ["--slots", "1"])), track(await startNode(router.url, "three-slots", ["--slots", "3"]))];
     await waitForReady(router.url, [CHAT], 2);
     // Long streams hold their slot; the node serving each is in its response headers at once.
     // Each may run to the context's end (~4,000 tokens), but the tiny demo model writes them in
     // seconds, and on a loaded machine one of the four can end before the fifth reaches the
     // router; the fifth then rightly finds a free slot. Such a round proves nothing either way, so
     // it is run again; a round counts when the fifth is seen in the router's queue while all four
-    // still hold their slots (a fifth admitted past full slots would never show there).
-    const ac = new AbortController();
+    // still hold their slots (a fifth admitted past full slots would never show there). Then the
+    // four are cancelled, which frees their slots, and the fifth must start.
+    const all = new AbortController();
     const open = (n: number) =>
-      Array.from({ length: n }, () =>
-        request(`${router.url}/v1/completions`, {
+      Array.from({ length: n }, () => {
+        const own = new AbortController();
+        const response = request(`${router.url}/v1/completions`, {
           method: "POST",
           headers: { "content-type": "application/json", ...AUTH_HEADERS },
           body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 4000, stream: true }),
           dispatcher: agent,
-          signal: ac.signal,
-        }),
-      );
+          signal: AbortSignal.any([all.signal, own.signal]),
+        });
+        return { response, cancel: () => own.abort() };
+      });
+    const settled = (p: Promise<unknown>) => p.then(() => undefined, () => undefined);
     try {
       let counted = 0;
       for (let round = 0; counted < 2; round++) {
         expect(round, "rounds in which a stream ended before the fifth request reached the router").toBeLessThan(8);
-        const streams = await Promise.all(open(4));
+        const four = open(4);
+        const streams = await Promise.all(four.map((f) => f.response));
         const nodes = streams.map((s) => s.headers["x-drover-node"]);
         expect(nodes.filter((n) => n === "three-slots")).toHaveLength(3);
         expect(nodes.filter((n) => n === "one-slot")).toHaveLength(1);
         let ended = 0;
-        const ends = streams.map((st) => st.body.text().finally(() => ended++));
-        const fifth = open(1)[0]!;
+        const ends = streams.map((st) => settled(st.body.text()).finally(() => ended++));
+        const [fifth] = open(1);
         // Either the fifth is seen waiting (all four still running), or a stream ended first.
         const queued = await waitFor(
           "the fifth request waiting in the router's queue, or a stream ending first",
@@ -200,19 +204,29 @@ describe("routing and failover", () => {
           60_000,
           20,
         );
-        const fifthRes = await fifth;
+        for (const f of four) f.cancel();
+        const fifthRes = await fifth!.response;
         expect(["one-slot", "three-slots"]).toContain(fifthRes.headers["x-drover-node"]);
-        await Promise.all([...ends, fifthRes.body.text()]);
+        fifth!.cancel();
+        await Promise.all([...ends, settled(fifthRes.body.text())]);
         await waitFor("all slots free again", async () => {
           const { nodes: list } = await getJson(`${router.url}/api/nodes`);
           return list.every((n: { inFlight: number }) => n.inFlight === 0);
-        }, 10_000, 20);
+        }, 30_000, 20);
         if (queued === "queued") counted++;
       }
+      // Every request reached a node and was cancelled there (499). The router kept to the slots
+      // itself: no node had to refuse a request as busy (a node
+      // refuses past its slots with 503 node_busy, which the router would quietly re-queue).
+      for (const node of nodeProcs) {
+        const metrics = await (await fetch(`${node.url}/metrics`, { headers: await authHeadersFor(`${node.url}/metrics`) })).text();
+        expect(metrics).toMatch(/drover_node_requests_total\{[^}]*status="499"/);
+        expect(metrics).not.toMatch(/drover_node_requests_total\{[^}]*status="503"/);
+      }
     } finally {
-      ac.abort();
+      all.abort();
     }
-  });
+  }, 300_000);
 
   test("a node killed with SIGKILL while requests are queued and in flight loses none of them", async () => {
     const router = track(await startRouter(["--heartbeat-ms", "1000"]));
