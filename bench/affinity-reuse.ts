@@ -49,7 +49,14 @@ try {
     for (const [c, chat] of chats.entries()) {
       if (t > 0) chat.messages.push({ role: "user", content: question(c, t) });
       // Streamed as the benchmark does; the answer goes back as the client received it.
-      const stream = await client.chat.completions.create({ model: spec.name, messages: chat.messages, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } });
+      const stream = await client.chat.completions.create({
+        model: spec.name,
+        messages: chat.messages,
+        max_tokens: maxTokens,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
       let text = "";
       let usage: OpenAI.CompletionUsage | undefined;
       for await (const chunk of stream) {

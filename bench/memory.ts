@@ -18,7 +18,12 @@ export async function runMemory(requests: number): Promise<{ result: Record<stri
     let open = 0;
     let completed = 0;
     const streams = Array.from({ length: 1000 }, async () => {
-      const res = await request(`${fleet.router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...fleet.headers }, body, dispatcher: agent });
+      const res = await request(`${fleet.router.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...fleet.headers },
+        body,
+        dispatcher: agent,
+      });
       if (res.statusCode !== 200) throw new BenchFailure(`memory: stream answered ${res.statusCode}`);
       open++;
       let tail = "";
@@ -33,7 +38,15 @@ export async function runMemory(requests: number): Promise<{ result: Record<stri
     await agent.close();
     if (completed !== 1000) throw new BenchFailure(`memory: ${completed} of 1000 streams completed`);
 
-    const load = await runLoad({ url: `${fleet.router.url}/v1/chat/completions`, body: { model: BENCH_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 8 }, concurrency: 64, durationS: 600, stream: false, headers: fleet.headers, total: requests });
+    const load = await runLoad({
+      url: `${fleet.router.url}/v1/chat/completions`,
+      body: { model: BENCH_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 8 },
+      concurrency: 64,
+      durationS: 600,
+      stream: false,
+      headers: fleet.headers,
+      total: requests,
+    });
     assertClean("memory: 100k requests", load);
     await new Promise((r) => setTimeout(r, 3000));
     const after = await rssOf(pid);

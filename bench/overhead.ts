@@ -31,7 +31,9 @@ export async function runOverhead(durationS: number): Promise<{ rows: OverheadRo
           const result = await runLoad({ url: t.url, body, concurrency, durationS, stream, headers: t.headers });
           assertClean(`${t.path} c=${concurrency} stream=${stream}`, result);
           rows.push({ path: t.path, stream, concurrency, result });
-          process.stderr.write(`  overhead ${t.path.padEnd(6)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(3)} ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50)} ms\n`);
+          process.stderr.write(
+            `  overhead ${t.path.padEnd(6)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(3)} ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50)} ms\n`,
+          );
         }
       }
     }

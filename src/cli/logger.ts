@@ -20,5 +20,11 @@ export function createLogger(component: string, level: string, file?: LogFileTar
         pretty({ destination: stderrBars.logStream, colorize: true, translateTime: "HH:MM:ss", ignore: "pid,hostname", messageKey: "msg", singleLine: true })
       : pino.destination({ dest: 2, sync: false });
   if (!file) return pino({ level, base }, terminal);
-  return pino({ level, base }, pino.multistream([{ level: level as pino.Level, stream: terminal }, { level: level as pino.Level, stream: openLogFile(file.path, file.settings) }]));
+  return pino(
+    { level, base },
+    pino.multistream([
+      { level: level as pino.Level, stream: terminal },
+      { level: level as pino.Level, stream: openLogFile(file.path, file.settings) },
+    ]),
+  );
 }

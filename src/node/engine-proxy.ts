@@ -91,7 +91,11 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
   const port = opts.enginePort(model);
   if (port === undefined || status.state !== "ready") {
     const detail = status.state === "downloading" && status.progress !== undefined ? `downloading ${Math.floor(status.progress * 100)}%` : status.state;
-    return reply.code(503).send(openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"));
+    return reply
+      .code(503)
+      .send(
+        openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"),
+      );
   }
 
   // Several routers may send to this node, each counting only its own requests: the node admits
@@ -101,7 +105,13 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     return reply
       .code(503)
       .header("retry-after", "1")
-      .send(openAiError(`model '${model}' is answering ${status.inFlight} requests on this node, all of its ${status.slots} slots; the router sends this one to another node or keeps it queued`, "server_error", "node_busy"));
+      .send(
+        openAiError(
+          `model '${model}' is answering ${status.inFlight} requests on this node, all of its ${status.slots} slots; the router sends this one to another node or keeps it queued`,
+          "server_error",
+          "node_busy",
+        ),
+      );
   }
 
   // x-request-id from the router, else generated (see requestLogOptions).
@@ -158,7 +168,9 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     } catch (err) {
       if (upstreamAbort.signal.aborted) return reply;
       req.log.warn({ model, err: (err as Error).message }, "engine response failed mid-body");
-      return reply.code(503).send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
+      return reply
+        .code(503)
+        .send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
     }
   }
   upstream.body.once("error", (err) => {

@@ -30,8 +30,19 @@ export class NodeMetricsExporter {
   constructor(deps: NodeMetricsDeps) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.requests = new Counter({ name: "drover_node_requests_total", help: "Inference requests this node answered, by endpoint, model and HTTP status", labelNames: ["endpoint", "model", "status"], registers });
-    this.duration = new Histogram({ name: "drover_node_request_duration_seconds", help: "Time from request to the end of the response on this node", labelNames: ["endpoint", "model"], buckets: DURATION_BUCKETS, registers });
+    this.requests = new Counter({
+      name: "drover_node_requests_total",
+      help: "Inference requests this node answered, by endpoint, model and HTTP status",
+      labelNames: ["endpoint", "model", "status"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "drover_node_request_duration_seconds",
+      help: "Time from request to the end of the response on this node",
+      labelNames: ["endpoint", "model"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
 
     const perModel = (name: string, help: string, value: (s: ReturnType<ModelStatusBoard["list"]>[number]) => number | undefined) =>
       new Gauge({
@@ -59,7 +70,11 @@ export class NodeMetricsExporter {
     });
     perModel("drover_model_in_flight", "Requests being answered by the model's engine", (s) => s.inFlight);
     perModel("drover_model_slots", "Concurrent requests the model's engine accepts", (s) => s.slots);
-    perModel("drover_model_max_in_flight", "Most requests the model's engine answered at once since the node started (the node refuses more than its slots, whatever the number of routers)", (s) => deps.board.peakInFlight(s.id));
+    perModel(
+      "drover_model_max_in_flight",
+      "Most requests the model's engine answered at once since the node started (the node refuses more than its slots, whatever the number of routers)",
+      (s) => deps.board.peakInFlight(s.id),
+    );
     perModel("drover_engine_restarts", "Restarts of the model's engine since the node started", (s) => s.restarts);
     perModel("drover_model_download_bytes", "Bytes of the model file downloaded so far (while downloading)", (s) => s.bytesDone);
     perModel("drover_model_download_size_bytes", "Size of the model file being downloaded", (s) => s.bytesTotal);

@@ -56,10 +56,13 @@ function client(baseUrl: string): OpenAI {
 
 async function ask(api: OpenAI, id: string, content: string): Promise<Result> {
   try {
-    const { response } = await api.chat.completions.create({ model: CHAT, messages: [{ role: "user", content }], max_tokens: 2 }, { headers: { "x-request-id": id } }).withResponse();
+    const { response } = await api.chat.completions
+      .create({ model: CHAT, messages: [{ role: "user", content }], max_tokens: 2 }, { headers: { "x-request-id": id } })
+      .withResponse();
     return { id, status: response.status, upstream: lastUpstream(response.headers.get("x-upstream")), node: response.headers.get("x-drover-node") };
   } catch (err) {
-    if (err instanceof OpenAI.APIError) return { id, status: err.status ?? 0, upstream: lastUpstream(err.headers?.get("x-upstream")), node: null, error: err.message };
+    if (err instanceof OpenAI.APIError)
+      return { id, status: err.status ?? 0, upstream: lastUpstream(err.headers?.get("x-upstream")), node: null, error: err.message };
     return { id, status: 0, upstream: null, node: null, error: (err as Error).message };
   }
 }
@@ -110,14 +113,23 @@ async function historyCounts(prefix: string): Promise<Map<string, number>> {
   const c = new pg.Client({ connectionString: databaseUrl });
   await c.connect();
   try {
-    const { rows } = await c.query<{ request_id: string; n: number }>("select request_id, count(*)::int as n from requests where request_id like $1 group by request_id", [`${prefix}-%`]);
+    const { rows } = await c.query<{ request_id: string; n: number }>(
+      "select request_id, count(*)::int as n from requests where request_id like $1 group by request_id",
+      [`${prefix}-%`],
+    );
     return new Map(rows.map((r) => [r.request_id, r.n]));
   } finally {
     await c.end();
   }
 }
 
-const offlineFlips = () => routers.flatMap((r) => r.output().split("\n").filter((l) => l.includes("marked offline")));
+const offlineFlips = () =>
+  routers.flatMap((r) =>
+    r
+      .output()
+      .split("\n")
+      .filter((l) => l.includes("marked offline")),
+  );
 
 describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missing ? ` (skipped: ${missing})` : ""}`, () => {
   beforeAll(async () => {
@@ -167,45 +179,54 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     expect(seen).toEqual(new Set(NODE_NAMES));
   }, 120_000);
 
-  test(`${CLIENTS} clients for ${SECONDS} s through nginx: nodes stay online on every router, never past their slots, every request 200 and recorded once`, async () => {
-    const results: Result[] = [];
-    const until = Date.now() + SECONDS * 1000;
-    let watching = true;
-    const offline: string[] = [];
-    const watcher = (async () => {
-      while (watching) {
-        offline.push(...(await notOnline(routers)));
-        await new Promise((r) => setTimeout(r, 1000));
+  test(
+    `${CLIENTS} clients for ${SECONDS} s through nginx: nodes stay online on every router, never past their slots, every request 200 and recorded once`,
+    async () => {
+      const results: Result[] = [];
+      const until = Date.now() + SECONDS * 1000;
+      let watching = true;
+      const offline: string[] = [];
+      const watcher = (async () => {
+        while (watching) {
+          offline.push(...(await notOnline(routers)));
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      await load("lb", () => Date.now() > until, results);
+      watching = false;
+      await watcher;
+
+      const perRouter = countBy(results, (r) => r.upstream);
+      const peaks = await maxInFlight();
+      console.log(
+        `load through nginx: ${results.length} requests in ${SECONDS} s by ${CLIENTS} clients; statuses ${JSON.stringify(countBy(results, (r) => String(r.status)))}; ` +
+          `per router ${JSON.stringify(perRouter)}; per node ${JSON.stringify(countBy(results, (r) => r.node))}; node max in flight ${JSON.stringify(peaks)}; refused busy by the nodes ${JSON.stringify(await refusedBusy())}`,
+      );
+      expect(results.filter((r) => r.status !== 200)).toEqual([]);
+      expect(offline).toEqual([]);
+      expect(offlineFlips()).toEqual([]);
+      // Every router took a share (round-robin), and each node ran requests but never more than its slots.
+      for (const r of routers) expect(perRouter[hostOf(r)] ?? 0).toBeGreaterThan(0);
+      for (const name of NODE_NAMES) {
+        expect(peaks[name]).toBeGreaterThan(0);
+        expect(peaks[name]).toBeLessThanOrEqual(SLOTS);
       }
-    })();
-    await load("lb", () => Date.now() > until, results);
-    watching = false;
-    await watcher;
 
-    const perRouter = countBy(results, (r) => r.upstream);
-    const peaks = await maxInFlight();
-    console.log(
-      `load through nginx: ${results.length} requests in ${SECONDS} s by ${CLIENTS} clients; statuses ${JSON.stringify(countBy(results, (r) => String(r.status)))}; ` +
-        `per router ${JSON.stringify(perRouter)}; per node ${JSON.stringify(countBy(results, (r) => r.node))}; node max in flight ${JSON.stringify(peaks)}; refused busy by the nodes ${JSON.stringify(await refusedBusy())}`,
-    );
-    expect(results.filter((r) => r.status !== 200)).toEqual([]);
-    expect(offline).toEqual([]);
-    expect(offlineFlips()).toEqual([]);
-    // Every router took a share (round-robin), and each node ran requests but never more than its slots.
-    for (const r of routers) expect(perRouter[hostOf(r)] ?? 0).toBeGreaterThan(0);
-    for (const name of NODE_NAMES) {
-      expect(peaks[name]).toBeGreaterThan(0);
-      expect(peaks[name]).toBeLessThanOrEqual(SLOTS);
-    }
-
-    // The shared history: every request exactly once (the recorders write in batches).
-    const counts = await waitFor("every request in the shared history", async () => {
-      const c = await historyCounts("lb");
-      return c.size >= results.length ? c : null;
-    }, 30_000, 500);
-    expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
-    expect(new Set(counts.keys())).toEqual(new Set(results.map((r) => r.id)));
-  }, (SECONDS + 120) * 1000);
+      // The shared history: every request exactly once (the recorders write in batches).
+      const counts = await waitFor(
+        "every request in the shared history",
+        async () => {
+          const c = await historyCounts("lb");
+          return c.size >= results.length ? c : null;
+        },
+        30_000,
+        500,
+      );
+      expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
+      expect(new Set(counts.keys())).toEqual(new Set(results.map((r) => r.id)));
+    },
+    (SECONDS + 120) * 1000,
+  );
 
   test("a router killed mid-run: only the requests in flight on it fail, a retry succeeds, the nodes forget it, the others keep serving", async () => {
     const [, , victim] = routers as [DroverProcess, DroverProcess, DroverProcess];
@@ -214,13 +235,25 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     let stop = false;
     const running = load("kill", () => stop, results);
     // Mid-run: the victim is serving its share.
-    await waitFor("requests answered through the router to be killed", async () => results.filter((r) => r.upstream === hostOf(victim) && r.status === 200).length >= 10, 60_000);
+    await waitFor(
+      "requests answered through the router to be killed",
+      async () => results.filter((r) => r.upstream === hostOf(victim) && r.status === 200).length >= 10,
+      60_000,
+    );
     victim.child.kill("SIGKILL");
     await new Promise((r) => victim.child.once("exit", r));
     const killedAt = results.length;
     // The nodes forget it after missed answers; traffic keeps flowing meanwhile.
     for (const node of nodes) {
-      await waitFor(`${node.url} to drop the killed router`, async () => node.output().split("\n").some((l) => l.includes("dropped a router") && l.includes(victim.url)), 60_000);
+      await waitFor(
+        `${node.url} to drop the killed router`,
+        async () =>
+          node
+            .output()
+            .split("\n")
+            .some((l) => l.includes("dropped a router") && l.includes(victim.url)),
+        60_000,
+      );
     }
     const droppedAt = results.length;
     await waitFor("more requests after the nodes dropped it", async () => results.length >= droppedAt + 2 * CLIENTS, 120_000);
@@ -228,7 +261,9 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     await running;
 
     const failed = results.filter((r) => r.status !== 200);
-    console.log(`router killed: ${results.length} requests (${killedAt} before the kill), ${failed.length} failed, all in flight on the killed router ${hostOf(victim)} (statuses ${JSON.stringify(countBy(failed, (f) => String(f.status)))})`);
+    console.log(
+      `router killed: ${results.length} requests (${killedAt} before the kill), ${failed.length} failed, all in flight on the killed router ${hostOf(victim)} (statuses ${JSON.stringify(countBy(failed, (f) => String(f.status)))})`,
+    );
     // Every failure was on the killed router; every request answered by another router succeeded.
     expect(failed.filter((f) => f.upstream !== hostOf(victim))).toEqual([]);
     expect(results.filter((r) => r.upstream !== hostOf(victim) && r.status !== 200)).toEqual([]);
@@ -244,12 +279,19 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     // History: nothing twice; everything the survivors answered (and the retries) is there. What the
     // killed router answered in its last batch window (250 ms) may be missing: SIGKILL loses it.
     const expected = [...results.filter((r) => r.status === 200 && r.upstream !== hostOf(victim)).map((r) => r.id), ...failed.map((f) => f.id)];
-    const counts = await waitFor("the survivors' requests and the retries in the shared history", async () => {
-      const c = await historyCounts("kill");
-      return expected.every((id) => c.has(id)) ? c : null;
-    }, 30_000, 500);
+    const counts = await waitFor(
+      "the survivors' requests and the retries in the shared history",
+      async () => {
+        const c = await historyCounts("kill");
+        return expected.every((id) => c.has(id)) ? c : null;
+      },
+      30_000,
+      500,
+    );
     expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
-    console.log(`history after the kill: ${counts.size} of ${results.length} requests; answered by the killed router but not recorded: ${results.filter((r) => r.status === 200 && r.upstream === hostOf(victim) && !counts.has(r.id)).length}`);
+    console.log(
+      `history after the kill: ${counts.size} of ${results.length} requests; answered by the killed router but not recorded: ${results.filter((r) => r.status === 200 && r.upstream === hostOf(victim) && !counts.has(r.id)).length}`,
+    );
   }, 300_000);
 
   test("a router stopped with SIGTERM finishes, tells the nodes (they drop it at once), and the last router keeps serving", async () => {
@@ -257,7 +299,12 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     const api = client(first.url);
     const before = nodes.map((n) => n.output().length);
     // A stream running on the leaving router (its first chunk arrived) finishes.
-    const stream = await client(second.url).chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "one running while its router leaves" }], max_tokens: 8, stream: true });
+    const stream = await client(second.url).chat.completions.create({
+      model: CHAT,
+      messages: [{ role: "user", content: "one running while its router leaves" }],
+      max_tokens: 8,
+      stream: true,
+    });
     const chunks = stream[Symbol.asyncIterator]();
     expect((await chunks.next()).done).toBe(false);
     const stopping = second.stop("SIGTERM");
@@ -267,8 +314,21 @@ describe.skipIf(missing !== "")(`several routers behind nginx, one fleet${missin
     expect(second.child.exitCode).toBe(0);
     console.log(`SIGTERM: the stream on the leaving router got ${rest} more chunks after the signal and ended normally`);
     for (const [i, node] of nodes.entries()) {
-      await waitFor(`${node.url} to drop the leaving router`, async () => node.output().slice(before[i]).split("\n").find((l) => l.includes("dropped a router") && l.includes(second.url)), 30_000);
-      const line = node.output().slice(before[i]).split("\n").find((l) => l.includes("dropped a router") && l.includes(second.url))!;
+      await waitFor(
+        `${node.url} to drop the leaving router`,
+        async () =>
+          node
+            .output()
+            .slice(before[i])
+            .split("\n")
+            .find((l) => l.includes("dropped a router") && l.includes(second.url)),
+        30_000,
+      );
+      const line = node
+        .output()
+        .slice(before[i])
+        .split("\n")
+        .find((l) => l.includes("dropped a router") && l.includes(second.url))!;
       expect(line).toContain("the router is leaving the fleet");
     }
     expect((await ask(api, "leave-after", "still there?")).status).toBe(200);

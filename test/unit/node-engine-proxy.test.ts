@@ -13,7 +13,14 @@ import type { CatalogEntry } from "../../src/protocol/catalog.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 
 const entry: CatalogEntry = {
-  id: "m", description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { gguf: { url: "https://example.com/m.gguf" } },
+  id: "m",
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { gguf: { url: "https://example.com/m.gguf" } },
 };
 
 let app: FastifyInstance;
@@ -47,7 +54,11 @@ afterAll(async () => {
 });
 
 const chat = () =>
-  request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }) });
+  request(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }),
+  });
 
 describe("engine proxy", () => {
   it("answers 503 engine_unavailable when the engine cannot be reached, and releases the slot", async () => {
@@ -106,7 +117,13 @@ describe("a node's slots hold whatever the number of routers", () => {
       proxy: { dispatcher: agent, catalogLoaded: () => true, enginePort: () => (engine.address() as AddressInfo).port },
     });
     const base = await node.listen({ host: "127.0.0.1", port: 0 });
-    const send = (signal?: AbortSignal) => request(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }), signal });
+    const send = (signal?: AbortSignal) =>
+      request(`${base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }),
+        signal,
+      });
     try {
       const running = [send(), send()];
       await new Promise<void>((resolve) => {

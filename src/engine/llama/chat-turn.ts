@@ -99,7 +99,15 @@ export class ChatTurns {
     // One step: sample under `grammar` after the prompt and the transcript so far.
     const step = async (grammar: LlamaGrammar, onText?: (t: string) => void): Promise<{ text: string; finish: FinishReason | "abort" }> => {
       const prompt = [...req.prompt, ...this.inference.chat.templateTextTokens(transcript)];
-      const r = await this.inference.generate({ prompt, ...req.sampling, maxTokens: Math.max(1, budget), grammar, signal: req.signal, conversation: req.conversation, onText });
+      const r = await this.inference.generate({
+        prompt,
+        ...req.sampling,
+        maxTokens: Math.max(1, budget),
+        grammar,
+        signal: req.signal,
+        conversation: req.conversation,
+        onText,
+      });
       completionTokens += r.completionTokens;
       cachedTokens ??= Math.min(r.cachedTokens, req.prompt.length);
       budget -= r.completionTokens;

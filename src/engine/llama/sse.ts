@@ -7,7 +7,10 @@ import type { ServerResponse } from "node:http";
 export class SseStream {
   private started = false;
 
-  constructor(private readonly res: ServerResponse, private readonly headers: Record<string, string> = {}) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   /** False once the client has gone away (writes are then dropped). */
   get open(): boolean {

@@ -24,9 +24,13 @@ export async function tellNodesLeaving(registry: NodeRegistry, routerUrl: string
           signal: AbortSignal.timeout(GOODBYE_TIMEOUT_MS),
         });
         await res.body.dump();
-        if (res.statusCode >= 300) logger.info({ node: node.name, status: res.statusCode }, "node did not take this router's goodbye; it forgets the router after missed answers");
+        if (res.statusCode >= 300)
+          logger.info({ node: node.name, status: res.statusCode }, "node did not take this router's goodbye; it forgets the router after missed answers");
       } catch (err) {
-        logger.info({ node: node.name, err: (err as Error).message }, "could not tell a node this router is leaving; it forgets the router after missed answers");
+        logger.info(
+          { node: node.name, err: (err as Error).message },
+          "could not tell a node this router is leaving; it forgets the router after missed answers",
+        );
       }
     }),
   );

@@ -52,7 +52,11 @@ export class RouterPeers {
   async leave(): Promise<void> {
     this.left = true;
     clearInterval(this.timer);
-    await this.opts.repository.delete(this.id).catch((err: Error) => this.opts.logger.warn({ err: err.message }, "could not remove this router from the routers table; others stop listing it once it is stale"));
+    await this.opts.repository
+      .delete(this.id)
+      .catch((err: Error) =>
+        this.opts.logger.warn({ err: err.message }, "could not remove this router from the routers table; others stop listing it once it is stale"),
+      );
   }
 
   private async refresh(): Promise<void> {

@@ -36,4 +36,3 @@ export function fleetSnapshot(deps: FleetSnapshotDeps, now = Date.now()): FleetS
     queue,
   };
 }
-

@@ -40,7 +40,8 @@ export function redactUrl(url: string): string {
 // and counts, far below 2^53.
 const PG_INT8 = 20;
 const PG_TYPES = {
-  getTypeParser: ((oid: number, format?: string) => (oid === PG_INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text"))) as typeof pg.types.getTypeParser,
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === PG_INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
 export interface OpenDatabaseOptions {
