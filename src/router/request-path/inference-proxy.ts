@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import { traceIdOf } from "../../logs/request-logger.js";
-import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT, headerSafe } from "../../protocol/http.js";
+import { HEADER_MODEL, HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT, headerSafe } from "../../protocol/http.js";
 import { routerAuthHeaders } from "../../protocol/node-auth.js";
 import type { AdmissionQueue, Lease } from "./admission-queue.js";
 import type { NodeRegistry } from "../fleet/node-registry.js";
@@ -148,6 +148,11 @@ function drainOrClose(res: ServerResponse): Promise<void> {
 }
 
 export class InferenceProxy {
+  /** The router credential per node id: an HMAC, computed once per node rather than per request. */
+  private readonly authByNode = new Map<string, string | undefined>();
+  /** `x-drover-node` values per node name (percent-encoded when not printable ASCII). */
+  private readonly nodeHeader = new Map<string, string>();
+
   constructor(
     private readonly registry: NodeRegistry,
     private readonly queue: AdmissionQueue,
@@ -253,18 +258,41 @@ export class InferenceProxy {
     return outcome;
   }
 
+  private authorizationFor(nodeId: string): string | undefined {
+    if (!this.authByNode.has(nodeId)) {
+      if (this.authByNode.size > 4096) this.authByNode.clear();
+      this.authByNode.set(nodeId, routerAuthHeaders(this.opts.nodeToken, nodeId).authorization);
+    }
+    return this.authByNode.get(nodeId);
+  }
+
+  private nodeHeaderOf(name: string): string {
+    let value = this.nodeHeader.get(name);
+    if (value === undefined) {
+      if (this.nodeHeader.size > 4096) this.nodeHeader.clear();
+      value = headerSafe(name);
+      this.nodeHeader.set(name, value);
+    }
+    return value;
+  }
+
   private send(lease: Lease, call: InferenceCall): Promise<Dispatcher.ResponseData> {
     const pool = lease.node.pool;
     if (!pool) throw Object.assign(new Error("node has no connection pool"), { code: "UND_ERR_CLOSED" });
+    // The node routes by x-drover-model and forwards the body without parsing it. Catalog ids are
+    // printable ASCII (src/protocol/catalog.ts), so the id goes into the header as it is.
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      [HEADER_MODEL]: call.modelId,
+      [HEADER_REQUEST_ID]: call.requestId,
+      [HEADER_TRACEPARENT]: call.traceparent,
+    };
+    const authorization = this.authorizationFor(lease.node.id);
+    if (authorization) headers.authorization = authorization;
     return pool.request({
       path: call.path,
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        [HEADER_REQUEST_ID]: call.requestId,
-        [HEADER_TRACEPARENT]: call.traceparent,
-        ...routerAuthHeaders(this.opts.nodeToken, lease.node.id),
-      },
+      headers,
       body: call.body,
       signal: call.signal,
       headersTimeout: this.opts.headersTimeoutMs,
@@ -301,7 +329,7 @@ export class InferenceProxy {
         "content-type": head.contentType,
         "cache-control": "no-cache",
         [HEADER_REQUEST_ID]: call.requestId,
-        [HEADER_NODE]: headerSafe(lease.node.name),
+        [HEADER_NODE]: this.nodeHeaderOf(lease.node.name),
       });
     };
     const write = async (out: string | Buffer) => {
@@ -318,7 +346,10 @@ export class InferenceProxy {
     }
     if (adapter.eagerHead) {
       writeHead();
-      res.flushHeaders();
+      // The head goes out at once, so a client waiting for a slow first token sees the response
+      // start; but when the first chunk came in with the node's head (the usual case), it goes in
+      // the same write: a head of its own is one more system call per stream on both ends.
+      if (upstream.body.readableLength === 0) res.flushHeaders();
     }
     try {
       for await (const chunk of upstream.body) {
@@ -403,7 +434,7 @@ export class InferenceProxy {
       "content-type": contentType,
       "content-length": body.length,
       [HEADER_REQUEST_ID]: call.requestId,
-      ...(nodeName ? { [HEADER_NODE]: headerSafe(nodeName) } : {}),
+      ...(nodeName ? { [HEADER_NODE]: this.nodeHeaderOf(nodeName) } : {}),
     });
     res.end(body);
   }
