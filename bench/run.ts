@@ -20,7 +20,7 @@ const sections: Record<string, () => Promise<{ markdown: string } & Record<strin
   history: () => runHistoryQueries(),
   recording: () => runRecordingOverhead(Number(process.env.BENCH_DURATION_S ?? 4)),
   memory: () => runMemory(Number(process.env.BENCH_MEMORY_REQUESTS ?? 100_000)),
-  inference: () => runInference(3, 200),
+  inference: () => runInference(Number(process.env.BENCH_INFERENCE_RUNS ?? 10), 200),
   affinity: () => runAffinity(),
   profile: () => runProfile(Number(process.env.BENCH_PROFILE_S ?? 10)),
 };
