@@ -1,10 +1,13 @@
 // Router memory: resident set and V8 heap idle, with 1,000 open streams, and after 10,000 and
-// 100,000 non-streamed requests (growth between the last two is what traffic leaves behind).
+// 100,000 non-streamed requests (growth between the last two is what traffic leaves behind), each
+// as found and again after the router ran a full garbage collection (what it retains).
+import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { BENCH_MODEL, startBenchFleet } from "./lib/drover-fleet.js";
 import { assertClean, BenchFailure, fmt, rssOf, runLoad } from "./lib/processes.js";
 
 const MB = 1024 * 1024;
+const GC_PRELOAD = fileURLToPath(new URL("./lib/gc-preload.mjs", import.meta.url));
 
 /** The router's V8 heap in use, from its Prometheus default metrics (public /metrics). */
 async function heapUsedOf(routerUrl: string): Promise<number> {
@@ -14,9 +17,15 @@ async function heapUsedOf(routerUrl: string): Promise<number> {
 
 export async function runMemory(requests: number): Promise<{ result: Record<string, number>; markdown: string }> {
   // Streams of 200 chunks, 50 ms apart: ten seconds each, long enough to hold 1,000 open.
-  const fleet = await startBenchFleet(["--chunks", "200", "--chunk-delay-ms", "50"]);
+  const fleet = await startBenchFleet(["--chunks", "200", "--chunk-delay-ms", "50"], [], { router: { NODE_OPTIONS: `--import ${GC_PRELOAD}` } });
   const pid = fleet.router.child.pid!;
-  const sample = async () => ({ rss: (await rssOf(pid)) / MB, heap: (await heapUsedOf(fleet.router.url)) / MB });
+  const sample = async () => {
+    const rss = (await rssOf(pid)) / MB;
+    const heap = (await heapUsedOf(fleet.router.url)) / MB;
+    process.kill(pid, "SIGUSR2");
+    await new Promise((r) => setTimeout(r, 1000));
+    return { rss, heap, rssGc: (await rssOf(pid)) / MB, heapGc: (await heapUsedOf(fleet.router.url)) / MB };
+  };
   try {
     await new Promise((r) => setTimeout(r, 2000));
     const idle = await sample();
@@ -56,21 +65,29 @@ export async function runMemory(requests: number): Promise<{ result: Record<stri
     const after = await sample();
     const result = {
       idleMb: idle.rss,
-      idleHeapMb: idle.heap,
       with1000StreamsMb: withStreams.rss,
       afterFirstMb: afterFirst.rss,
-      afterFirstHeapMb: afterFirst.heap,
       afterAllMb: after.rss,
-      afterAllHeapMb: after.heap,
+      idleGcMb: idle.rssGc,
+      afterFirstGcMb: afterFirst.rssGc,
+      afterAllGcMb: after.rssGc,
+      idleHeapMb: idle.heapGc,
+      afterFirstHeapMb: afterFirst.heapGc,
+      afterAllHeapMb: after.heapGc,
       requests,
       rps: rest.rps,
     };
     const n = (k: number) => k.toLocaleString("en");
+    const growth = (a: number, b: number) => `${fmt(((b - a) / a) * 100, 1)} %`;
+    const row = (what: string, key: "rss" | "rssGc" | "heap" | "heapGc") =>
+      `| ${what} | ${fmt(idle[key], 1)} | ${fmt(withStreams[key], 1)} | ${fmt(afterFirst[key], 1)} | ${fmt(after[key], 1)} | ${growth(afterFirst[key], after[key])} |`;
     const markdown = [
       `| | idle | with 1,000 open streams | after ${n(first)} requests | after ${n(requests)} requests | growth ${n(first)} → ${n(requests)} |`,
       "|---|---:|---:|---:|---:|---:|",
-      `| router RSS MB | ${fmt(idle.rss, 1)} | ${fmt(withStreams.rss, 1)} | ${fmt(afterFirst.rss, 1)} | ${fmt(after.rss, 1)} | ${fmt(((after.rss - afterFirst.rss) / afterFirst.rss) * 100, 1)} % |`,
-      `| router V8 heap used MB | ${fmt(idle.heap, 1)} | ${fmt(withStreams.heap, 1)} | ${fmt(afterFirst.heap, 1)} | ${fmt(after.heap, 1)} | ${fmt(((after.heap - afterFirst.heap) / afterFirst.heap) * 100, 1)} % |`,
+      row("router RSS MB", "rss"),
+      row("router RSS after a full GC MB", "rssGc"),
+      row("V8 heap used MB", "heap"),
+      row("V8 heap used after a full GC MB", "heapGc"),
       "",
     ].join("\n");
     return { result, markdown };
