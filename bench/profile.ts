@@ -1,7 +1,7 @@
 // Where the time goes: router and node run under V8's CPU profiler (as with --cpu-prof) while the overhead bench's load
 // (concurrency 64, non-streaming, then streaming, each on a fresh fleet) goes through them; each
 // process's self time is summed by function and by module. `npm run bench -- profile`.
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BENCH_MODEL, startBenchFleet } from "./lib/drover-fleet.js";
@@ -19,6 +19,13 @@ function profileOf(dir: string, pid: number): string {
   return join(dir, file);
 }
 
+/** CPU seconds (user + system) a process has used, from /proc: unlike wall-clock samples, not inflated when a loaded machine preempts it. */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 export async function runProfile(durationS: number): Promise<{ result: Record<string, unknown>; markdown: string }> {
   const result: Record<string, unknown> = {};
   const out: string[] = [];
@@ -33,11 +40,18 @@ export async function runProfile(durationS: number): Promise<{ result: Record<st
     const body = { model: BENCH_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 16, stream };
     process.kill(pids.router, "SIGUSR2");
     process.kill(pids.node, "SIGUSR2");
+    const cpu0 = { router: cpuSecondsOf(pids.router), node: cpuSecondsOf(pids.node) };
     const load = await runLoad({ url: `${fleet.router.url}/v1/chat/completions`, body, concurrency: CONCURRENCY, durationS, stream, headers: fleet.headers });
+    const cpu = { router: cpuSecondsOf(pids.router) - cpu0.router, node: cpuSecondsOf(pids.node) - cpu0.node };
     await fleet.stop();
     assertClean(`profile stream=${stream}`, load);
     const mode = stream ? "streaming" : "non-streaming";
+    // The load generator's 1 s warm-up ran at about the measured rate.
+    const served = load.rps * (durationS + 1);
+    const perRequestUs = { router: (cpu.router / served) * 1e6, node: (cpu.node / served) * 1e6 };
+    result[`cpu-${mode}`] = { served, ...perRequestUs };
     out.push(`#### ${mode}, concurrency ${CONCURRENCY}: ${fmt(load.rps, 0)} req/s, p50 ${fmt(load.p50)} ms`, "");
+    out.push(`CPU per request (user + system, from /proc, profiler running): router ${fmt(perRequestUs.router, 0)} µs, node ${fmt(perRequestUs.node, 0)} µs`, "");
     for (const proc of ["router", "node"] as const) {
       const summary: ProfileSummary = summarizeProfile(profileOf(proc === "router" ? routerDir : nodeDir, pids[proc]));
       result[`${proc}-${mode}`] = summary;

@@ -171,6 +171,24 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
       return reply.code(503).send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
     }
   }
+  // The engine's events and the end of its body, when they come in one turn of the event loop,
+  // go to the router in one write (see the router's relay in inference-proxy.ts).
+  const raw = reply.raw;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    raw.uncork();
+  };
+  // Listening from the pipe's start (fastify pipes the body into the response) leaves the flow of
+  // data to the pipe: a 'data' listener of our own attached earlier would start it by itself.
+  raw.once("pipe", (body: NodeJS.ReadableStream) =>
+    body.on("data", () => {
+      if (corked) return;
+      corked = true;
+      raw.cork();
+      setImmediate(uncork);
+    }),
+  );
   upstream.body.once("error", (err) => {
     if (!upstreamAbort.signal.aborted) req.log.warn({ model, err: err.message }, "engine response failed mid-stream");
   });

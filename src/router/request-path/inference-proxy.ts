@@ -332,10 +332,24 @@ export class InferenceProxy {
         [HEADER_NODE]: this.nodeHeaderOf(lease.node.name),
       });
     };
+    // Everything written in one turn of the event loop goes out in one system call: the socket is
+    // corked at the first write and uncorked when the turn's I/O is done. Node's own cork lasts
+    // only until the next tick, which comes between the node's last event and the end of its
+    // body, so the chunked terminator used to cost a write of its own on every stream.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
+    };
     const write = async (out: string | Buffer) => {
       if (out.length === 0) return;
       writeHead();
       if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
+      if (!corked) {
+        corked = true;
+        res.cork();
+        setImmediate(uncork);
+      }
       if (!res.write(out)) await drainOrClose(res);
     };
     // A plain (non-streamed) body is one JSON document: relayed whole, with its length, so the
