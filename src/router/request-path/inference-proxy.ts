@@ -358,18 +358,25 @@ export class InferenceProxy {
     if (adapter.unchanged && !/event-stream|ndjson/.test(contentType)) {
       return this.relayWhole(upstream, lease, call, outcome, started, tap, writeHead);
     }
+    // The head goes out at once, so a client waiting for a slow first token sees the response
+    // start; but when the first chunk came in with the node's head (the usual case), it goes in
+    // the same write: a head of its own is one more system call per stream on both ends. (If that
+    // chunk held no complete event, the head goes alone after it.)
+    let flushAfterFirst = false;
     if (adapter.eagerHead) {
       writeHead();
-      // The head goes out at once, so a client waiting for a slow first token sees the response
-      // start; but when the first chunk came in with the node's head (the usual case), it goes in
-      // the same write: a head of its own is one more system call per stream on both ends.
       if (upstream.body.readableLength === 0) res.flushHeaders();
+      else flushAfterFirst = true;
     }
     try {
       for await (const chunk of upstream.body) {
         const written = write(adapter.chunk(chunk as Buffer));
         tap.chunk(chunk as Buffer);
         await written;
+        if (flushAfterFirst) {
+          flushAfterFirst = false;
+          if (outcome.firstByteMs === null) res.flushHeaders();
+        }
       }
       Object.assign(outcome, tap.finish());
       const tail = await adapter.end();
