@@ -11,7 +11,7 @@ import { tempDir } from "../test/support/fleet.js";
 
 const CONCURRENCY = 64;
 const PRELOAD = fileURLToPath(new URL("./lib/cpu-prof-preload.mjs", import.meta.url));
-const profiled = (dir: string) => ({ NODE_OPTIONS: `--import ${PRELOAD}`, DROVER_BENCH_PROFILE_DIR: dir });
+const profiled = (dir: string) => ({ NODE_OPTIONS: `--import ${PRELOAD}`, BENCH_PROFILE_DIR: dir });
 
 function profileOf(dir: string, pid: number): string {
   const file = readdirSync(dir).find((f) => f === `CPU.${pid}.cpuprofile`);

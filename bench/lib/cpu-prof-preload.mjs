@@ -1,14 +1,14 @@
 // Preloaded with NODE_OPTIONS="--import <this file>" (node refuses --cpu-prof there): profiles the
 // process like --cpu-prof, from its first SIGUSR2 (so start-up is left out) to its exit, and writes
-// CPU.<pid>.cpuprofile into $DROVER_BENCH_PROFILE_DIR. The inspector session runs on this thread,
+// CPU.<pid>.cpuprofile into $BENCH_PROFILE_DIR. The inspector session runs on this thread,
 // so stop answers synchronously.
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { join } from "node:path";
 
-const dir = process.env.DROVER_BENCH_PROFILE_DIR;
+const dir = process.env.BENCH_PROFILE_DIR;
 // Only the process it was set for: its children (engines) get no profiler.
-delete process.env.DROVER_BENCH_PROFILE_DIR;
+delete process.env.BENCH_PROFILE_DIR;
 delete process.env.NODE_OPTIONS;
 if (dir) {
   const session = new Session();
