@@ -51,7 +51,16 @@ function catalogFile(): string {
     path,
     JSON.stringify({
       name: "bench-affinity",
-      models: [{ id: MODEL, sizeBytes: demo.sizeBytes, memoryBytes: demo.memoryBytes, capabilities: ["chat", "completion"], contextLength: 8192, source: { generate: spec } }],
+      models: [
+        {
+          id: MODEL,
+          sizeBytes: demo.sizeBytes,
+          memoryBytes: demo.memoryBytes,
+          capabilities: ["chat", "completion"],
+          contextLength: 8192,
+          source: { generate: spec },
+        },
+      ],
     }),
   );
   return path;
@@ -65,7 +74,10 @@ const SYSTEM_PROMPT = Array.from(
 
 /** Each conversation opens with its own ~450-token context (a file, a ticket), then short questions. */
 function opening(c: number): string {
-  const lines = Array.from({ length: 8 }, (_, i) => `conversation ${c} line ${i}: value=${(c * 7919 + i * 104729) % 1000003} status=${(c + i) % 3 ? "ok" : "degraded"}`);
+  const lines = Array.from(
+    { length: 8 },
+    (_, i) => `conversation ${c} line ${i}: value=${(c * 7919 + i * 104729) % 1000003} status=${(c + i) % 3 ? "ok" : "degraded"}`,
+  );
   return `Here is the log of incident ${c}:\n${lines.join("\n")}\nWhat went wrong first?`;
 }
 
@@ -136,7 +148,8 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
   const nodes: DroverProcess[] = [];
   const agent = new Agent({ connections: o.concurrency * 2, headersTimeout: 600_000, bodyTimeout: 600_000 });
   try {
-    for (let i = 0; i < o.nodes; i++) nodes.push(await startNode(router.url, `affinity-${i}`, ["--slots", String(o.slots), "--threads", "1", "--log-level", "warn"]));
+    for (let i = 0; i < o.nodes; i++)
+      nodes.push(await startNode(router.url, `affinity-${i}`, ["--slots", String(o.slots), "--threads", "1", "--log-level", "warn"]));
     await waitForReady(router.url, [MODEL], o.nodes);
     const results: TurnResult[] = [];
     let sameNode = 0;
@@ -211,7 +224,8 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
 }
 
 export async function runAffinity(o: AffinityOptions = affinityOptionsFromEnv()) {
-  if (o.nodes < 2 || o.conversations < 1 || o.turns < 2 || o.concurrency < 1 || o.open < 1) throw new BenchFailure("affinity: needs 2+ nodes, 2+ turns, 1+ conversations and concurrency");
+  if (o.nodes < 2 || o.conversations < 1 || o.turns < 2 || o.concurrency < 1 || o.open < 1)
+    throw new BenchFailure("affinity: needs 2+ nodes, 2+ turns, 1+ conversations and concurrency");
   const catalog = catalogFile();
   const leastLoad = await runPolicy("least-load", o, catalog);
   const prefix = await runPolicy("prefix", o, catalog);

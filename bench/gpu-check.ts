@@ -32,7 +32,16 @@ const DEADLINE_MS = 270_000;
 const startedAt = Date.now();
 const DRY_RUN = process.argv.includes("--dry-run-cpu");
 /** For --dry-run-cpu: ~25M parameters, seconds on any CPU. */
-const DRY_RUN_MODEL: Q8ModelSpec = { ...GPU_CHECK_MODEL, name: "gpu-check-dry-run", embeddingLength: 512, blockCount: 4, headCount: 8, headCountKv: 4, feedForwardLength: 2048, contextLength: 4096 };
+const DRY_RUN_MODEL: Q8ModelSpec = {
+  ...GPU_CHECK_MODEL,
+  name: "gpu-check-dry-run",
+  embeddingLength: 512,
+  blockCount: 4,
+  headCount: 8,
+  headCountKv: 4,
+  feedForwardLength: 2048,
+  contextLength: 4096,
+};
 const SPEC = DRY_RUN ? DRY_RUN_MODEL : GPU_CHECK_MODEL;
 const GPU_SETTING = DRY_RUN ? "off" : "cuda";
 
@@ -140,8 +149,15 @@ function cudaPackageReport(): string[] {
   const lib = join(ROOT, "node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-cuda.so");
   if (existsSync(lib)) {
     try {
-      const missing = execFileSync("ldd", [lib], { encoding: "utf8" }).split("\n").filter((l) => l.includes("not found")).map((l) => l.trim());
-      lines.push(missing.length ? `libggml-cuda.so lacks: ${missing.join(", ")} (node-llama-cpp then tries the -ext fallback build)` : "libggml-cuda.so: all shared libraries found");
+      const missing = execFileSync("ldd", [lib], { encoding: "utf8" })
+        .split("\n")
+        .filter((l) => l.includes("not found"))
+        .map((l) => l.trim());
+      lines.push(
+        missing.length
+          ? `libggml-cuda.so lacks: ${missing.join(", ")} (node-llama-cpp then tries the -ext fallback build)`
+          : "libggml-cuda.so: all shared libraries found",
+      );
     } catch {
       // ldd missing: not worth failing over
     }
@@ -190,7 +206,8 @@ async function main(): Promise<void> {
     say("gpu-check needs a machine with an NVIDIA GPU and its driver; nothing was run.");
     process.exit(2);
   }
-  for (const g of gpus) say(`GPU ${g.index}: ${g.name}, ${formatBytes(g.memoryTotalBytes)}${g.memoryUsedBytes !== undefined ? ` (${formatBytes(g.memoryUsedBytes)} in use)` : ""}`);
+  for (const g of gpus)
+    say(`GPU ${g.index}: ${g.name}, ${formatBytes(g.memoryTotalBytes)}${g.memoryUsedBytes !== undefined ? ` (${formatBytes(g.memoryUsedBytes)} in use)` : ""}`);
 
   section("node-llama-cpp build");
   for (const line of cudaPackageReport()) say(line);
@@ -215,7 +232,9 @@ async function main(): Promise<void> {
   const written = await writeQ8Model(SPEC, cachePath);
   // The sidecar lets the router trust the file without hashing it again (it was hashed while written).
   await writeFile(`${cachePath}.sha256`, `${written.sha256}  ${modelFileName(MODEL)}\n`);
-  say(`${SPEC.name}: ${(written.parameters / 1e9).toFixed(2)}B parameters, Q8_0, ${formatBytes(written.size)}, written in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  say(
+    `${SPEC.name}: ${(written.parameters / 1e9).toFixed(2)}B parameters, Q8_0, ${formatBytes(written.size)}, written in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const catalogPath = join(work, "catalog.json");
   await writeFile(
     catalogPath,
@@ -238,21 +257,59 @@ async function main(): Promise<void> {
 
   section(`router + node (llama engine, ${DRY_RUN ? "CPU: dry run" : "GPU"})`);
   const env = { DROVER_API_KEY: API_KEY, DROVER_ADMIN_PASSWORD: ADMIN_PASSWORD };
-  const router = await startDrover(["router", "--host", "127.0.0.1", "--port", "0", "--catalog", catalogPath, "--data-dir", routerDir, "--node-token", NODE_TOKEN], env, /drover router\s+(http:\/\/\S+)/);
+  const router = await startDrover(
+    ["router", "--host", "127.0.0.1", "--port", "0", "--catalog", catalogPath, "--data-dir", routerDir, "--node-token", NODE_TOKEN],
+    env,
+    /drover router\s+(http:\/\/\S+)/,
+  );
   say(`router ${router.url}`);
-  const login = (await (await fetch(`${router.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }) })).json()) as { token: string };
+  const login = (await (
+    await fetch(`${router.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }),
+    })
+  ).json()) as { token: string };
   const admin = { authorization: `Bearer ${login.token}` };
   const modelsDir = join(work, "node-models");
   const threads = Math.max(1, availableParallelism() - 1);
-  const nodeArgs = (name: string) => ["node", "--router", router.url, "--host", "127.0.0.1", "--port", "0", "--name", name, "--engine", "llama", "--slots", "1", "--threads", String(threads), "--data-dir", join(work!, name), "--models-dir", modelsDir, "--node-token", NODE_TOKEN];
+  const nodeArgs = (name: string) => [
+    "node",
+    "--router",
+    router.url,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--name",
+    name,
+    "--engine",
+    "llama",
+    "--slots",
+    "1",
+    "--threads",
+    String(threads),
+    "--data-dir",
+    join(work!, name),
+    "--models-dir",
+    modelsDir,
+    "--node-token",
+    NODE_TOKEN,
+  ];
   const ready = (name: string) =>
-    waitFor(`${name} ready`, async () => {
-      const { nodes } = (await (await fetch(`${router.url}/api/nodes`, { headers: admin })).json()) as { nodes: { id: string; name: string; models: { id: string; state: string; reason?: string }[]; metrics?: { gpus?: unknown[] } }[] };
-      const node = nodes.find((n) => n.name === name);
-      const m = node?.models.find((x) => x.id === MODEL);
-      if (m?.state === "failed" || m?.state === "unsupported") throw new Error(`${MODEL} is ${m.state}: ${m.reason}`);
-      return m?.state === "ready" ? node : undefined;
-    }, 180_000);
+    waitFor(
+      `${name} ready`,
+      async () => {
+        const { nodes } = (await (await fetch(`${router.url}/api/nodes`, { headers: admin })).json()) as {
+          nodes: { id: string; name: string; models: { id: string; state: string; reason?: string }[]; metrics?: { gpus?: unknown[] } }[];
+        };
+        const node = nodes.find((n) => n.name === name);
+        const m = node?.models.find((x) => x.id === MODEL);
+        if (m?.state === "failed" || m?.state === "unsupported") throw new Error(`${MODEL} is ${m.state}: ${m.reason}`);
+        return m?.state === "ready" ? node : undefined;
+      },
+      180_000,
+    );
 
   const gpuNode = await startDrover(nodeArgs("gpu"), { DROVER_ENGINE_GPU: GPU_SETTING }, /drover node\s+(http:\/\/\S+)/);
   const gpuView = await ready("gpu").catch((err: Error) => fail(`${err.message}\n--- node output ---\n${gpuNode.output().slice(-4000)}`));
@@ -261,12 +318,17 @@ async function main(): Promise<void> {
   const placement = lines.find((l) => typeof l.msg === "string" && l.msg.startsWith(`${MODEL}:`));
   const loaded = lines.find((l) => l.msg === "model loaded");
   const seen = (gpuView.metrics?.gpus ?? []) as { index: number; name: string; memoryTotalBytes?: number; memoryUsedBytes?: number }[];
-  say(`node detected: ${seen.length ? seen.map((g) => `GPU ${g.index} ${g.name} ${formatBytes(g.memoryTotalBytes ?? 0)}${g.memoryUsedBytes !== undefined ? ` (${formatBytes(g.memoryUsedBytes)} used)` : ""}`).join("; ") : "no GPU"}`);
+  say(
+    `node detected: ${seen.length ? seen.map((g) => `GPU ${g.index} ${g.name} ${formatBytes(g.memoryTotalBytes ?? 0)}${g.memoryUsedBytes !== undefined ? ` (${formatBytes(g.memoryUsedBytes)} used)` : ""}`).join("; ") : "no GPU"}`,
+  );
   say(`memory budget: ${String(budget?.msg ?? "(no log line)")}`);
   say(`placement: ${String(placement?.msg ?? "(no log line)")}`);
-  say(`engine: ${loaded ? JSON.stringify({ gpu: loaded.gpu, gpuLayers: loaded.gpuLayers, threads: loaded.threads, slots: loaded.slots, contextSize: loaded.contextSize }) : "(no 'model loaded' line)"}`);
+  say(
+    `engine: ${loaded ? JSON.stringify({ gpu: loaded.gpu, gpuLayers: loaded.gpuLayers, threads: loaded.threads, slots: loaded.slots, contextSize: loaded.contextSize }) : "(no 'model loaded' line)"}`,
+  );
   for (const g of await probeGpus({ timeoutMs: 10_000 })) say(`after loading: GPU ${g.index} ${formatBytes(g.memoryUsedBytes ?? 0)} in use`);
-  if (!DRY_RUN && loaded?.gpu !== "cuda") await fail(`the engine loaded the model with gpu=${String(loaded?.gpu ?? "(unknown: no 'model loaded' line)")}, not CUDA`);
+  if (!DRY_RUN && loaded?.gpu !== "cuda")
+    await fail(`the engine loaded the model with gpu=${String(loaded?.gpu ?? "(unknown: no 'model loaded' line)")}, not CUDA`);
 
   section(`tokens/s on the ${DRY_RUN ? "CPU (dry run)" : "GPU"} (through the router, 256 tokens, 3 runs)`);
   const gpuRates = await measure(router.url, 256, 3).catch((err: Error) => fail(`${err.message}\n--- node output ---\n${gpuNode.output().slice(-6000)}`));
@@ -286,7 +348,9 @@ async function main(): Promise<void> {
   const gpu = median(gpuRates.map((r) => r.perSecond));
   const cpu = median(cpuRates.map((r) => r.perSecond));
   section("result");
-  say(`${DRY_RUN ? "first run (CPU)" : "GPU"} ${gpu.toFixed(1)} tokens/s, CPU ${cpu.toFixed(1)} tokens/s: ${(gpu / cpu).toFixed(1)}× (median, generation through the router, prompt included)`);
+  say(
+    `${DRY_RUN ? "first run (CPU)" : "GPU"} ${gpu.toFixed(1)} tokens/s, CPU ${cpu.toFixed(1)} tokens/s: ${(gpu / cpu).toFixed(1)}× (median, generation through the router, prompt included)`,
+  );
   clearTimeout(deadline);
   await cleanup();
   say(`gpu-check: OK in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);

@@ -90,7 +90,14 @@ async function timeQueries(database: string, router: DroverProcess, now: number)
       if (i >= 3) times.push(ms); // the first runs warm caches and connections
     }
     times.sort((x, y) => x - y);
-    rows.push({ database, query: name, matched, p50: times[Math.floor(times.length / 2)]!, p95: times[Math.floor(times.length * 0.95)]!, max: times[times.length - 1]! });
+    rows.push({
+      database,
+      query: name,
+      matched,
+      p50: times[Math.floor(times.length / 2)]!,
+      p95: times[Math.floor(times.length * 0.95)]!,
+      max: times[times.length - 1]!,
+    });
   }
   // The export of every record, once.
   const t0 = performance.now();
@@ -155,7 +162,9 @@ const MODES: { mode: RecordingRow["mode"]; args: string[] }[] = [
   { mode: "on + bodies", args: ["--history-body-bytes", "4096"] },
 ];
 
-export async function runRecordingOverhead(durationS: number): Promise<{ rows: RecordingRow[]; markdown: string; cost: Awaited<ReturnType<typeof measureRecordingCost>> }> {
+export async function runRecordingOverhead(
+  durationS: number,
+): Promise<{ rows: RecordingRow[]; markdown: string; cost: Awaited<ReturnType<typeof measureRecordingCost>> }> {
   // All three routers run at once and every cell measures the modes back to back, in rotating
   // order, REPS times (median kept): drift on a shared machine hits all modes alike.
   const REPS = 3;
@@ -167,12 +176,25 @@ export async function runRecordingOverhead(durationS: number): Promise<{ rows: R
     let turn = 0;
     for (const stream of [false, true]) {
       for (const concurrency of [1, 16, 64]) {
-        const body = { model: BENCH_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 16, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) };
+        const body = {
+          model: BENCH_MODEL,
+          messages: [{ role: "user", content: "hi" }],
+          max_tokens: 16,
+          stream,
+          ...(stream ? { stream_options: { include_usage: true } } : {}),
+        };
         const runs: LoadResult[][] = MODES.map(() => []);
         for (let rep = 0; rep < REPS; rep++) {
           for (let k = 0; k < MODES.length; k++) {
             const m = (k + turn) % MODES.length;
-            const result = await runLoad({ url: `${fleets[m]!.router.url}/v1/chat/completions`, body, concurrency, durationS: cellS, stream, headers: AUTH_HEADERS });
+            const result = await runLoad({
+              url: `${fleets[m]!.router.url}/v1/chat/completions`,
+              body,
+              concurrency,
+              durationS: cellS,
+              stream,
+              headers: AUTH_HEADERS,
+            });
             assertClean(`recording ${MODES[m]!.mode} c=${concurrency} stream=${stream}`, result);
             runs[m]!.push(result);
           }
@@ -182,7 +204,9 @@ export async function runRecordingOverhead(durationS: number): Promise<{ rows: R
           const sorted = [...runs[m]!].sort((x, y) => x.p50! - y.p50!);
           const result = sorted[Math.floor(sorted.length / 2)]!;
           rows.push({ mode, stream, concurrency, result });
-          process.stderr.write(`  recording ${mode.padEnd(11)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(3)} ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50)} ms p99 ${fmt(result.p99)} ms\n`);
+          process.stderr.write(
+            `  recording ${mode.padEnd(11)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(3)} ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50)} ms p99 ${fmt(result.p99)} ms\n`,
+          );
         });
       }
     }
@@ -219,10 +243,13 @@ export async function runRecordingOverhead(durationS: number): Promise<{ rows: R
  * on the store's worker thread; their time is the "worker" column).
  */
 export async function measureRecordingCost(): Promise<{ tapUs: number; tapCaptureUs: number; mainUsPerRecord: number; workerUsPerRecord: number }> {
-  const sseChunk = (c: string) => `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: BENCH_MODEL, choices: [{ index: 0, delta: { content: c }, finish_reason: null }], usage: null })}\n\n`;
+  const sseChunk = (c: string) =>
+    `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: BENCH_MODEL, choices: [{ index: 0, delta: { content: c }, finish_reason: null }], usage: null })}\n\n`;
   const parts = [
     ...Array.from({ length: 16 }, (_, i) => Buffer.from(sseChunk(`tok${i}`))),
-    Buffer.from(`data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 } })}\n\ndata: [DONE]\n\n`),
+    Buffer.from(
+      `data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 } })}\n\ndata: [DONE]\n\n`,
+    ),
   ];
   const tapCost = (capture: number) => {
     let best = Infinity;
@@ -242,7 +269,27 @@ export async function measureRecordingCost(): Promise<{ tapUs: number; tapCaptur
 
   const store = await openStore({ dataDir: mkdtempSync(join(tmpdir(), "drover-bench-rec-")) });
   const recorder = new HistoryRecorder(store.requests, pino({ level: "silent" }), { retentionMs: 1e12 });
-  const finished = (i: number): RequestRecord => ({ requestId: `r${i}`, startedAt: Date.now(), api: "openai", endpoint: "/v1/chat/completions", modelId: BENCH_MODEL, stream: true, clientIp: "127.0.0.1", keyName: "bootstrap", nodeId: "n", nodeName: "bench-node", status: 200, error: null, attempts: 1, queueWaitMs: 0, firstByteMs: 2, durationMs: 3, promptTokens: 5, completionTokens: 16, traceId: "0af7651916cd43dd8448eb211c80319c" });
+  const finished = (i: number): RequestRecord => ({
+    requestId: `r${i}`,
+    startedAt: Date.now(),
+    api: "openai",
+    endpoint: "/v1/chat/completions",
+    modelId: BENCH_MODEL,
+    stream: true,
+    clientIp: "127.0.0.1",
+    keyName: "bootstrap",
+    nodeId: "n",
+    nodeName: "bench-node",
+    status: 200,
+    error: null,
+    attempts: 1,
+    queueWaitMs: 0,
+    firstByteMs: 2,
+    durationMs: 3,
+    promptTokens: 5,
+    completionTokens: 16,
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+  });
   let main = Infinity;
   let worker = Infinity;
   try {
@@ -274,7 +321,9 @@ function recordingMarkdown(rows: RecordingRow[], cellS: number, reps: number): s
       const off = rows.find((r) => r.mode === "off" && r.stream === stream && r.concurrency === concurrency)!.result;
       for (const { mode } of MODES) {
         const r = rows.find((x) => x.mode === mode && x.stream === stream && x.concurrency === concurrency)!.result;
-        out.push(`| ${stream} | ${concurrency} | ${mode} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${mode === "off" ? "" : fmt(r.p50! - off.p50!)} | ${mode === "off" ? "" : fmt(r.p99! - off.p99!)} |`);
+        out.push(
+          `| ${stream} | ${concurrency} | ${mode} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${mode === "off" ? "" : fmt(r.p50! - off.p50!)} | ${mode === "off" ? "" : fmt(r.p99! - off.p99!)} |`,
+        );
       }
     }
   }

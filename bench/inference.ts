@@ -51,7 +51,15 @@ async function droverRun(routerUrl: string, seed: number, maxTokens: number, str
   const res = await fetch(`${routerUrl}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", ...AUTH_HEADERS },
-    body: JSON.stringify({ model: MODEL, prompt: PROMPT, max_tokens: maxTokens, temperature: 1, seed, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
+    body: JSON.stringify({
+      model: MODEL,
+      prompt: PROMPT,
+      max_tokens: maxTokens,
+      temperature: 1,
+      seed,
+      stream,
+      ...(stream ? { stream_options: { include_usage: true } } : {}),
+    }),
   });
   let completionTokens: number | undefined;
   if (stream) {
@@ -69,7 +77,7 @@ async function droverRun(routerUrl: string, seed: number, maxTokens: number, str
 
 export async function runInference(runs: number, maxTokens: number): Promise<{ result: Record<string, number>; markdown: string }> {
   const threads = 1;
-    const spec = DEMO_CATALOG.models.find((m) => m.id === MODEL)!;
+  const spec = DEMO_CATALOG.models.find((m) => m.id === MODEL)!;
   const modelPath = join(tempDir("bench-model"), "demo-chat.gguf");
   await writeTinyModel(spec.source.generate!, modelPath);
   const llama = await getLlama({ gpu: false });

@@ -35,7 +35,12 @@ export async function runMemory(requests: number): Promise<{ result: Record<stri
     let open = 0;
     let completed = 0;
     const streams = Array.from({ length: 1000 }, async () => {
-      const res = await request(`${fleet.router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...fleet.headers }, body, dispatcher: agent });
+      const res = await request(`${fleet.router.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...fleet.headers },
+        body,
+        dispatcher: agent,
+      });
       if (res.statusCode !== 200) throw new BenchFailure(`memory: stream answered ${res.statusCode}`);
       open++;
       let tail = "";
@@ -53,7 +58,15 @@ export async function runMemory(requests: number): Promise<{ result: Record<stri
     // First a tenth of the requests, then the rest: RSS after all of them should be within 15 %
     // of RSS after the first tenth (no growth with traffic).
     const load = (total: number) =>
-      runLoad({ url: `${fleet.router.url}/v1/chat/completions`, body: { model: BENCH_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 8 }, concurrency: 64, durationS: 600, stream: false, headers: fleet.headers, total });
+      runLoad({
+        url: `${fleet.router.url}/v1/chat/completions`,
+        body: { model: BENCH_MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 8 },
+        concurrency: 64,
+        durationS: 600,
+        stream: false,
+        headers: fleet.headers,
+        total,
+      });
     const first = Math.round(requests / 10);
     const early = await load(first);
     assertClean(`memory: ${first} requests`, early);

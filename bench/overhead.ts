@@ -31,7 +31,9 @@ export async function runOverhead(durationS: number): Promise<{ rows: OverheadRo
           const result = await runLoad({ url: t.url, body, concurrency, durationS, stream, headers: t.headers });
           assertClean(`${t.path} c=${concurrency} stream=${stream}`, result);
           rows.push({ path: t.path, stream, concurrency, result });
-          process.stderr.write(`  overhead ${t.path.padEnd(6)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(3)} ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50)} ms\n`);
+          process.stderr.write(
+            `  overhead ${t.path.padEnd(6)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(3)} ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50)} ms\n`,
+          );
         }
       }
     }
@@ -48,11 +50,16 @@ function overheadMarkdown(rows: OverheadRow[]): string {
   const out: string[] = [];
   for (const stream of [false, true]) {
     out.push(`#### ${stream ? "Streaming (16 SSE chunks + [DONE])" : "Non-streaming"}`, "");
-    out.push("| concurrency | path | req/s | mean ms | p50 ms | p90 ms | p99 ms | first chunk p50 ms | first chunk p99 ms |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    out.push(
+      "| concurrency | path | req/s | mean ms | p50 ms | p90 ms | p99 ms | first chunk p50 ms | first chunk p99 ms |",
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    );
     for (const c of CONCURRENCIES) {
       for (const path of ["direct", "nginx", "drover"]) {
         const r = find(path, stream, c);
-        out.push(`| ${c} | ${path} | ${fmt(r.rps, 0)} | ${fmt(r.mean)} | ${fmt(r.p50)} | ${fmt(r.p90)} | ${fmt(r.p99)} | ${fmt(r.firstChunkP50)} | ${fmt(r.firstChunkP99)} |`);
+        out.push(
+          `| ${c} | ${path} | ${fmt(r.rps, 0)} | ${fmt(r.mean)} | ${fmt(r.p50)} | ${fmt(r.p90)} | ${fmt(r.p99)} | ${fmt(r.firstChunkP50)} | ${fmt(r.firstChunkP99)} |`,
+        );
       }
     }
     out.push("");

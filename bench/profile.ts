@@ -51,11 +51,17 @@ export async function runProfile(durationS: number): Promise<{ result: Record<st
     const perRequestUs = { router: (cpu.router / served) * 1e6, node: (cpu.node / served) * 1e6 };
     result[`cpu-${mode}`] = { served, ...perRequestUs };
     out.push(`#### ${mode}, concurrency ${CONCURRENCY}: ${fmt(load.rps, 0)} req/s, p50 ${fmt(load.p50)} ms`, "");
-    out.push(`CPU per request (user + system, from /proc, profiler running): router ${fmt(perRequestUs.router, 0)} µs, node ${fmt(perRequestUs.node, 0)} µs`, "");
+    out.push(
+      `CPU per request (user + system, from /proc, profiler running): router ${fmt(perRequestUs.router, 0)} µs, node ${fmt(perRequestUs.node, 0)} µs`,
+      "",
+    );
     for (const proc of ["router", "node"] as const) {
       const summary: ProfileSummary = summarizeProfile(profileOf(proc === "router" ? routerDir : nodeDir, pids[proc]));
       result[`${proc}-${mode}`] = summary;
-      out.push(`${proc}: ${fmt(summary.busyMs / 1000, 1)} s busy, ${fmt(summary.idleMs / 1000, 1)} s idle (from the start of the load, 1 s warm-up included, to exit)`, "");
+      out.push(
+        `${proc}: ${fmt(summary.busyMs / 1000, 1)} s busy, ${fmt(summary.idleMs / 1000, 1)} s idle (from the start of the load, 1 s warm-up included, to exit)`,
+        "",
+      );
       out.push("| self % | self ms | function |", "|---:|---:|---|");
       for (const f of summary.functions) out.push(`| ${fmt(f.share * 100, 1)} | ${fmt(f.selfMs, 0)} | \`${f.name}\` |`);
       out.push("", "| self % | self ms | module |", "|---:|---:|---|");

@@ -19,7 +19,12 @@ export async function runQueue(): Promise<{ result: Record<string, number>; mark
       const res = await request(url, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body, dispatcher: agent });
       const text = await res.body.text();
       const done = performance.now();
-      return { status: res.statusCode, code: res.statusCode === 503 ? (JSON.parse(text) as { error: { code: string } }).error.code : null, latency: done - sent, at: done - t0 };
+      return {
+        status: res.statusCode,
+        code: res.statusCode === 503 ? (JSON.parse(text) as { error: { code: string } }).error.code : null,
+        latency: done - sent,
+        at: done - t0,
+      };
     });
     const settled: { status: number; code: string | null; latency: number; at: number }[] = [];
     for (const c of calls) void c.then((r) => settled.push(r));
@@ -40,7 +45,8 @@ export async function runQueue(): Promise<{ result: Record<string, number>; mark
     await node.stop();
     const ok = results.filter((r) => r.status === 200).length;
     const refused = results.filter((r) => r.status === 503).length;
-    if (ok !== limit || refused !== total - limit) throw new BenchFailure(`queue: expected ${limit} x 200 and ${total - limit} x 503, got ${ok} and ${refused} (lost ${total - ok - refused})`);
+    if (ok !== limit || refused !== total - limit)
+      throw new BenchFailure(`queue: expected ${limit} x 200 and ${total - limit} x 503, got ${ok} and ${refused} (lost ${total - ok - refused})`);
     const result = {
       sent: total,
       admitted: ok,

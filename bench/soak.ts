@@ -16,7 +16,8 @@ const KINDS: Kind[] = ["openai", "openai-stream", "ollama", "ollama-stream"];
 
 function requestFor(kind: Kind): { path: string; body: object } {
   const messages = [{ role: "user", content: "hi" }];
-  if (kind.startsWith("openai")) return { path: "/v1/chat/completions", body: { model: BENCH_MODEL, messages, max_tokens: 8, stream: kind === "openai-stream" } };
+  if (kind.startsWith("openai"))
+    return { path: "/v1/chat/completions", body: { model: BENCH_MODEL, messages, max_tokens: 8, stream: kind === "openai-stream" } };
   return { path: "/api/chat", body: { model: BENCH_MODEL, messages, stream: kind === "ollama-stream" } };
 }
 
@@ -49,7 +50,13 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   const rssStart = await rssOf(router.child.pid!);
   let rssPeak = rssStart;
-  const rssTimer = setInterval(() => void rssOf(router.child.pid!).then((r) => (rssPeak = Math.max(rssPeak, r))).catch(() => {}), 500);
+  const rssTimer = setInterval(
+    () =>
+      void rssOf(router.child.pid!)
+        .then((r) => (rssPeak = Math.max(rssPeak, r)))
+        .catch(() => {}),
+    500,
+  );
   let restart: Promise<void> | null = null;
   const t0 = Date.now();
 
@@ -71,7 +78,11 @@ async function main(): Promise<void> {
       counts.sent++;
       counts.byKind[kind]++;
       try {
-        const res = await fetch(`${router.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify(body) });
+        const res = await fetch(`${router.url}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...AUTH_HEADERS },
+          body: JSON.stringify(body),
+        });
         const text = await res.text();
         if (res.status === 200 && complete(kind, text)) counts.ok++;
         else {
@@ -94,7 +105,9 @@ async function main(): Promise<void> {
   await router.stop();
 
   const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
-  console.log(`soak: ${counts.sent} requests (${KINDS.map((k) => `${k} ${counts.byKind[k]}`).join(", ")}) at concurrency ${CONCURRENCY} in ${seconds.toFixed(1)} s`);
+  console.log(
+    `soak: ${counts.sent} requests (${KINDS.map((k) => `${k} ${counts.byKind[k]}`).join(", ")}) at concurrency ${CONCURRENCY} in ${seconds.toFixed(1)} s`,
+  );
   console.log(`      ${counts.ok} ok, ${counts.lost} lost, ${counts.status5xx} answered 5xx`);
   console.log(`      router RSS ${mib(rssStart)} MiB at start → ${mib(rssEnd)} MiB at end (peak ${mib(rssPeak)} MiB, growth ${mib(rssEnd - rssStart)} MiB)`);
   for (const f of failures) console.log(`      failure: ${f}`);

@@ -44,7 +44,12 @@ export async function startBenchFleet(upstreamArgs: string[] = [], routerArgs: s
   // would size a llama.cpp context for them from the GGUF header and refuse the model, but the
   // command engine holds no model, so the memory limit only has to let the placement through.
   const template = `${process.execPath} ${UPSTREAM_SCRIPT} --port {port} --model {model} --model-id ${BENCH_MODEL} ${upstreamArgs.join(" ")}`;
-  const node = await startNode(router.url, "bench-node", ["--engine", "command", "--engine-command", template, "--slots", "4096", "--memory-limit", "200GB", "--log-level", "warn"], env.node);
+  const node = await startNode(
+    router.url,
+    "bench-node",
+    ["--engine", "command", "--engine-command", template, "--slots", "4096", "--memory-limit", "200GB", "--log-level", "warn"],
+    env.node,
+  );
   await waitForReady(router.url, [BENCH_MODEL], 1);
   return {
     router,

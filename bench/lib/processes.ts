@@ -23,8 +23,26 @@ export interface LoadResult {
   firstChunkP99: number | null;
 }
 
-export async function runLoad(opts: { url: string; body: object; concurrency: number; durationS: number; stream: boolean; headers?: Record<string, string>; total?: number }): Promise<LoadResult> {
-  const args = [LOADGEN_SCRIPT, "--url", opts.url, "--concurrency", String(opts.concurrency), "--duration", String(opts.durationS), "--body", JSON.stringify(opts.body)];
+export async function runLoad(opts: {
+  url: string;
+  body: object;
+  concurrency: number;
+  durationS: number;
+  stream: boolean;
+  headers?: Record<string, string>;
+  total?: number;
+}): Promise<LoadResult> {
+  const args = [
+    LOADGEN_SCRIPT,
+    "--url",
+    opts.url,
+    "--concurrency",
+    String(opts.concurrency),
+    "--duration",
+    String(opts.durationS),
+    "--body",
+    JSON.stringify(opts.body),
+  ];
   if (opts.total) args.push("--total", String(opts.total));
   if (opts.stream) args.push("--stream");
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push("--header", `${k}: ${v}`);

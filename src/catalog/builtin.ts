@@ -88,7 +88,16 @@ export const DEMO_CATALOG: Catalog = {
       capabilities: ["embedding"],
       contextLength: 2048,
       source: {
-        generate: { name: "demo-embed", seed: 2, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 4, feedForwardLength: 128, contextLength: 2048 },
+        generate: {
+          name: "demo-embed",
+          seed: 2,
+          embeddingLength: 64,
+          blockCount: 2,
+          headCount: 4,
+          headCountKv: 4,
+          feedForwardLength: 128,
+          contextLength: 2048,
+        },
       },
     },
     {
@@ -146,7 +155,17 @@ export const DEMO_CATALOG: Catalog = {
       capabilities: ["chat", "completion"],
       contextLength: 2048,
       source: {
-        generate: { name: "demo-split", seed: 3, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 2048, parts: 3 },
+        generate: {
+          name: "demo-split",
+          seed: 3,
+          embeddingLength: 64,
+          blockCount: 2,
+          headCount: 4,
+          headCountKv: 2,
+          feedForwardLength: 128,
+          contextLength: 2048,
+          parts: 3,
+        },
       },
     },
   ],

@@ -19,7 +19,10 @@ function splitArgs(command: AdminCommand, argv: string[]): { positionals: string
   const specs = COMMANDS[command].options;
   const { tokens } = parseArgs({
     args: argv,
-    options: Object.fromEntries([...specs.map((s) => [s.flag, { type: s.type === "boolean" ? "boolean" : "string" }] as const), ["help", { type: "boolean", short: "h" }]]),
+    options: Object.fromEntries([
+      ...specs.map((s) => [s.flag, { type: s.type === "boolean" ? "boolean" : "string" }] as const),
+      ["help", { type: "boolean", short: "h" }],
+    ]),
     strict: false,
     allowPositionals: true,
     tokens: true,
@@ -36,13 +39,17 @@ export async function openAdminStore(o: ParsedOptions): Promise<RouterStore> {
   for (const dir of [dataDir, join(dataDir, "router")]) {
     if (existsSync(join(dir, SQLITE_FILE))) return openStore({ dataDir: dir });
   }
-  throw new UsageError(`no router database in ${dataDir} (looked for ${SQLITE_FILE} there and in router/); start the router once, or pass --data-dir or --database-url`);
+  throw new UsageError(
+    `no router database in ${dataDir} (looked for ${SQLITE_FILE} there and in router/); start the router once, or pass --data-dir or --database-url`,
+  );
 }
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
 }
 
 async function passwordFrom(o: ParsedOptions): Promise<{ password: string; generated: boolean }> {
@@ -54,7 +61,11 @@ async function passwordFrom(o: ParsedOptions): Promise<{ password: string; gener
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? "-" : Array.isArray(v) ? v.join(",") : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join("\n");
 }
 
@@ -67,16 +78,30 @@ async function keys(sub: string | undefined, target: string | undefined, o: Pars
   const service = new ApiKeyService(store.apiKeys);
   if (sub === "list") {
     const list = (await service.list()).map((k) => keyView(k));
-    console.log(o.json ? JSON.stringify(list, null, 2) : list.length ? table(list, ["id", "name", "prefix", "state", "models", "expiresAt", "lastUsedAt", "createdAt"]) : "no API keys");
+    console.log(
+      o.json
+        ? JSON.stringify(list, null, 2)
+        : list.length
+          ? table(list, ["id", "name", "prefix", "state", "models", "expiresAt", "lastUsedAt", "createdAt"])
+          : "no API keys",
+    );
   } else if (sub === "create") {
     const name = need(target, "the key's name", "drover keys create NAME");
-    const models = o.models === undefined ? null : String(o.models).split(",").map((m) => m.trim()).filter(Boolean);
+    const models =
+      o.models === undefined
+        ? null
+        : String(o.models)
+            .split(",")
+            .map((m) => m.trim())
+            .filter(Boolean);
     const days = o["expires-in-days"] === undefined ? null : Number(o["expires-in-days"]);
     if (days !== null && days <= 0) throw new UsageError("--expires-in-days must be more than 0");
     const { key, record } = await service.create({ name, models, expiresAt: days === null ? null : Date.now() + days * 86_400_000, createdBy: "cli" });
     if (o.json) console.log(JSON.stringify({ ...keyView(record), key }, null, 2));
     else {
-      console.log(`created API key "${record.name}" (id ${record.id}${record.models ? `, models: ${record.models.join(", ")}` : ""}${record.expiresAt ? `, expires ${new Date(record.expiresAt).toISOString()}` : ""})`);
+      console.log(
+        `created API key "${record.name}" (id ${record.id}${record.models ? `, models: ${record.models.join(", ")}` : ""}${record.expiresAt ? `, expires ${new Date(record.expiresAt).toISOString()}` : ""})`,
+      );
       console.log(`\n  ${key}\n\nThis is the only time the key is shown; drover keeps only its hash.`);
     }
   } else if (sub === "revoke") {
@@ -101,7 +126,9 @@ async function users(sub: string | undefined, target: string | undefined, o: Par
     const username = need(target, "the username", "drover users passwd NAME");
     const { password, generated } = await passwordFrom(o);
     await accounts.setPassword(username, password);
-    console.log(`password of "${username}" changed; their sessions are ended${generated ? `\n\n  password: ${password}\n\nThis is the only time the password is shown.` : ""}`);
+    console.log(
+      `password of "${username}" changed; their sessions are ended${generated ? `\n\n  password: ${password}\n\nThis is the only time the password is shown.` : ""}`,
+    );
   } else if (sub === "delete") {
     const username = need(target, "the username", "drover users delete NAME");
     await accounts.delete(username);

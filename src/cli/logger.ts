@@ -18,8 +18,21 @@ export function createLogger(component: string, level: string, file?: LogFileTar
     process.stderr.isTTY && !process.env.DROVER_LOG_JSON
       ? // Through the download bars, which keep themselves below the log lines (src/cli/download-bars.ts).
         // Loaded only for a terminal: a service logging JSON does not carry it in its memory.
-        (createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty"))({ destination: stderrBars.logStream, colorize: true, translateTime: "HH:MM:ss", ignore: "pid,hostname", messageKey: "msg", singleLine: true })
+        (createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty"))({
+          destination: stderrBars.logStream,
+          colorize: true,
+          translateTime: "HH:MM:ss",
+          ignore: "pid,hostname",
+          messageKey: "msg",
+          singleLine: true,
+        })
       : pino.destination({ dest: 2, sync: false });
   if (!file) return pino({ level, base }, terminal);
-  return pino({ level, base }, pino.multistream([{ level: level as pino.Level, stream: terminal }, { level: level as pino.Level, stream: openLogFile(file.path, file.settings) }]));
+  return pino(
+    { level, base },
+    pino.multistream([
+      { level: level as pino.Level, stream: terminal },
+      { level: level as pino.Level, stream: openLogFile(file.path, file.settings) },
+    ]),
+  );
 }

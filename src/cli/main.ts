@@ -33,7 +33,8 @@ function routingPolicy(value: string): RoutingPolicy {
 }
 
 function routingLoadFactor(value: number): number {
-  if (!(value >= 1)) throw new UsageError(`--routing-load-factor / DROVER_ROUTING_LOAD_FACTOR must be at least 1 (a node may always take its fair share), not ${value}`);
+  if (!(value >= 1))
+    throw new UsageError(`--routing-load-factor / DROVER_ROUTING_LOAD_FACTOR must be at least 1 (a node may always take its fair share), not ${value}`);
   return value;
 }
 
@@ -52,7 +53,8 @@ function logFile(o: ParsedOptions, dataDir: string, component: LogComponent): Lo
 function applyReasoningField(o: ParsedOptions): void {
   const value = str(o, "reasoning-field");
   if (value === undefined) return;
-  if (!["reasoning_content", "reasoning", "both"].includes(value)) throw new UsageError(`--reasoning-field must be reasoning_content, reasoning or both, not "${value}"`);
+  if (!["reasoning_content", "reasoning", "both"].includes(value))
+    throw new UsageError(`--reasoning-field must be reasoning_content, reasoning or both, not "${value}"`);
   process.env.DROVER_REASONING_FIELD = value;
 }
 
@@ -132,8 +134,10 @@ async function runRouterCommand(o: ParsedOptions, withLocalNode: boolean): Promi
   ];
   lines.push(`  database        ${router.database}`);
   if (generated) lines.push(`  node token      ${token}   (generated; saved in ${join(routerDir, "node-token")}, shown once)`);
-  if (router.bootstrap.generatedAdminPassword) lines.push(`  admin login     admin / ${router.bootstrap.generatedAdminPassword}   (generated, shown once; change it with \`drover users passwd admin\`)`);
-  if (router.bootstrap.generatedApiKey) lines.push(`  API key         ${router.bootstrap.generatedApiKey}   (generated, shown once; stored only as a hash; more with \`drover keys create NAME\`)`);
+  if (router.bootstrap.generatedAdminPassword)
+    lines.push(`  admin login     admin / ${router.bootstrap.generatedAdminPassword}   (generated, shown once; change it with \`drover users passwd admin\`)`);
+  if (router.bootstrap.generatedApiKey)
+    lines.push(`  API key         ${router.bootstrap.generatedApiKey}   (generated, shown once; stored only as a hash; more with \`drover keys create NAME\`)`);
   let closeNode: (() => Promise<void>) | null = null;
   if (withLocalNode) {
     const { startNode } = await import("../node/main.js");
@@ -174,7 +178,10 @@ async function runNodeCommand(o: ParsedOptions): Promise<void> {
   applyReasoningField(o);
   const routerUrl = str(o, "router");
   if (!routerUrl) throw new UsageError("drover node needs --router URL (or DROVER_ROUTER_URL), e.g. --router http://10.0.0.1:8080");
-  if (!o["node-token"]) throw new UsageError("drover node needs --node-token (or DROVER_NODE_TOKEN): the router printed it on first start and keeps it in <router data dir>/node-token");
+  if (!o["node-token"])
+    throw new UsageError(
+      "drover node needs --node-token (or DROVER_NODE_TOKEN): the router printed it on first start and keeps it in <router data dir>/node-token",
+    );
   const engine = str(o, "engine")!;
   if (!["llama", "ollama", "command"].includes(engine)) throw new UsageError(`--engine must be llama, ollama or command, not "${engine}"`);
   if (engine === "command" && !o["engine-command"]) throw new UsageError("--engine command needs --engine-command TEMPLATE with {model} and {port}");

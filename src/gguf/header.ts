@@ -16,7 +16,9 @@ export async function readModelShape(path: string): Promise<ModelShape> {
   const attention = (arch.attention ?? {}) as Meta;
   const tokens = ((meta.tokenizer as Meta | undefined)?.ggml as Meta | undefined)?.tokens;
   const headCount = num(attention.head_count) ?? 0;
-  const headCountKv = Array.isArray(attention.head_count_kv) ? (attention.head_count_kv as unknown[]).map((v) => num(v) ?? headCount) : (num(attention.head_count_kv) ?? headCount);
+  const headCountKv = Array.isArray(attention.head_count_kv)
+    ? (attention.head_count_kv as unknown[]).map((v) => num(v) ?? headCount)
+    : (num(attention.head_count_kv) ?? headCount);
   const shape: ModelShape = {
     architecture,
     blockCount: num(arch.block_count) ?? 0,

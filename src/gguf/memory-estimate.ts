@@ -100,8 +100,12 @@ export function estimateMemory(shape: ModelShape, input: MemoryEstimateInput): M
  * The largest context per slot (a multiple of 256, at most `wanted`, at least `min`) whose estimate
  * fits in `budgetBytes`, or undefined when not even `min` fits.
  */
-export function fitContextPerSlot(shape: ModelShape, opts: { weightsBytes: number; slots: number; wanted: number; min: number; budgetBytes: number }): number | undefined {
-  const fits = (ctx: number) => estimateMemory(shape, { weightsBytes: opts.weightsBytes, contextPerSlot: ctx, slots: opts.slots }).totalBytes <= opts.budgetBytes;
+export function fitContextPerSlot(
+  shape: ModelShape,
+  opts: { weightsBytes: number; slots: number; wanted: number; min: number; budgetBytes: number },
+): number | undefined {
+  const fits = (ctx: number) =>
+    estimateMemory(shape, { weightsBytes: opts.weightsBytes, contextPerSlot: ctx, slots: opts.slots }).totalBytes <= opts.budgetBytes;
   if (fits(opts.wanted)) return opts.wanted;
   if (!fits(opts.min)) return undefined;
   // The estimate grows with the context: binary search over multiples of 256.

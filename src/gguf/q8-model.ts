@@ -22,7 +22,16 @@ export interface Q8ModelSpec {
 }
 
 /** ~1.0B parameters (Llama-3.2-1B's layer shape with drover's 262-token byte vocabulary): ~1.07 GB. */
-export const GPU_CHECK_MODEL: Q8ModelSpec = { name: "gpu-check-1b", seed: 7, embeddingLength: 2048, blockCount: 16, headCount: 32, headCountKv: 8, feedForwardLength: 8192, contextLength: 8192 };
+export const GPU_CHECK_MODEL: Q8ModelSpec = {
+  name: "gpu-check-1b",
+  seed: 7,
+  embeddingLength: 2048,
+  blockCount: 16,
+  headCount: 32,
+  headCountKv: 8,
+  feedForwardLength: 8192,
+  contextLength: 8192,
+};
 
 const SPECIAL = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"];
 const VOCAB = SPECIAL.length + 1 + 256;
@@ -93,7 +102,10 @@ export async function writeQ8Model(spec: Q8ModelSpec, path: string): Promise<Wri
   const tokens = [...SPECIAL, "\u2581", ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`)];
   g.string("tokenizer.ggml.model", "llama");
   g.stringArray("tokenizer.ggml.tokens", tokens);
-  g.float32Array("tokenizer.ggml.scores", tokens.map(() => 0));
+  g.float32Array(
+    "tokenizer.ggml.scores",
+    tokens.map(() => 0),
+  );
   g.int32Array("tokenizer.ggml.token_type", [2, 3, 3, 3, 3, 1, ...Array<number>(256).fill(6)]);
   g.uint32("tokenizer.ggml.bos_token_id", 1);
   g.uint32("tokenizer.ggml.eos_token_id", 4);

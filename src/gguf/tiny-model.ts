@@ -190,7 +190,10 @@ function tinyModelBuilder(spec: TinyModelSpec): GgufBuilder {
   const g = llamaHeader(spec, 0, VOCAB_SIZE);
   g.string("tokenizer.ggml.model", "llama");
   g.stringArray("tokenizer.ggml.tokens", tokens);
-  g.float32Array("tokenizer.ggml.scores", tokens.map(() => 0));
+  g.float32Array(
+    "tokenizer.ggml.scores",
+    tokens.map(() => 0),
+  );
   g.int32Array("tokenizer.ggml.token_type", types);
   g.uint32("tokenizer.ggml.bos_token_id", tokens.indexOf(vocab.bos));
   g.uint32("tokenizer.ggml.eos_token_id", tokens.indexOf(vocab.eos));

@@ -210,7 +210,7 @@ export class GgufBuilder {
       out.u32(GGML_TYPE_F32);
       out.u64(offset);
       offsets.push(offset);
-      offset += Math.ceil((t.data.byteLength) / ALIGNMENT) * ALIGNMENT;
+      offset += Math.ceil(t.data.byteLength / ALIGNMENT) * ALIGNMENT;
     }
     out.pad(ALIGNMENT);
     for (const t of tensors) {

@@ -10,7 +10,7 @@ export function advertisedUrl(listenHost: string, port: number, routerUrl: strin
   let host = listenHost;
   if (WILDCARD.has(listenHost)) {
     const routerHost = new URL(routerUrl).hostname;
-    host = LOOPBACK.has(routerHost) ? "127.0.0.1" : firstExternalIPv4() ?? "127.0.0.1";
+    host = LOOPBACK.has(routerHost) ? "127.0.0.1" : (firstExternalIPv4() ?? "127.0.0.1");
   }
   if (host.includes(":") && !host.startsWith("[")) host = `[${host}]`;
   return `http://${host}:${port}`;

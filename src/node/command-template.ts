@@ -50,7 +50,9 @@ export function templatePlaceholders(words: readonly string[]): Set<CommandPlace
     for (const m of word.matchAll(/\{([A-Za-z_]+)\}/g)) {
       const name = m[1]!;
       if (!(COMMAND_PLACEHOLDERS as readonly string[]).includes(name)) {
-        throw new CommandTemplateError(`unknown placeholder {${name}} in the engine command template (known: ${COMMAND_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`);
+        throw new CommandTemplateError(
+          `unknown placeholder {${name}} in the engine command template (known: ${COMMAND_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`,
+        );
       }
       used.add(name as CommandPlaceholder);
     }

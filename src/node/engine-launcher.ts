@@ -38,7 +38,7 @@ export interface EnginePrepareContext {
 
 /** How readiness is detected: a stdout line naming the port, or polling an HTTP path. */
 export type EngineReadiness =
-  | { kind: "stdout-line"; /** The engine's port when `line` announces readiness. */ parse(line: string): number | undefined }
+  | { kind: "stdout-line" /** The engine's port when `line` announces readiness. */; parse(line: string): number | undefined }
   | {
       kind: "http-probe";
       port: number;
@@ -114,12 +114,18 @@ export class LlamaEngineLauncher implements EngineLauncher {
       command: this.opts.command ?? process.execPath,
       args: [
         ...prefix,
-        "--model-path", spec.modelPath,
-        "--model-id", spec.modelId,
-        "--port", "0",
-        "--threads", String(spec.threads),
-        "--slots", String(spec.slots),
-        "--context-size", String(spec.contextSize),
+        "--model-path",
+        spec.modelPath,
+        "--model-id",
+        spec.modelId,
+        "--port",
+        "0",
+        "--threads",
+        String(spec.threads),
+        "--slots",
+        String(spec.slots),
+        "--context-size",
+        String(spec.contextSize),
         "--exit-with-stdin",
       ],
       env: this.opts.env,

@@ -111,7 +111,11 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
   const port = opts.enginePort(model);
   if (port === undefined || status.state !== "ready") {
     const detail = status.state === "downloading" && status.progress !== undefined ? `downloading ${Math.floor(status.progress * 100)}%` : status.state;
-    return reply.code(503).send(openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"));
+    return reply
+      .code(503)
+      .send(
+        openAiError(`model '${model}' is not ready on this node (${detail}${status.reason ? `: ${status.reason}` : ""})`, "server_error", "model_not_ready"),
+      );
   }
 
   // x-request-id from the router, else generated (see requestLogOptions).
@@ -168,7 +172,9 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     } catch (err) {
       if (upstreamAbort.signal.aborted) return reply;
       req.log.warn({ model, err: (err as Error).message }, "engine response failed mid-body");
-      return reply.code(503).send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
+      return reply
+        .code(503)
+        .send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
     }
   }
   // The engine's events and the end of its body, when they come in one turn of the event loop,

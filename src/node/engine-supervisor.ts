@@ -287,7 +287,7 @@ function relayLine(logger: Logger, stream: "stdout" | "stderr", line: string): v
       if (parsed && typeof parsed.msg === "string") {
         // The node's own fields (time, pid, hostname, model) win over the engine's.
         const { level, msg, time: _time, pid: enginePid, hostname: _hostname, model: _model, ...fields } = parsed;
-        const name = typeof level === "number" ? PINO_LEVELS[level] ?? "info" : "info";
+        const name = typeof level === "number" ? (PINO_LEVELS[level] ?? "info") : "info";
         logger[name]({ stream, enginePid, ...fields }, msg as string);
         return;
       }

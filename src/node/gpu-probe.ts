@@ -12,10 +12,7 @@ export interface GpuSample {
   temperatureC?: number;
 }
 
-export const NVIDIA_SMI_QUERY = [
-  "--query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu",
-  "--format=csv,noheader,nounits",
-] as const;
+export const NVIDIA_SMI_QUERY = ["--query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu", "--format=csv,noheader,nounits"] as const;
 
 const MIB = 1024 * 1024;
 

@@ -161,7 +161,10 @@ async function downloadPart(opts: ModelDownloadOptions, file: PartFile, before: 
     try {
       const outcome = await transferOnce(opts, file, before);
       if (outcome === "verified") {
-        logger.info({ model: entry.id, path: paths.final, ...(file.count > 1 ? { part: file.index + 1, parts: file.count } : {}) }, "model file downloaded and verified");
+        logger.info(
+          { model: entry.id, path: paths.final, ...(file.count > 1 ? { part: file.index + 1, parts: file.count } : {}) },
+          "model file downloaded and verified",
+        );
         return;
       }
       if (outcome === "restart") continue;
@@ -169,7 +172,10 @@ async function downloadPart(opts: ModelDownloadOptions, file: PartFile, before: 
       if (checksumFailures >= maxChecksumAttempts) {
         throw new DownloadError(`${which}sha256 mismatch: the downloaded file did not match the catalog checksum ${checksumFailures} times`);
       }
-      logger.warn({ model: entry.id, part: file.index + 1, attempt: checksumFailures }, "downloaded file failed sha256 verification; deleted, downloading again");
+      logger.warn(
+        { model: entry.id, part: file.index + 1, attempt: checksumFailures },
+        "downloaded file failed sha256 verification; deleted, downloading again",
+      );
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason ?? err;
       if (err instanceof DownloadError) throw err;
@@ -250,7 +256,10 @@ async function transferOnce(opts: ModelDownloadOptions, file: PartFile, before: 
     const { detail, code } = errorDetail(await res.body.text().catch(() => ""));
     if (res.statusCode === 503 && code === "model_caching") {
       const retryAfter = Number(headerValue(res.headers["retry-after"]));
-      throw new RouterCachingError(detail || "the router is fetching the file from upstream", Math.min(30, Math.max(1, Number.isFinite(retryAfter) ? retryAfter : 2)) * 1000);
+      throw new RouterCachingError(
+        detail || "the router is fetching the file from upstream",
+        Math.min(30, Math.max(1, Number.isFinite(retryAfter) ? retryAfter : 2)) * 1000,
+      );
     }
     const message = `router answered HTTP ${res.statusCode} for the model file${detail ? `: ${detail}` : ""}`;
     if (res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429) throw new TransientDownloadError(message);
@@ -274,7 +283,10 @@ async function transferOnce(opts: ModelDownloadOptions, file: PartFile, before: 
     }
     await hashFileInto(paths.part, hash);
     append = true;
-    opts.logger.info({ model: entry.id, resumeAt: offset, ...(file.count > 1 ? { part: file.index + 1, parts: file.count } : {}) }, `resuming download at ${formatBytes(offset)}${file.count > 1 ? ` of part ${file.index + 1}` : ""}`);
+    opts.logger.info(
+      { model: entry.id, resumeAt: offset, ...(file.count > 1 ? { part: file.index + 1, parts: file.count } : {}) },
+      `resuming download at ${formatBytes(offset)}${file.count > 1 ? ` of part ${file.index + 1}` : ""}`,
+    );
   } else {
     offset = 0;
   }

@@ -68,10 +68,18 @@ export class MemoryLedger {
     const wanted = estimateMemory(shape, { weightsBytes, contextPerSlot: wantedContext, slots: this.slots });
     let contextPerSlot = wantedContext;
     if (Math.max(wanted.totalBytes, entry.memoryBytes) > have) {
-      const fitted = fitContextPerSlot(shape, { weightsBytes, slots: this.slots, wanted: wantedContext, min: Math.min(wantedContext, MIN_CONTEXT_PER_SLOT), budgetBytes: have });
+      const fitted = fitContextPerSlot(shape, {
+        weightsBytes,
+        slots: this.slots,
+        wanted: wantedContext,
+        min: Math.min(wantedContext, MIN_CONTEXT_PER_SLOT),
+        budgetBytes: have,
+      });
       if (fitted === undefined) {
         const least = estimateMemory(shape, { weightsBytes, contextPerSlot: Math.min(wantedContext, MIN_CONTEXT_PER_SLOT), slots: this.slots });
-        throw new InsufficientMemoryError(`insufficient memory: the GGUF header says ${formatBytes(least.totalBytes)} at least (${describe(least)}), have ${formatBytes(have)}`);
+        throw new InsufficientMemoryError(
+          `insufficient memory: the GGUF header says ${formatBytes(least.totalBytes)} at least (${describe(least)}), have ${formatBytes(have)}`,
+        );
       }
       contextPerSlot = fitted;
     }
@@ -79,11 +87,22 @@ export class MemoryLedger {
     const reservedBytes = Math.max(estimate.totalBytes, entry.memoryBytes);
     this.free -= reservedBytes - held;
     this.reserved.set(entry.id, reservedBytes);
-    const detail = { model: entry.id, estimateBytes: estimate.totalBytes, catalogBytes: entry.memoryBytes, reservedBytes, contextPerSlot, slots: this.slots, freeBytes: this.free };
+    const detail = {
+      model: entry.id,
+      estimateBytes: estimate.totalBytes,
+      catalogBytes: entry.memoryBytes,
+      reservedBytes,
+      contextPerSlot,
+      slots: this.slots,
+      freeBytes: this.free,
+    };
     if (contextPerSlot < wantedContext) {
       this.logger.warn(detail, `${entry.id}: context per slot cut from ${wantedContext} to ${contextPerSlot} tokens so the model fits (${describe(estimate)})`);
     } else {
-      this.logger.info(detail, `${entry.id}: memory estimate from the GGUF header ${formatBytes(estimate.totalBytes)} (${describe(estimate)}); reserved ${formatBytes(reservedBytes)}`);
+      this.logger.info(
+        detail,
+        `${entry.id}: memory estimate from the GGUF header ${formatBytes(estimate.totalBytes)} (${describe(estimate)}); reserved ${formatBytes(reservedBytes)}`,
+      );
     }
     return { contextPerSlot, reservedBytes, estimate };
   }

@@ -30,8 +30,19 @@ export class NodeMetricsExporter {
   constructor(deps: NodeMetricsDeps) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.requests = new Counter({ name: "drover_node_requests_total", help: "Inference requests this node answered, by endpoint, model and HTTP status", labelNames: ["endpoint", "model", "status"], registers });
-    this.duration = new Histogram({ name: "drover_node_request_duration_seconds", help: "Time from request to the end of the response on this node", labelNames: ["endpoint", "model"], buckets: DURATION_BUCKETS, registers });
+    this.requests = new Counter({
+      name: "drover_node_requests_total",
+      help: "Inference requests this node answered, by endpoint, model and HTTP status",
+      labelNames: ["endpoint", "model", "status"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "drover_node_request_duration_seconds",
+      help: "Time from request to the end of the response on this node",
+      labelNames: ["endpoint", "model"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
 
     const perModel = (name: string, help: string, value: (s: ReturnType<ModelStatusBoard["list"]>[number]) => number | undefined) =>
       new Gauge({

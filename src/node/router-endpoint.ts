@@ -3,7 +3,10 @@
 export class RouterEndpoint {
   private readonly base: string;
 
-  constructor(routerUrl: string, private readonly nodeToken?: string) {
+  constructor(
+    routerUrl: string,
+    private readonly nodeToken?: string,
+  ) {
     const parsed = new URL(routerUrl);
     if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error(`router URL must be http(s): ${routerUrl}`);
     this.base = parsed.toString().replace(/\/+$/, "");

@@ -145,7 +145,10 @@ export class RouterLink {
     return request(this.opts.router.resolve(path), {
       method: "POST",
       dispatcher: this.opts.dispatcher,
-      headers: this.opts.router.headers({ "content-type": "application/json", ...(this.opts.nodeSecret ? { [HEADER_NODE_SECRET]: this.opts.nodeSecret } : {}) }),
+      headers: this.opts.router.headers({
+        "content-type": "application/json",
+        ...(this.opts.nodeSecret ? { [HEADER_NODE_SECRET]: this.opts.nodeSecret } : {}),
+      }),
       body: JSON.stringify(body),
       signal: this.stopController.signal,
       headersTimeout: timeout,

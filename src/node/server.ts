@@ -101,16 +101,21 @@ export async function buildNodeServer(opts: NodeServerOptions): Promise<FastifyI
 
   app.get("/healthz", { config: { nodeAuth: "public" } }, async () => ({ status: "ok", nodeId: opts.nodeId, name: opts.nodeName }));
 
-  app.get("/v1/models", async (): Promise<NodeModelList> => ({
-    object: "list",
-    data: opts.board.list().map((status) => ({ id: status.id, object: "model" as const, created: startedAt, owned_by: "drover", drover: status })),
-  }));
+  app.get(
+    "/v1/models",
+    async (): Promise<NodeModelList> => ({
+      object: "list",
+      data: opts.board.list().map((status) => ({ id: status.id, object: "model" as const, created: startedAt, owned_by: "drover", drover: status })),
+    }),
+  );
 
   await app.register(nodeLogRoutes, { logFiles: opts.logFiles ?? [] });
 
   const metrics = opts.metrics;
   if (metrics) {
-    app.get("/metrics", { config: { nodeAuth: opts.publicMetrics ? "public" : "router" } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+    app.get("/metrics", { config: { nodeAuth: opts.publicMetrics ? "public" : "router" } }, async (_req, reply) =>
+      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
   }
 
   await app.register(engineProxyRoutes, { ...opts.proxy, board: opts.board, logger: opts.logger, bodyLimitBytes: BODY_LIMIT_BYTES });

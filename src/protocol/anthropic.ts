@@ -29,7 +29,13 @@ export const ANTHROPIC_UNSUPPORTED: Record<string, string> = {
 const CacheControl = z.object({ type: z.literal("ephemeral"), ttl: z.string().optional() }).nullish();
 
 export const TextBlock = z.strictObject({ type: z.literal("text"), text: z.string(), cache_control: CacheControl, citations: z.null().optional() });
-export const ToolUseBlock = z.strictObject({ type: z.literal("tool_use"), id: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()), cache_control: CacheControl });
+export const ToolUseBlock = z.strictObject({
+  type: z.literal("tool_use"),
+  id: z.string().min(1),
+  name: z.string().min(1),
+  input: z.record(z.string(), z.unknown()),
+  cache_control: CacheControl,
+});
 export const ToolResultBlock = z.strictObject({
   type: z.literal("tool_result"),
   tool_use_id: z.string().min(1),
@@ -51,7 +57,7 @@ export const AnthropicMessage = z.strictObject({
 export type AnthropicMessage = z.infer<typeof AnthropicMessage>;
 
 export const AnthropicTool = z.strictObject({
-  type: z.literal("custom", { message: 'only custom (client) tools are supported; server tools such as web search or bash are not' }).optional(),
+  type: z.literal("custom", { message: "only custom (client) tools are supported; server tools such as web search or bash are not" }).optional(),
   name: z.string().min(1),
   description: z.string().optional(),
   input_schema: z.record(z.string(), z.unknown()),

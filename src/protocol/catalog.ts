@@ -33,11 +33,18 @@ export const GgufSource = z
   .object({
     url: z.string().url(),
     sha256: Sha256.optional(),
-    parts: z.array(z.object({ url: z.string().url(), sha256: Sha256.optional() }).strict()).min(1).max(99).optional(),
+    parts: z
+      .array(z.object({ url: z.string().url(), sha256: Sha256.optional() }).strict())
+      .min(1)
+      .max(99)
+      .optional(),
   })
   .strict()
   .refine((g) => !g.parts || g.parts[0]!.url === g.url, { message: "parts[0].url must be the same as url (the first part)", path: ["parts"] })
-  .refine((g) => !g.parts || !g.sha256 || !g.parts[0]!.sha256 || g.parts[0]!.sha256 === g.sha256, { message: "sha256 and parts[0].sha256 differ", path: ["parts"] });
+  .refine((g) => !g.parts || !g.sha256 || !g.parts[0]!.sha256 || g.parts[0]!.sha256 === g.sha256, {
+    message: "sha256 and parts[0].sha256 differ",
+    path: ["parts"],
+  });
 export type GgufSource = z.infer<typeof GgufSource>;
 
 export const ModelSource = z
@@ -66,9 +73,15 @@ export const CatalogEntry = z
     contextLength: z.number().int().positive().default(4096),
     source: ModelSource,
     /** Filled in by the router once the file is known (generated or cached); the first part's for a split model. */
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
     /** Filled in by the router for a split model: one row per part, in order (sha256 and size once known). */
-    parts: z.array(z.object({ sha256: Sha256.optional(), sizeBytes: z.number().int().nonnegative().optional() }).strict()).min(2).optional(),
+    parts: z
+      .array(z.object({ sha256: Sha256.optional(), sizeBytes: z.number().int().nonnegative().optional() }).strict())
+      .min(2)
+      .optional(),
   })
   .strict();
 export type CatalogEntry = z.infer<typeof CatalogEntry>;

@@ -25,10 +25,7 @@ export const ResponsesFunctionTool = z.strictObject({
 });
 export type ResponsesFunctionTool = z.infer<typeof ResponsesFunctionTool>;
 
-export const ResponsesToolChoice = z.union([
-  z.enum(["none", "auto", "required"]),
-  z.strictObject({ type: z.literal("function"), name: z.string().min(1) }),
-]);
+export const ResponsesToolChoice = z.union([z.enum(["none", "auto", "required"]), z.strictObject({ type: z.literal("function"), name: z.string().min(1) })]);
 export type ResponsesToolChoice = z.infer<typeof ResponsesToolChoice>;
 
 export const ResponsesTextFormat = z.discriminatedUnion("type", [
@@ -90,7 +87,12 @@ export type CreateResponseRequest = z.infer<typeof CreateResponseRequest>;
 // --- input items -------------------------------------------------------------------------------
 
 const InputTextPart = z.strictObject({ type: z.literal("input_text"), text });
-const OutputTextPart = z.strictObject({ type: z.literal("output_text"), text, annotations: z.array(z.unknown()).optional(), logprobs: z.array(z.unknown()).optional() });
+const OutputTextPart = z.strictObject({
+  type: z.literal("output_text"),
+  text,
+  annotations: z.array(z.unknown()).optional(),
+  logprobs: z.array(z.unknown()).optional(),
+});
 const RefusalPart = z.strictObject({ type: z.literal("refusal"), refusal: text });
 
 export const MessageItem = z.strictObject({

@@ -14,9 +14,7 @@ export const ResponseFormat = z.discriminatedUnion("type", [
   z
     .object({
       type: z.literal("json_schema"),
-      json_schema: z
-        .object({ name: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional(), strict: z.boolean().nullish() })
-        .passthrough(),
+      json_schema: z.object({ name: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional(), strict: z.boolean().nullish() }).passthrough(),
     })
     .passthrough(),
 ]);
@@ -155,5 +153,5 @@ export function messageText(content: ChatMessage["content"] | undefined): string
 export function describeZodError(err: z.ZodError): { message: string; param: string | null } {
   const issue = err.issues[0];
   const param = issue?.path.length ? issue.path.join(".") : null;
-  return { message: param ? `${param}: ${issue!.message}` : issue?.message ?? "invalid request body", param };
+  return { message: param ? `${param}: ${issue!.message}` : (issue?.message ?? "invalid request body"), param };
 }

@@ -104,11 +104,22 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const registry = new NodeRegistry(opts.heartbeatMs);
   await persistence.trackNodes(registry);
   const selector = new NodeSelector(registry, { policy: opts.routing, loadFactor: opts.routingLoadFactor });
-  const queue = new AdmissionQueue(registry, selector, { limit: opts.queueLimit, perModelLimit: opts.queueLimitPerModel, timeoutMs: opts.queueTimeoutMs, unavailableGraceMs: opts.modelUnavailableAfterMs });
+  const queue = new AdmissionQueue(registry, selector, {
+    limit: opts.queueLimit,
+    perModelLimit: opts.queueLimitPerModel,
+    timeoutMs: opts.queueTimeoutMs,
+    unavailableGraceMs: opts.modelUnavailableAfterMs,
+  });
   const proxy = new InferenceProxy(
     registry,
     queue,
-    { maxAttempts: 5, headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000, bodyTimeoutMs: 300_000, historyBodyBytes: opts.historyBodyBytes ?? 0, nodeToken: opts.nodeToken },
+    {
+      maxAttempts: 5,
+      headersTimeoutMs: opts.upstreamHeadersTimeoutMs ?? 600_000,
+      bodyTimeoutMs: 300_000,
+      historyBodyBytes: opts.historyBodyBytes ?? 0,
+      nodeToken: opts.nodeToken,
+    },
     log,
   );
 
@@ -151,7 +162,21 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const events = new RequestEvents();
   persistence.record(events);
   events.onFinished((r) =>
-    log.info({ reqId: r.requestId, traceId: r.traceId, path: r.endpoint, model: r.modelId, node: r.nodeName, status: r.status, attempts: r.attempts, queueWaitMs: r.queueWaitMs, durationMs: r.durationMs, error: r.error ?? undefined }, "request"),
+    log.info(
+      {
+        reqId: r.requestId,
+        traceId: r.traceId,
+        path: r.endpoint,
+        model: r.modelId,
+        node: r.nodeName,
+        status: r.status,
+        attempts: r.attempts,
+        queueWaitMs: r.queueWaitMs,
+        durationMs: r.durationMs,
+        error: r.error ?? undefined,
+      },
+      "request",
+    ),
   );
   const dialectDeps = {
     catalog: opts.catalog,
@@ -179,15 +204,20 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const url = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
 
   const pruneMs = opts.nodePruneMs ?? 7 * 86_400_000;
-  const sweeper = setInterval(() => {
-    for (const node of registry.sweep()) log.warn({ node: node.name, nodeId: node.id }, "node missed 3 heartbeats; marked offline");
-    const now = Date.now();
-    for (const id of registry.prune(pruneMs, now)) {
-      log.info({ nodeId: id, afterMs: pruneMs }, "forgot a node that has been silent too long");
-      // Conditional: a router sharing the database that still hears from it has refreshed the row.
-      persistence.store.nodes.deleteStale(id, now - pruneMs).catch((err: Error) => log.warn({ err: err.message, nodeId: id }, "could not delete a pruned node"));
-    }
-  }, Math.min(1000, opts.heartbeatMs));
+  const sweeper = setInterval(
+    () => {
+      for (const node of registry.sweep()) log.warn({ node: node.name, nodeId: node.id }, "node missed 3 heartbeats; marked offline");
+      const now = Date.now();
+      for (const id of registry.prune(pruneMs, now)) {
+        log.info({ nodeId: id, afterMs: pruneMs }, "forgot a node that has been silent too long");
+        // Conditional: a router sharing the database that still hears from it has refreshed the row.
+        persistence.store.nodes
+          .deleteStale(id, now - pruneMs)
+          .catch((err: Error) => log.warn({ err: err.message, nodeId: id }, "could not delete a pruned node"));
+      }
+    },
+    Math.min(1000, opts.heartbeatMs),
+  );
   sweeper.unref();
 
   return {

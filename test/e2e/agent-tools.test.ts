@@ -64,7 +64,9 @@ const ask: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: "user", content: 
 
 describe.each(MODELS)("%s with the openai client, through router → node → engine", { timeout: 120_000 }, (model) => {
   test('tool_choice "required": a call whose arguments validate against the tool schema; the history counts it', async () => {
-    const { data, response } = await openai.chat.completions.create({ model, messages: ask, tools: TOOLS, tool_choice: "required", max_tokens: 300, seed: 21 }).withResponse();
+    const { data, response } = await openai.chat.completions
+      .create({ model, messages: ask, tools: TOOLS, tool_choice: "required", max_tokens: 300, seed: 21 })
+      .withResponse();
     expect(schemaErrors("CreateChatCompletionResponse", data)).toEqual([]);
     const choice = data.choices[0]!;
     expect(choice.finish_reason).toBe("tool_calls");
@@ -79,7 +81,14 @@ describe.each(MODELS)("%s with the openai client, through router → node → en
   });
 
   test("a named function: the call is that function, and the stream reassembles to the same call", async () => {
-    const params = { model, messages: ask, tools: TOOLS, tool_choice: { type: "function" as const, function: { name: "get_weather" } }, max_tokens: 300, seed: 8 };
+    const params = {
+      model,
+      messages: ask,
+      tools: TOOLS,
+      tool_choice: { type: "function" as const, function: { name: "get_weather" } },
+      max_tokens: 300,
+      seed: 8,
+    };
     const whole = await openai.chat.completions.create(params);
     expect(schemaErrors("CreateChatCompletionResponse", whole)).toEqual([]);
     const call = whole.choices[0]!.message.tool_calls![0]! as OpenAI.Chat.ChatCompletionMessageFunctionToolCall;
@@ -110,7 +119,11 @@ describe.each(MODELS)("%s with the openai client, through router → node → en
     const assistant = first.choices[0]!.message;
     const r = await openai.chat.completions.create({
       model,
-      messages: [...ask, assistant as OpenAI.Chat.ChatCompletionAssistantMessageParam, { role: "tool", tool_call_id: assistant.tool_calls![0]!.id, content: '{"temp_c": 19}' }],
+      messages: [
+        ...ask,
+        assistant as OpenAI.Chat.ChatCompletionAssistantMessageParam,
+        { role: "tool", tool_call_id: assistant.tool_calls![0]!.id, content: '{"temp_c": 19}' },
+      ],
       tools: TOOLS,
       reasoning_effort: "low",
       max_tokens: 8,
@@ -139,7 +152,11 @@ describe.each(MODELS)("%s with the ollama client on /api/chat", { timeout: 120_0
     const second = await ollama.chat({
       model,
       tools: TOOLS,
-      messages: [...messages, { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { city: "Tokyo", unit: "c" } } }] }, { role: "tool", tool_name: "get_weather", content: "rain, 14C" }],
+      messages: [
+        ...messages,
+        { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { city: "Tokyo", unit: "c" } } }] },
+        { role: "tool", tool_name: "get_weather", content: "rain, 14C" },
+      ],
       options: { num_predict: 6 },
       stream: false,
     });
@@ -192,11 +209,28 @@ describe("command engine: tools and reasoning pass through untouched", { timeout
   test("/v1: the engine receives tools, tool_choice, parallel_tool_calls, reasoning fields and history as sent", async () => {
     const messages = [
       ...ask,
-      { role: "assistant", content: null, reasoning_content: "earlier", tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: "{}" } }] },
+      {
+        role: "assistant",
+        content: null,
+        reasoning_content: "earlier",
+        tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: "{}" } }],
+      },
       { role: "tool", tool_call_id: "c1", content: "sunny" },
     ];
-    const sent = { model, messages, tools: TOOLS, tool_choice: "required", parallel_tool_calls: false, reasoning_effort: "high", custom_vendor_field: { a: 1 } };
-    const res = await fetch(`${cmdRouter.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify(sent) });
+    const sent = {
+      model,
+      messages,
+      tools: TOOLS,
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      reasoning_effort: "high",
+      custom_vendor_field: { a: 1 },
+    };
+    const res = await fetch(`${cmdRouter.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      body: JSON.stringify(sent),
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { received: unknown; choices: { message: { tool_calls: unknown[] } }[] };
     expect(body.received).toEqual(sent);

@@ -35,7 +35,11 @@ afterAll(async () => {
 
 describe("inference keys", () => {
   test("no key or a wrong key → 401 in OpenAI's error shape (the SDK's AuthenticationError)", async () => {
-    const raw = await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: CHAT, messages: [] }) });
+    const raw = await fetch(`${router.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: CHAT, messages: [] }),
+    });
     expect(raw.status).toBe(401);
     expect(await raw.json()).toEqual({ error: { message: expect.any(String), type: "invalid_request_error", param: null, code: "missing_api_key" } });
     await expect(chat("drv_not_a_key")).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
@@ -51,7 +55,16 @@ describe("inference keys", () => {
     expect(await drover("keys", "list")).toMatch(/cli-key\s+drv_\S+\s+active/);
     expect(await drover("keys", "revoke", "cli-key")).toContain('revoked API key "cli-key"');
     // The router trusts a looked-up key for up to 5 s.
-    const err = await waitFor("the revoked key to be refused", async () => chat(created.key).then(() => null, (e: unknown) => e), 15_000, 250);
+    const err = await waitFor(
+      "the revoked key to be refused",
+      async () =>
+        chat(created.key).then(
+          () => null,
+          (e: unknown) => e,
+        ),
+      15_000,
+      250,
+    );
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((err as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe("api_key_revoked");
   });
@@ -72,7 +85,9 @@ describe("inference keys", () => {
   });
 
   test("a key limited to one model asking for another → 403 (the SDK's PermissionDeniedError)", async () => {
-    const { key } = (await (await api("/api/keys", { method: "POST", body: JSON.stringify({ name: "embed-only", models: [EMBED] }) })).json()) as { key: string };
+    const { key } = (await (await api("/api/keys", { method: "POST", body: JSON.stringify({ name: "embed-only", models: [EMBED] }) })).json()) as {
+      key: string;
+    };
     const emb = await client(key).embeddings.create({ model: EMBED, input: "x" });
     expect(emb.data).toHaveLength(1);
     const err = await chat(key, CHAT).catch((e: unknown) => e);
@@ -85,13 +100,22 @@ describe("users", () => {
   test("a viewer (made with the CLI) reads the fleet and history but gets 403 on admin routes", async () => {
     await drover("users", "create", "watcher", "--role", "viewer", "--password", "watcher-password");
     expect(await drover("users", "list")).toMatch(/watcher\s+viewer/);
-    const login = await fetch(`${router.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "watcher", password: "watcher-password" }) });
+    const login = await fetch(`${router.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "watcher", password: "watcher-password" }),
+    });
     expect(login.status).toBe(200);
     expect(login.headers.get("set-cookie")).toMatch(/HttpOnly; SameSite=Strict/);
     const viewer = { authorization: `Bearer ${((await login.json()) as { token: string }).token}` };
     expect((await api("/api/nodes", {}, viewer)).status).toBe(200);
     expect((await api("/api/requests", {}, viewer)).status).toBe(200);
-    for (const [path, method] of [["/api/users", "GET"], ["/api/keys", "GET"], ["/api/keys", "POST"], ["/api/users/admin", "DELETE"]] as const) {
+    for (const [path, method] of [
+      ["/api/users", "GET"],
+      ["/api/keys", "GET"],
+      ["/api/keys", "POST"],
+      ["/api/users/admin", "DELETE"],
+    ] as const) {
       const res = await api(path, { method, body: method === "POST" ? JSON.stringify({ name: "nope" }) : undefined }, viewer);
       expect(res.status, `${method} ${path}`).toBe(403);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("admin_required");
@@ -136,11 +160,20 @@ describe("request history", () => {
 
   test("the list filters by model, node, status and key; exports honour the filters; unknown id → 404", async () => {
     await client(TEST_API_KEY).embeddings.create({ model: EMBED, input: ["a", "b"] });
-    await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify({ model: "no-such-model", messages: [] }) });
-    const list = await waitFor("the embedding in the history", async () => {
-      const l = await getJson(`${router.url}/api/requests?model=${EMBED}&key=bootstrap&node=auth-node&status=2xx`);
-      return l.total >= 1 ? l : null;
-    }, 10_000, 100);
+    await fetch(`${router.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TEST_API_KEY}` },
+      body: JSON.stringify({ model: "no-such-model", messages: [] }),
+    });
+    const list = await waitFor(
+      "the embedding in the history",
+      async () => {
+        const l = await getJson(`${router.url}/api/requests?model=${EMBED}&key=bootstrap&node=auth-node&status=2xx`);
+        return l.total >= 1 ? l : null;
+      },
+      10_000,
+      100,
+    );
     expect(list.requests[0]).toMatchObject({ model: EMBED, endpoint: "/v1/embeddings", promptTokens: expect.any(Number), completionTokens: null });
     expect(list.requests.every((r: { model: string }) => r.model === EMBED)).toBe(true);
 

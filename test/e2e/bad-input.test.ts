@@ -28,7 +28,11 @@ beforeAll(async () => {
   await waitForReady(router.url, [CHAT, EMBED], 1);
   admin = { authorization: `Bearer ${await adminToken(router.url)}` };
   // PATCH target for the fuzzer, so the admin account itself is never changed.
-  await getJson(`${router.url}/api/users`, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ username: "fuzz-target", password: "fuzz-target-pw", role: "viewer" }) });
+  await getJson(`${router.url}/api/users`, {
+    method: "POST",
+    headers: { ...admin, "content-type": "application/json" },
+    body: JSON.stringify({ username: "fuzz-target", password: "fuzz-target-pw", role: "viewer" }),
+  });
 });
 
 afterAll(async () => {
@@ -49,7 +53,13 @@ interface BodyRoute {
 }
 
 const ROUTES: BodyRoute[] = [
-  { method: "POST", path: "/v1/chat/completions", shape: "openai", auth: () => AUTH_HEADERS, base: { model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2, stream: false, temperature: 0.5 } },
+  {
+    method: "POST",
+    path: "/v1/chat/completions",
+    shape: "openai",
+    auth: () => AUTH_HEADERS,
+    base: { model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2, stream: false, temperature: 0.5 },
+  },
   { method: "POST", path: "/v1/completions", shape: "openai", auth: () => AUTH_HEADERS, base: { model: CHAT, prompt: "hi", max_tokens: 2, stream: false } },
   { method: "POST", path: "/v1/embeddings", shape: "openai", auth: () => AUTH_HEADERS, base: { model: EMBED, input: ["a", "b"] } },
   {
@@ -57,24 +67,68 @@ const ROUTES: BodyRoute[] = [
     path: "/v1/responses",
     shape: "openai",
     auth: () => AUTH_HEADERS,
-    base: { model: CHAT, instructions: "Be brief.", input: [{ role: "user", content: [{ type: "input_text", text: "hi" }] }], max_output_tokens: 2, store: false, tools: [{ type: "function", name: "f", parameters: { type: "object" } }] },
+    base: {
+      model: CHAT,
+      instructions: "Be brief.",
+      input: [{ role: "user", content: [{ type: "input_text", text: "hi" }] }],
+      max_output_tokens: 2,
+      store: false,
+      tools: [{ type: "function", name: "f", parameters: { type: "object" } }],
+    },
   },
   {
     method: "POST",
     path: "/v1/messages",
     shape: "anthropic",
     auth: () => AUTH_HEADERS,
-    base: { model: CHAT, system: "Be brief.", messages: [{ role: "user", content: [{ type: "text", text: "hi" }] }], max_tokens: 2, tools: [{ name: "f", input_schema: { type: "object" } }] },
+    base: {
+      model: CHAT,
+      system: "Be brief.",
+      messages: [{ role: "user", content: [{ type: "text", text: "hi" }] }],
+      max_tokens: 2,
+      tools: [{ name: "f", input_schema: { type: "object" } }],
+    },
   },
-  { method: "POST", path: "/v1/messages/count_tokens", shape: "anthropic", auth: () => AUTH_HEADERS, base: { model: CHAT, messages: [{ role: "user", content: "hi" }] } },
-  { method: "POST", path: "/api/chat", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: CHAT, messages: [{ role: "user", content: "hi" }], stream: false, options: { num_predict: 2 } } },
-  { method: "POST", path: "/api/generate", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: CHAT, prompt: "hi", stream: false, options: { num_predict: 2 } } },
+  {
+    method: "POST",
+    path: "/v1/messages/count_tokens",
+    shape: "anthropic",
+    auth: () => AUTH_HEADERS,
+    base: { model: CHAT, messages: [{ role: "user", content: "hi" }] },
+  },
+  {
+    method: "POST",
+    path: "/api/chat",
+    shape: "ollama",
+    auth: () => AUTH_HEADERS,
+    base: { model: CHAT, messages: [{ role: "user", content: "hi" }], stream: false, options: { num_predict: 2 } },
+  },
+  {
+    method: "POST",
+    path: "/api/generate",
+    shape: "ollama",
+    auth: () => AUTH_HEADERS,
+    base: { model: CHAT, prompt: "hi", stream: false, options: { num_predict: 2 } },
+  },
   { method: "POST", path: "/api/embed", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: EMBED, input: "hi" } },
   { method: "POST", path: "/api/embeddings", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: EMBED, prompt: "hi" } },
   { method: "POST", path: "/api/show", shape: "ollama", auth: () => AUTH_HEADERS, base: { model: CHAT } },
   // A registration that validates is probed (the URL does not answer): 503 "initializing" is its documented answer.
-  { method: "POST", path: "/api/nodes/register", shape: "openai", auth: () => NODE_AUTH, alsoOk: [503], base: { nodeId: "fuzz-node", name: "fuzz", apiUrl: "http://127.0.0.1:9/", version: "0.0.0", engine: "llama", models: [{ id: CHAT, state: "ready" }] } },
-  { method: "POST", path: "/api/nodes/heartbeat", shape: "openai", auth: () => NODE_AUTH, base: { nodeId: "fuzz-node", models: [{ id: CHAT, state: "ready", slots: 1 }], inFlight: 0 } },
+  {
+    method: "POST",
+    path: "/api/nodes/register",
+    shape: "openai",
+    auth: () => NODE_AUTH,
+    alsoOk: [503],
+    base: { nodeId: "fuzz-node", name: "fuzz", apiUrl: "http://127.0.0.1:9/", version: "0.0.0", engine: "llama", models: [{ id: CHAT, state: "ready" }] },
+  },
+  {
+    method: "POST",
+    path: "/api/nodes/heartbeat",
+    shape: "openai",
+    auth: () => NODE_AUTH,
+    base: { nodeId: "fuzz-node", models: [{ id: CHAT, state: "ready", slots: 1 }], inFlight: 0 },
+  },
   { method: "POST", path: "/api/auth/login", shape: "openai", auth: () => ({}), base: { username: "fuzz-target", password: "wrong-password" } },
   { method: "POST", path: "/api/auth/password", shape: "openai", auth: () => admin, base: { currentPassword: "not-it", newPassword: "new-password-123" } },
   { method: "POST", path: "/api/keys", shape: "openai", auth: () => admin, base: { name: "fuzz", models: [CHAT], expiresInDays: 1 } },
@@ -106,7 +160,10 @@ const tokenLimit = fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constantFrom(0.5,
 const LIMITERS: Record<string, fc.Arbitrary<unknown>> = {
   max_tokens: tokenLimit,
   max_output_tokens: tokenLimit,
-  options: fc.oneof(tokenLimit.map((n) => ({ num_predict: n })), fc.constantFrom(null, "x", [], 5, { num_predict: 2, temperature: "hot" }, { num_predict: 2, num_ctx: 1e308 })),
+  options: fc.oneof(
+    tokenLimit.map((n) => ({ num_predict: n })),
+    fc.constantFrom(null, "x", [], 5, { num_predict: 2, temperature: "hot" }, { num_predict: 2, num_ctx: 1e308 }),
+  ),
 };
 
 function bodyFor(route: BodyRoute): fc.Arbitrary<string | Uint8Array> {
@@ -144,8 +201,20 @@ function isErrorShape(shape: Shape, body: unknown): boolean {
   if (typeof body !== "object" || body === null) return false;
   const error = (body as { error?: unknown }).error;
   if (shape === "ollama") return typeof error === "string" && error.length > 0;
-  if (shape === "anthropic") return (body as { type?: unknown }).type === "error" && typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string" && typeof (error as { type?: unknown }).type === "string";
-  return typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string" && typeof (error as { type?: unknown }).type === "string";
+  if (shape === "anthropic")
+    return (
+      (body as { type?: unknown }).type === "error" &&
+      typeof error === "object" &&
+      error !== null &&
+      typeof (error as { message?: unknown }).message === "string" &&
+      typeof (error as { type?: unknown }).type === "string"
+    );
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    typeof (error as { message?: unknown }).message === "string" &&
+    typeof (error as { type?: unknown }).type === "string"
+  );
 }
 
 /** Raw HTTP/1.1 request without any URL normalisation (fetch would resolve ../ itself). */
@@ -178,13 +247,16 @@ async function uploadThenRead(path: string, mib: number): Promise<string> {
   sock.pause();
   let failure: string | null = null;
   sock.on("error", (err: NodeJS.ErrnoException) => (failure ??= err.code ?? err.message));
-  const auth = Object.entries(AUTH_HEADERS).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  const auth = Object.entries(AUTH_HEADERS)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   sock.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\n${auth}transfer-encoding: chunked\r\n\r\n`);
   const piece = Buffer.alloc(1024 * 1024, "x");
   for (let i = 0; i < mib && failure === null; i++) {
     sock.write(`${piece.length.toString(16)}\r\n`);
     sock.write(piece);
-    if (!sock.write("\r\n")) await new Promise((resolve) => {
+    if (!sock.write("\r\n"))
+      await new Promise((resolve) => {
         sock.once("drain", resolve);
         sock.once("close", resolve);
       });
@@ -210,7 +282,11 @@ describe("fuzzed JSON bodies: 4xx in the route's error shape, never 5xx", () => 
     test(`${route.method} ${route.path}`, async () => {
       await fc.assert(
         fc.asyncProperty(bodyFor(route), async (body) => {
-          const res = await fetch(`${router.url}${route.path}`, { method: route.method, headers: { "content-type": "application/json", ...route.auth() }, body: body as BodyInit });
+          const res = await fetch(`${router.url}${route.path}`, {
+            method: route.method,
+            headers: { "content-type": "application/json", ...route.auth() },
+            body: body as BodyInit,
+          });
           const text = await res.text();
           tally.sent++;
           if (res.status >= 200 && res.status < 300) return void tally.ok2xx++;
@@ -226,7 +302,12 @@ describe("fuzzed JSON bodies: 4xx in the route's error shape, never 5xx", () => 
   }
 
   test("a JSON body route answers wrong content types with 4xx too", async () => {
-    for (const [type, body] of [["text/plain", "hi"], ["application/x-www-form-urlencoded", "model=x"], ["application/json; charset=latin1", "{}"], ["multipart/form-data; boundary=x", "--x--"]] as const) {
+    for (const [type, body] of [
+      ["text/plain", "hi"],
+      ["application/x-www-form-urlencoded", "model=x"],
+      ["application/json; charset=latin1", "{}"],
+      ["multipart/form-data; boundary=x", "--x--"],
+    ] as const) {
       const res = await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": type, ...AUTH_HEADERS }, body });
       expect(res.status, type).toBeGreaterThanOrEqual(400);
       expect(res.status, type).toBeLessThan(500);
@@ -234,7 +315,11 @@ describe("fuzzed JSON bodies: 4xx in the route's error shape, never 5xx", () => 
   });
 
   test("history filters: fuzzed query strings give 200 or a 4xx in OpenAI's shape", async () => {
-    const params = fc.dictionary(fc.constantFrom("model", "node", "status", "from", "to", "limit", "offset", "apiKey", "q", "endpoint", "sort"), fc.oneof(fc.string({ maxLength: 30 }), fc.integer().map(String), fc.constantFrom("-1", "1e999", "NaN", "9".repeat(40), "%", "\u0000")), { maxKeys: 4 });
+    const params = fc.dictionary(
+      fc.constantFrom("model", "node", "status", "from", "to", "limit", "offset", "apiKey", "q", "endpoint", "sort"),
+      fc.oneof(fc.string({ maxLength: 30 }), fc.integer().map(String), fc.constantFrom("-1", "1e999", "NaN", "9".repeat(40), "%", "\u0000")),
+      { maxKeys: 4 },
+    );
     await fc.assert(
       fc.asyncProperty(params, async (q) => {
         const res = await fetch(`${router.url}/api/requests?${new URLSearchParams(q)}`, { headers: admin });
@@ -262,7 +347,12 @@ describe("limits", () => {
     expect((await rawSend("POST", "/api/chat", headers, big.slice(0, 65_536), false)).status).toBe(413);
     // Without a length (chunked), the limit applies while reading.
     // A reset instead of the answer fails the test.
-    const chunked = await fetch(`${router.url}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: new Blob([big]).stream(), duplex: "half" } as RequestInit);
+    const chunked = await fetch(`${router.url}/v1/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      body: new Blob([big]).stream(),
+      duplex: "half",
+    } as RequestInit);
     expect(chunked.status).toBe(413);
     expect(isErrorShape("openai", await chunked.json())).toBe(true);
   });
@@ -282,7 +372,17 @@ describe("limits", () => {
   });
 
   test("path traversal on /dashboard/* and the model file route never reaches a file outside", async () => {
-    const traversals = ["../../../../etc/passwd", "..%2f..%2f..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%5c..%5c..%5cetc%5cpasswd", "%252e%252e%252f%252e%252e%252fetc%252fpasswd", "..%00/etc/passwd", "assets/../../../../package.json", "assets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/package.json"];
+    const traversals = [
+      "../../../../etc/passwd",
+      "..%2f..%2f..%2f..%2fetc%2fpasswd",
+      "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+      "%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+      "..%5c..%5c..%5cetc%5cpasswd",
+      "%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+      "..%00/etc/passwd",
+      "assets/../../../../package.json",
+      "assets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/package.json",
+    ];
     const seen: string[] = [];
     for (const t of traversals) {
       const dash = await rawGet(`/dashboard/${t}`);
@@ -302,18 +402,20 @@ describe("limits", () => {
 describe("slow-loris", () => {
   test("clients trickling headers or never finishing a body are cut off, and others are served meanwhile", async () => {
     const { hostname, port } = new URL(router.url);
-    const open = (): Promise<Socket> => new Promise((resolve, reject) => {
-      const s = connect(Number(port), hostname, () => resolve(s));
-      s.on("error", () => {});
-      // Read the router's answer (its 408) and FIN, or 'close' never comes.
-      s.on("data", (d: Buffer) => received.set(s, (received.get(s) ?? "") + d.toString("latin1")));
-      s.once("error", reject);
-    });
+    const open = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const s = connect(Number(port), hostname, () => resolve(s));
+        s.on("error", () => {});
+        // Read the router's answer (its 408) and FIN, or 'close' never comes.
+        s.on("data", (d: Buffer) => received.set(s, (received.get(s) ?? "") + d.toString("latin1")));
+        s.once("error", reject);
+      });
     const received = new Map<Socket, string>();
-    const closedWithin = (s: Socket) => new Promise<number>((resolve) => {
-      const t0 = Date.now();
-      s.once("close", () => resolve(Date.now() - t0));
-    });
+    const closedWithin = (s: Socket) =>
+      new Promise<number>((resolve) => {
+        const t0 = Date.now();
+        s.once("close", () => resolve(Date.now() - t0));
+      });
     const SLOW = 60;
     const sockets: Socket[] = [];
     const timers: NodeJS.Timeout[] = [];
@@ -329,13 +431,19 @@ describe("slow-loris", () => {
         timers.push(setInterval(() => s.writable && s.write(head[at++ % head.length]!), 100));
       } else {
         // Complete headers, a body that stops half way.
-        s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH_HEADERS.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":`);
+        s.write(
+          `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH_HEADERS.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":`,
+        );
       }
     }
     try {
       // While they hang, normal clients are served.
       for (let i = 0; i < 5; i++) expect((await fetch(`${router.url}/healthz`)).status).toBe(200);
-      const res = await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }) });
+      const res = await fetch(`${router.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...AUTH_HEADERS },
+        body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+      });
       expect(res.status).toBe(200);
       // The server closes every slow socket once its header/request timeout (plus the check
       // interval) passes, with a 408 first: the close is the router's, not a reset. The wait is
@@ -359,7 +467,11 @@ describe("after all of it", () => {
     expect(alive(router)).toBe(true);
     expect(alive(node)).toBe(true);
     expect((await fetch(`${router.url}/healthz`)).status).toBe(200);
-    const res = await fetch(`${router.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }) });
+    const res = await fetch(`${router.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+    });
     expect(res.status).toBe(200);
     expect(router.output()).not.toMatch(/unhandled error|uncaughtException|FATAL/i);
   });

@@ -21,7 +21,8 @@ let browser: Browser;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
   mkdirSync(SHOTS, { recursive: true });
   // Bodies kept, so the request dialog has a request and a response to show.
   router = await startRouter(["--history-body-bytes", "4096"]);
@@ -95,7 +96,9 @@ describe("dashboard in a browser", () => {
     await waitFor(`${CHAT} ready on 2 nodes in the model panel`, async () => (await text(admin, readyCell)) === "2", 10_000);
     // Models are the fleet's: the node table has no model column.
     const headers = (await admin.locator('[data-testid="nodes-table"] thead th').allTextContents()).map((h) => h.replace(/[▲▼]/g, "").trim().toLowerCase());
-    expect(headers).toEqual(expect.arrayContaining(["name", "address", "state", "uptime", "cpu", "memory", "gpu", "in flight", "requests", "latency", "last seen"]));
+    expect(headers).toEqual(
+      expect.arrayContaining(["name", "address", "state", "uptime", "cpu", "memory", "gpu", "in flight", "requests", "latency", "last seen"]),
+    );
     expect(headers.some((h) => h.includes("model"))).toBe(false);
     // Search filters the table.
     await admin.getByLabel("Search nodes").fill("dash-b");
@@ -113,8 +116,14 @@ describe("dashboard in a browser", () => {
     const requestId = `dash-e2e-${Date.now()}`;
     const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     // The page's next read of the stored history that has this request in it.
-    const storedRead = admin.waitForResponse(async (r) => new URL(r.url()).pathname === "/api/requests" && (await r.text().catch(() => "")).includes(requestId), { timeout: 30_000 });
-    await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Hello dashboard" }], max_tokens: 8 }, { headers: { "x-request-id": requestId } });
+    const storedRead = admin.waitForResponse(
+      async (r) => new URL(r.url()).pathname === "/api/requests" && (await r.text().catch(() => "")).includes(requestId),
+      { timeout: 30_000 },
+    );
+    await client.chat.completions.create(
+      { model: CHAT, messages: [{ role: "user", content: "Hello dashboard" }], max_tokens: 8 },
+      { headers: { "x-request-id": requestId } },
+    );
     // Within seconds of the answer (a live event, no page reload).
     const row = admin.locator(`[data-testid="requests-table"] tr[data-request-id="${requestId}"]`);
     await row.waitFor({ timeout: 10_000 });
@@ -158,10 +167,14 @@ describe("dashboard in a browser", () => {
     // The node's own lines: it logs its engines starting and its registration.
     expect(lines.join("\n")).toMatch(/engine|register|ready/i);
     await dialog.locator('[data-testid="log-tail"]').selectOption("50");
-    await waitFor("at most 50 lines after choosing tail 50", async () => {
-      const n = await dialog.locator('[data-testid="log-line"]').count();
-      return n > 0 && n <= 50;
-    }, 5_000);
+    await waitFor(
+      "at most 50 lines after choosing tail 50",
+      async () => {
+        const n = await dialog.locator('[data-testid="log-line"]').count();
+        return n > 0 && n <= 50;
+      },
+      5_000,
+    );
     await admin.screenshot({ path: join(SHOTS, "dashboard-logs.png") });
 
     await admin.keyboard.press("Escape");
@@ -179,13 +192,21 @@ describe("dashboard in a browser", () => {
     await admin.screenshot({ path: join(SHOTS, "dashboard-node-settings.png") });
     await admin.keyboard.press("Escape");
     const row = admin.locator('tr[data-node="dash-b"]');
-    await waitFor("the new name and tags in the node table", async () => /GPU box B/.test((await row.textContent()) ?? "") && /rack-2/.test((await row.textContent()) ?? ""), 5_000);
+    await waitFor(
+      "the new name and tags in the node table",
+      async () => /GPU box B/.test((await row.textContent()) ?? "") && /rack-2/.test((await row.textContent()) ?? ""),
+      5_000,
+    );
     const stored = await getJson<{ nodes: { name: string; displayName: string | null; tags: string[] }[] }>(`${router.url}/api/nodes`);
     expect(stored.nodes.find((n) => n.name === "dash-b")).toMatchObject({ displayName: "GPU box B", tags: ["rack-2", "a100"] });
 
     // Some traffic, then the overview (the README's picture).
     const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
-    await Promise.all(Array.from({ length: 6 }, (_, i) => client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: `question ${i}` }], max_tokens: 12 })));
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: `question ${i}` }], max_tokens: 12 }),
+      ),
+    );
     await waitFor("the summary to count the traffic", async () => Number(await text(admin, '[data-testid="requests-per-minute"]')) >= 7, 5_000);
     await admin.screenshot({ path: join(SHOTS, "dashboard-overview.png"), fullPage: true });
   });
@@ -202,7 +223,11 @@ describe("dashboard in a browser", () => {
   });
 
   test("a viewer sees the fleet and the history but not the admin pages", async () => {
-    await getJson(`${router.url}/api/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...VIEWER, role: "viewer" }) });
+    await getJson(`${router.url}/api/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...VIEWER, role: "viewer" }),
+    });
     const viewer = await newPage();
     await logIn(viewer, VIEWER);
     expect(await text(viewer, '[data-testid="current-user"]')).toContain("viewer");
@@ -257,11 +282,17 @@ describe("dashboard in a browser", () => {
     // ready: the router's readiness gate answers its registrations 503) for the whole test.
     const pending = await startNode(router.url, "dash-pending", ["--download-limit", "4KB", "--max-downloads", "1"]);
     nodes.push(pending);
-    const reported = await waitFor("the pending node's registration with a download under way", async () => {
-      const { nodes: rows } = await getJson<{ nodes: { name: string; state: string; models: { id: string; state: string; progress?: number }[] }[] }>(`${router.url}/api/nodes`);
-      const row = rows.find((n) => n.name === "dash-pending");
-      return row?.models.some((m) => m.state === "downloading") ? row : null;
-    }, 30_000);
+    const reported = await waitFor(
+      "the pending node's registration with a download under way",
+      async () => {
+        const { nodes: rows } = await getJson<{ nodes: { name: string; state: string; models: { id: string; state: string; progress?: number }[] }[] }>(
+          `${router.url}/api/nodes`,
+        );
+        const row = rows.find((n) => n.name === "dash-pending");
+        return row?.models.some((m) => m.state === "downloading") ? row : null;
+      },
+      30_000,
+    );
     expect(reported.state).toBe("initializing");
     // One download at a time, in catalog order: demo-chat first, every other demo model waits.
     const expected = DEMO_CATALOG.models.map((m) => [m.id, m.id === CHAT ? "downloading" : "queued"]);
@@ -274,7 +305,11 @@ describe("dashboard in a browser", () => {
     // queued (waited for: the page updates on the node's next report).
     const progress = row.locator('[data-testid="model-progress"]');
     const modelsText = new RegExp(`${CHAT}.*\\d+%.*demo-embed.*queued`);
-    await waitFor("the pending node's progress", async () => /initializing/.test((await row.textContent()) ?? "") && modelsText.test((await progress.textContent()) ?? ""), 30_000);
+    await waitFor(
+      "the pending node's progress",
+      async () => /initializing/.test((await row.textContent()) ?? "") && modelsText.test((await progress.textContent()) ?? ""),
+      30_000,
+    );
     const shown = Number(await row.locator('[role="progressbar"]').getAttribute("aria-valuenow"));
     expect(shown).toBeGreaterThanOrEqual(0);
     expect(shown).toBeLessThan(100);
@@ -291,7 +326,11 @@ describe("dashboard in a browser", () => {
     await dialog.getByRole("tab", { name: "Settings" }).click();
     await dialog.getByRole("button", { name: "Delete…" }).click();
     await dialog.getByRole("button", { name: "Confirm delete" }).click();
-    await waitFor("the deleted node to leave the table and its dialog to close", async () => (await row.count()) === 0 && (await openDialogs(admin)) === 0, 10_000);
+    await waitFor(
+      "the deleted node to leave the table and its dialog to close",
+      async () => (await row.count()) === 0 && (await openDialogs(admin)) === 0,
+      10_000,
+    );
     expect((await getJson<{ nodes: { name: string }[] }>(`${router.url}/api/nodes`)).nodes.map((n) => n.name).sort()).toEqual(["dash-a", "dash-b"]);
   });
 

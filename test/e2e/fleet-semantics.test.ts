@@ -11,7 +11,21 @@ import { afterEach, describe, expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { writeTinyModel } from "../../src/gguf/tiny-model.js";
 import { UpstreamServer } from "../fixtures/upstream-server.js";
-import { AUTH_HEADERS, getJson, startDrover, startNode, startRouter, tempDir, waitFor, waitForReady, ROUTER_BANNER, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, type DroverProcess } from "../support/fleet.js";
+import {
+  AUTH_HEADERS,
+  getJson,
+  startDrover,
+  startNode,
+  startRouter,
+  tempDir,
+  waitFor,
+  waitForReady,
+  ROUTER_BANNER,
+  TEST_ADMIN,
+  TEST_API_KEY,
+  TEST_NODE_TOKEN,
+  type DroverProcess,
+} from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const running: DroverProcess[] = [];
@@ -80,18 +94,26 @@ describe("registration gate", () => {
       const early = complete(router.url, {}).finally(() => (earlySettled = true));
       const node = track(await startNode(router.url, "slow-node"));
 
-      const seen = await waitFor("the node listed as initializing", async () => {
-        const { nodes } = await getJson(`${router.url}/api/nodes`);
-        return nodes.find((n: { name: string; state: string }) => n.name === "slow-node" && n.state === "initializing");
-      }, 60_000);
+      const seen = await waitFor(
+        "the node listed as initializing",
+        async () => {
+          const { nodes } = await getJson(`${router.url}/api/nodes`);
+          return nodes.find((n: { name: string; state: string }) => n.name === "slow-node" && n.state === "initializing");
+        },
+        60_000,
+      );
       expect(seen.models[0].state).not.toBe("ready");
       // Its registration was refused 503 `initializing` by the router's readiness check, and it
       // keeps trying: the router's record of it is refreshed while the model is held back.
-      await waitFor("a later registration attempt", async () => {
-        const { nodes } = await getJson(`${router.url}/api/nodes`);
-        const n = nodes.find((x: { name: string }) => x.name === "slow-node");
-        return n && Date.parse(n.lastSeen) > Date.parse(seen.lastSeen) ? n : null;
-      }, 60_000);
+      await waitFor(
+        "a later registration attempt",
+        async () => {
+          const { nodes } = await getJson(`${router.url}/api/nodes`);
+          const n = nodes.find((x: { name: string }) => x.name === "slow-node");
+          return n && Date.parse(n.lastSeen) > Date.parse(seen.lastSeen) ? n : null;
+        },
+        60_000,
+      );
       // Never routed to: the early request still waits in the queue.
       expect((await getJson(`${router.url}/api/queue`)).total).toBe(1);
       expect(earlySettled).toBe(false);
@@ -112,17 +134,24 @@ describe("registration gate", () => {
 describe("admission queue", () => {
   // The drain runs 1024 real completions through one node: its own generous limit, not the default
   // test timeout, so that a loaded machine is slower, not failing.
-  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full while they still wait", { timeout: 900_000 }, async () => {
+  test("1024 waiting requests all complete once a node is ready; the 50 beyond the limit get 503 queue_full while they still wait", {
+    timeout: 900_000,
+  }, async () => {
     const router = track(await startRouter());
     const sent = Date.now();
     const all = Array.from({ length: 1024 + 50 }, () => complete(router.url, {}).then((r) => ({ ...r, at: Date.now() - sent })));
 
     const overflow: Awaited<(typeof all)[number]>[] = [];
-    await waitFor("50 overflow answers", async () => {
-      const settled = await Promise.all(all.map((p) => Promise.race([p, Promise.resolve(null)])));
-      overflow.splice(0, overflow.length, ...settled.filter((r): r is NonNullable<typeof r> => r !== null));
-      return overflow.length >= 50;
-    }, 30_000, 50);
+    await waitFor(
+      "50 overflow answers",
+      async () => {
+        const settled = await Promise.all(all.map((p) => Promise.race([p, Promise.resolve(null)])));
+        overflow.splice(0, overflow.length, ...settled.filter((r): r is NonNullable<typeof r> => r !== null));
+        return overflow.length >= 50;
+      },
+      30_000,
+      50,
+    );
     expect(overflow).toHaveLength(50);
     // Answered without waiting for capacity: no node exists yet, the 1024 are all still queued.
     expect((await getJson<{ nodes: unknown[] }>(`${router.url}/api/nodes`)).nodes).toHaveLength(0);
@@ -194,10 +223,15 @@ describe("routing and failover", () => {
         const fifthRes = await fifth;
         expect(["one-slot", "three-slots"]).toContain(fifthRes.headers["x-drover-node"]);
         await Promise.all([...ends, fifthRes.body.text()]);
-        await waitFor("all slots free again", async () => {
-          const { nodes: list } = await getJson(`${router.url}/api/nodes`);
-          return list.every((n: { inFlight: number }) => n.inFlight === 0);
-        }, 10_000, 20);
+        await waitFor(
+          "all slots free again",
+          async () => {
+            const { nodes: list } = await getJson(`${router.url}/api/nodes`);
+            return list.every((n: { inFlight: number }) => n.inFlight === 0);
+          },
+          10_000,
+          20,
+        );
       }
     } finally {
       ac.abort();
@@ -210,17 +244,26 @@ describe("routing and failover", () => {
     track(await startNode(router.url, "survivor", ["--slots", "2"]));
     await waitForReady(router.url, [CHAT], 2);
     const all = Array.from({ length: 30 }, () => complete(router.url, { max_tokens: 24 }));
-    await waitFor("requests in flight on the victim", async () => {
-      const node = (await getJson(`${router.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "victim");
-      return node.inFlight > 0;
-    }, 10_000, 10);
+    await waitFor(
+      "requests in flight on the victim",
+      async () => {
+        const node = (await getJson(`${router.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "victim");
+        return node.inFlight > 0;
+      },
+      10_000,
+      10,
+    );
     a.child.kill("SIGKILL");
     const results = await Promise.all(all);
     expect(results.map((r) => r.status)).toEqual(Array(30).fill(200));
-    await waitFor("victim marked offline", async () => {
-      const node = (await getJson(`${router.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "victim");
-      return node.state === "offline";
-    }, 15_000);
+    await waitFor(
+      "victim marked offline",
+      async () => {
+        const node = (await getJson(`${router.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "victim");
+        return node.state === "offline";
+      },
+      15_000,
+    );
   });
 
   test("an engine killed mid-stream ends the client's stream with an error event", async () => {
@@ -250,7 +293,21 @@ describe("routing and failover", () => {
   test("after a router restart, nodes register again without operator action", async () => {
     const port = await freePort();
     const dataDir = tempDir("router-restart");
-    const args = ["router", "--host", "127.0.0.1", "--port", String(port), "--catalog", "demo", "--data-dir", dataDir, "--node-token", TEST_NODE_TOKEN, "--heartbeat-ms", "500"];
+    const args = [
+      "router",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--catalog",
+      "demo",
+      "--data-dir",
+      dataDir,
+      "--node-token",
+      TEST_NODE_TOKEN,
+      "--heartbeat-ms",
+      "500",
+    ];
     const env = { DROVER_API_KEY: TEST_API_KEY, DROVER_ADMIN_PASSWORD: TEST_ADMIN.password };
     let router = track(await startDrover(args, ROUTER_BANNER, env));
     track(await startNode(router.url, "steady"));

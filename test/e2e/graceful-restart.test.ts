@@ -33,25 +33,37 @@ describe("a node restarted gracefully under load", () => {
     const worker = async () => {
       while (!stop) {
         sent++;
-        await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }).catch((err: Error) => failures.push(err.message));
+        await client.chat.completions
+          .create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 })
+          .catch((err: Error) => failures.push(err.message));
       }
     };
     const workers = Array.from({ length: 4 }, worker);
     // Traffic reaches both nodes first.
-    await waitFor("requests on the node that will restart", async () => {
-      const { requests } = await getJson<{ requests: { nodeName: string | null }[] }>(`${router.url}/api/requests?node=restarting&limit=1`);
-      return requests.length > 0;
-    }, 60_000);
+    await waitFor(
+      "requests on the node that will restart",
+      async () => {
+        const { requests } = await getJson<{ requests: { nodeName: string | null }[] }>(`${router.url}/api/requests?node=restarting&limit=1`);
+        return requests.length > 0;
+      },
+      60_000,
+    );
     await restarting.stop("SIGTERM");
     const sentWhileDown = sent;
     restarting = await startNode(router.url, "restarting", [], {}, restartingDir);
     await waitForReady(router.url, [CHAT], 2);
     // And reaches the restarted node again.
     const since = new Date().toISOString();
-    await waitFor("requests on the restarted node", async () => {
-      const { requests } = await getJson<{ requests: { nodeName: string | null }[] }>(`${router.url}/api/requests?node=restarting&from=${encodeURIComponent(since)}&limit=1`);
-      return requests.length > 0;
-    }, 60_000);
+    await waitFor(
+      "requests on the restarted node",
+      async () => {
+        const { requests } = await getJson<{ requests: { nodeName: string | null }[] }>(
+          `${router.url}/api/requests?node=restarting&from=${encodeURIComponent(since)}&limit=1`,
+        );
+        return requests.length > 0;
+      },
+      60_000,
+    );
     stop = true;
     await Promise.all(workers);
     console.log(`graceful restart: ${sent} requests sent (${sentWhileDown} by the time the node had stopped), ${failures.length} failed`);

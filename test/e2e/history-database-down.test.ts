@@ -55,12 +55,18 @@ describe("request history with the database down", () => {
       const headers = { "x-request-id": id };
       if (i % 3 === 0) sent.push(client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: `q${i}` }], max_tokens: 3 }, { headers }));
       else if (i % 3 === 1) sent.push(client.embeddings.create({ model: EMBED, input: `e${i}` }, { headers }));
-      else sent.push((async () => {
-        const stream = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: `s${i}` }], max_tokens: 3, stream: true }, { headers });
-        let n = 0;
-        for await (const _ of stream) n++;
-        return n;
-      })());
+      else
+        sent.push(
+          (async () => {
+            const stream = await client.chat.completions.create(
+              { model: CHAT, messages: [{ role: "user", content: `s${i}` }], max_tokens: 3, stream: true },
+              { headers },
+            );
+            let n = 0;
+            for await (const _ of stream) n++;
+            return n;
+          })(),
+        );
     }
     const results = await Promise.allSettled(sent);
     expect(results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
@@ -68,10 +74,15 @@ describe("request history with the database down", () => {
     await waitFor("the router's warning about the history write", async () => /could not write request history; will retry/.test(router.output()), 30_000, 100);
 
     pg.resume();
-    const landed = await waitFor("every record written after the database came back", async () => {
-      const recs = await Promise.all(ids.map(record));
-      return recs.every((r) => r !== null) ? (recs as Rec[]) : null;
-    }, 60_000, 250);
+    const landed = await waitFor(
+      "every record written after the database came back",
+      async () => {
+        const recs = await Promise.all(ids.map(record));
+        return recs.every((r) => r !== null) ? (recs as Rec[]) : null;
+      },
+      60_000,
+      250,
+    );
     expect(landed.map((r) => r.requestId)).toEqual(ids);
     expect(landed.every((r) => r.status === 200)).toBe(true);
     expect(landed.filter((r) => r.endpoint === "/v1/embeddings")).toHaveLength(10);

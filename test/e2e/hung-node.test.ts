@@ -28,7 +28,8 @@ afterAll(async () => {
 });
 
 const chat = () => client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
-const breakerOf = async (name: string) => (await getJson<{ nodes: { name: string; breaker: string; status: string }[] }>(`${router.url}/api/nodes`)).nodes.find((n) => n.name === name);
+const breakerOf = async (name: string) =>
+  (await getJson<{ nodes: { name: string; breaker: string; status: string }[] }>(`${router.url}/api/nodes`)).nodes.find((n) => n.name === name);
 
 describe("a node that accepts connections but never answers", () => {
   test("requests time out on it and retry on the healthy node; its breaker opens; none is lost", async () => {
@@ -45,10 +46,16 @@ describe("a node that accepts connections but never answers", () => {
       expect(["open", "half-open"]).toContain(row!.breaker);
 
       // History: every request finished 200 on the healthy node, some after a retry.
-      const history = await waitFor("history rows", async () => {
-        const { requests } = await getJson<{ requests: { nodeName: string | null; status: number; attempts: number }[] }>(`${router.url}/api/requests?limit=50`);
-        return requests.length >= SENT ? requests : null;
-      }, 10_000);
+      const history = await waitFor(
+        "history rows",
+        async () => {
+          const { requests } = await getJson<{ requests: { nodeName: string | null; status: number; attempts: number }[] }>(
+            `${router.url}/api/requests?limit=50`,
+          );
+          return requests.length >= SENT ? requests : null;
+        },
+        10_000,
+      );
       expect(history.every((r) => r.status === 200 && r.nodeName === "healthy")).toBe(true);
       expect(history.some((r) => r.attempts > 1)).toBe(true);
 
@@ -56,7 +63,11 @@ describe("a node that accepts connections but never answers", () => {
       // its one trial on the hung node costs that request one upstream timeout, then a retry).
       const next = await chat().withResponse();
       const nextId = next.response.headers.get("x-request-id")!;
-      const nextRow = await waitFor("the next request's history row", () => getJson<{ nodeName: string | null; status: number }>(`${router.url}/api/requests/${nextId}`).catch(() => null), 10_000);
+      const nextRow = await waitFor(
+        "the next request's history row",
+        () => getJson<{ nodeName: string | null; status: number }>(`${router.url}/api/requests/${nextId}`).catch(() => null),
+        10_000,
+      );
       expect(nextRow).toMatchObject({ nodeName: "healthy", status: 200 });
       console.log(`hung node: ${SENT}/${SENT} requests succeeded (${history.filter((r) => r.attempts > 1).length} after a retry), breaker ${row!.breaker}`);
     } finally {
@@ -65,11 +76,16 @@ describe("a node that accepts connections but never answers", () => {
   });
 
   test("once it answers again it is used again", async () => {
-    await waitFor("the resumed node to serve a request", async () => {
-      await Promise.all(Array.from({ length: 4 }, chat));
-      const { requests } = await getJson<{ requests: { nodeName: string | null }[] }>(`${router.url}/api/requests?limit=4`);
-      return requests.some((r) => r.nodeName === "hung");
-    }, 60_000, 500);
+    await waitFor(
+      "the resumed node to serve a request",
+      async () => {
+        await Promise.all(Array.from({ length: 4 }, chat));
+        const { requests } = await getJson<{ requests: { nodeName: string | null }[] }>(`${router.url}/api/requests?limit=4`);
+        return requests.some((r) => r.nodeName === "hung");
+      },
+      60_000,
+      500,
+    );
     expect((await breakerOf("hung"))?.breaker).toBe("closed");
   });
 });

@@ -5,7 +5,22 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { AUTH_HEADERS, authHeadersFor, getJson, routerCredentialFor, startDrover, startNode, startRouter, tempDir, TEST_ADMIN, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import {
+  AUTH_HEADERS,
+  authHeadersFor,
+  getJson,
+  routerCredentialFor,
+  startDrover,
+  startNode,
+  startRouter,
+  tempDir,
+  TEST_ADMIN,
+  TEST_API_KEY,
+  TEST_NODE_TOKEN,
+  waitFor,
+  waitForReady,
+  type DroverProcess,
+} from "../support/fleet.js";
 import { metricSum, parsePrometheus } from "../support/prometheus.js";
 
 const CHAT = "demo-chat";
@@ -24,11 +39,17 @@ async function adminHeaders(routerUrl: string): Promise<Record<string, string>> 
   return { authorization: `Bearer ${((await res.json()) as { token: string }).token}` };
 }
 
-const jsonLines = (text: string) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const jsonLines = (text: string) =>
+  text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 const proxiedLogs = (tail: string, id = nodeId) => fetch(`${router.url}/api/nodes/${id}/logs?tail=${tail}`, { headers: admin });
 // A node serves its logs and metrics to routers of its fleet only (the router credential).
-const nodeLogs = async (tail: string, headers?: Record<string, string>) => fetch(`${node.url}/api/logs?tail=${tail}`, { headers: headers ?? (await authHeadersFor(`${node.url}/api/logs`)) });
-const scrape = async (url: string, headers: Record<string, string> = {}) => parsePrometheus(await (await fetch(`${url}/metrics`, { headers: url === node.url ? await authHeadersFor(`${url}/metrics`) : headers })).text());
+const nodeLogs = async (tail: string, headers?: Record<string, string>) =>
+  fetch(`${node.url}/api/logs?tail=${tail}`, { headers: headers ?? (await authHeadersFor(`${node.url}/api/logs`)) });
+const scrape = async (url: string, headers: Record<string, string> = {}) =>
+  parsePrometheus(await (await fetch(`${url}/metrics`, { headers: url === node.url ? await authHeadersFor(`${url}/metrics`) : headers })).text());
 
 beforeAll(async () => {
   router = await startRouter(["--data-dir", routerDir]);
@@ -50,24 +71,35 @@ describe("tracing", () => {
     const traceId = "0af7651916cd43dd8448eb211c80319c";
     const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     const { response } = await client.chat.completions
-      .create({ model: CHAT, messages: [{ role: "user", content: "Hello" }], max_tokens: 4 }, { headers: { "x-request-id": requestId, traceparent: `00-${traceId}-b7ad6b7169203331-01` } })
+      .create(
+        { model: CHAT, messages: [{ role: "user", content: "Hello" }], max_tokens: 4 },
+        { headers: { "x-request-id": requestId, traceparent: `00-${traceId}-b7ad6b7169203331-01` } },
+      )
       .withResponse();
     expect(response.headers.get("x-request-id")).toBe(requestId);
 
     // The router's own file.
-    const routerLines = await waitFor("the request in router.log", async () => {
-      const lines = jsonLines(await readFile(join(routerDir, "logs", "router.log"), "utf8")).filter((l) => l.reqId === requestId);
-      return lines.length ? lines : undefined;
-    }, 10_000);
+    const routerLines = await waitFor(
+      "the request in router.log",
+      async () => {
+        const lines = jsonLines(await readFile(join(routerDir, "logs", "router.log"), "utf8")).filter((l) => l.reqId === requestId);
+        return lines.length ? lines : undefined;
+      },
+      10_000,
+    );
     expect(routerLines[0]).toMatchObject({ component: "router", traceId, msg: "request", status: 200, node: "logs-node" });
 
     // The node's file (engine output included), read through the router's proxy.
-    const { nodeLines, engineLines } = await waitFor("the request in the node's and the engine's lines", async () => {
-      const lines = jsonLines(await (await proxiedLogs("5000")).text()).filter((l) => l.reqId === requestId);
-      const nodeLines = lines.filter((l) => l.engine === undefined);
-      const engineLines = lines.filter((l) => l.engine === "llama");
-      return nodeLines.length && engineLines.length ? { nodeLines, engineLines } : undefined;
-    }, 10_000);
+    const { nodeLines, engineLines } = await waitFor(
+      "the request in the node's and the engine's lines",
+      async () => {
+        const lines = jsonLines(await (await proxiedLogs("5000")).text()).filter((l) => l.reqId === requestId);
+        const nodeLines = lines.filter((l) => l.engine === undefined);
+        const engineLines = lines.filter((l) => l.engine === "llama");
+        return nodeLines.length && engineLines.length ? { nodeLines, engineLines } : undefined;
+      },
+      10_000,
+    );
     expect(nodeLines[0]).toMatchObject({ component: "node", msg: "request", model: CHAT, status: 200 });
     expect(engineLines[0]).toMatchObject({ component: "node", model: CHAT, stream: "stderr" });
     for (const l of [...routerLines, ...nodeLines, ...engineLines]) expect(l.traceId).toBe(traceId);
@@ -77,28 +109,36 @@ describe("tracing", () => {
 describe("node logs", () => {
   test("the node's /api/logs returns exactly the last N lines, behind the router credential", async () => {
     // Lines may be appended between two reads: retry until both reads saw the same file.
-    await waitFor("tail=5 to be the end of tail=50", async () => {
-      const five = await nodeLogs("5");
-      expect(five.status).toBe(200);
-      expect(five.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
-      const fiveText = await five.text();
-      const fifty = (await (await nodeLogs("50")).text()).split("\n").filter(Boolean);
-      expect(jsonLines(fiveText)).toHaveLength(5);
-      return fiveText === fifty.slice(-5).join("\n") + "\n";
-    }, 10_000);
+    await waitFor(
+      "tail=5 to be the end of tail=50",
+      async () => {
+        const five = await nodeLogs("5");
+        expect(five.status).toBe(200);
+        expect(five.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+        const fiveText = await five.text();
+        const fifty = (await (await nodeLogs("50")).text()).split("\n").filter(Boolean);
+        expect(jsonLines(fiveText)).toHaveLength(5);
+        return fiveText === fifty.slice(-5).join("\n") + "\n";
+      },
+      10_000,
+    );
     expect((await nodeLogs("5", {})).status).toBe(401);
     expect((await nodeLogs("5", { authorization: `Bearer ${TEST_NODE_TOKEN}` })).status).toBe(401);
   });
 
   test("the router passes the node's lines through", async () => {
-    await waitFor("proxied tail=20 to equal the node's", async () => {
-      const proxied = await proxiedLogs("20");
-      expect(proxied.status).toBe(200);
-      expect(proxied.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
-      const text = await proxied.text();
-      expect(jsonLines(text)).toHaveLength(20);
-      return text === (await (await nodeLogs("20")).text());
-    }, 10_000);
+    await waitFor(
+      "proxied tail=20 to equal the node's",
+      async () => {
+        const proxied = await proxiedLogs("20");
+        expect(proxied.status).toBe(200);
+        expect(proxied.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+        const text = await proxied.text();
+        expect(jsonLines(text)).toHaveLength(20);
+        return text === (await (await nodeLogs("20")).text());
+      },
+      10_000,
+    );
     const alias = await fetch(`${router.url}/api/agents/${nodeId}/logs?tail=3`, { headers: admin });
     expect(alias.status).toBe(200);
     expect(jsonLines(await alias.text())).toHaveLength(3);
@@ -131,13 +171,17 @@ describe("metrics", () => {
     });
     expect(res.status).toBe(200);
     await res.text();
-    await waitFor("the counters to rise", async () => {
-      const [r, n] = [await scrape(router.url), await scrape(node.url)];
-      return (
-        metricSum(r, "drover_requests_total", routerKey) === metricSum(routerBefore, "drover_requests_total", routerKey) + 1 &&
-        metricSum(n, "drover_node_requests_total", nodeKey) === metricSum(nodeBefore, "drover_node_requests_total", nodeKey) + 1
-      );
-    }, 5_000);
+    await waitFor(
+      "the counters to rise",
+      async () => {
+        const [r, n] = [await scrape(router.url), await scrape(node.url)];
+        return (
+          metricSum(r, "drover_requests_total", routerKey) === metricSum(routerBefore, "drover_requests_total", routerKey) + 1 &&
+          metricSum(n, "drover_node_requests_total", nodeKey) === metricSum(nodeBefore, "drover_node_requests_total", nodeKey) + 1
+        );
+      },
+      5_000,
+    );
     const r = await scrape(router.url);
     expect(metricSum(r, "drover_nodes", { state: "online" })).toBe(1);
     expect(metricSum(r, "drover_node_model_state", { node: "logs-node", model: CHAT, state: "ready" })).toBe(1);
@@ -175,17 +219,41 @@ describe("log proxy failures", () => {
 describe("drover up", () => {
   test("router and local node write separate log files and expose separate metrics", async () => {
     const dataDir = tempDir("up-logs");
-    const up = await startDrover(["up", "--host", "127.0.0.1", "--port", "0", "--catalog", "demo", "--data-dir", dataDir, "--threads", "1", "--slots", "1", "--node-token", TEST_NODE_TOKEN], /drover router\s+(http:\/\/\S+)/, {
-      DROVER_API_KEY: TEST_API_KEY,
-      DROVER_ADMIN_PASSWORD: TEST_ADMIN.password,
-    });
+    const up = await startDrover(
+      [
+        "up",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--catalog",
+        "demo",
+        "--data-dir",
+        dataDir,
+        "--threads",
+        "1",
+        "--slots",
+        "1",
+        "--node-token",
+        TEST_NODE_TOKEN,
+      ],
+      /drover router\s+(http:\/\/\S+)/,
+      {
+        DROVER_API_KEY: TEST_API_KEY,
+        DROVER_ADMIN_PASSWORD: TEST_ADMIN.password,
+      },
+    );
     try {
       const nodeUrl = /local node\s+(http:\/\/\S+)/.exec(up.output())![1]!;
       const components = async (file: string) => new Set(jsonLines(await readFile(file, "utf8")).map((l) => l.component));
-      await waitFor("both log files", async () => {
-        const [r, n] = [await components(join(dataDir, "router", "logs", "router.log")), await components(join(dataDir, "node", "logs", "node.log"))];
-        return r.size === 1 && r.has("router") && n.size === 1 && n.has("node");
-      }, 20_000);
+      await waitFor(
+        "both log files",
+        async () => {
+          const [r, n] = [await components(join(dataDir, "router", "logs", "router.log")), await components(join(dataDir, "node", "logs", "node.log"))];
+          return r.size === 1 && r.has("router") && n.size === 1 && n.has("node");
+        },
+        20_000,
+      );
       const routerMetrics = await scrape(up.url);
       const nodeMetrics = await scrape(nodeUrl, { authorization: `Bearer ${await routerCredentialFor(nodeUrl)}` });
       expect(routerMetrics.some((s) => s.name === "drover_nodes")).toBe(true);

@@ -14,7 +14,20 @@ import { writeTinyModel, type TinyModelSpec } from "../../src/gguf/tiny-model.js
 import { modelFilePaths } from "../../src/node/model-file-store.js";
 import type { ModelStatus } from "../../src/protocol/node-api.js";
 import { UpstreamServer } from "../fixtures/upstream-server.js";
-import { AUTH_HEADERS, getJson, REPO_ROOT, routerCredentialFor, startNode, startRouter, tempDir, TEST_API_KEY, TEST_NODE_TOKEN, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import {
+  AUTH_HEADERS,
+  getJson,
+  REPO_ROOT,
+  routerCredentialFor,
+  startNode,
+  startRouter,
+  tempDir,
+  TEST_API_KEY,
+  TEST_NODE_TOKEN,
+  waitFor,
+  waitForReady,
+  type DroverProcess,
+} from "../support/fleet.js";
 
 const running: DroverProcess[] = [];
 const track = <T extends DroverProcess>(p: T) => {
@@ -34,7 +47,8 @@ function writeCatalog(lines: string[]): string {
   return path;
 }
 
-const specYaml = (s: TinyModelSpec) => `{ name: ${s.name}, seed: ${s.seed}, embeddingLength: ${s.embeddingLength}, blockCount: ${s.blockCount}, headCount: ${s.headCount}, headCountKv: ${s.headCountKv}, feedForwardLength: ${s.feedForwardLength}, contextLength: ${s.contextLength} }`;
+const specYaml = (s: TinyModelSpec) =>
+  `{ name: ${s.name}, seed: ${s.seed}, embeddingLength: ${s.embeddingLength}, blockCount: ${s.blockCount}, headCount: ${s.headCount}, headCountKv: ${s.headCountKv}, feedForwardLength: ${s.feedForwardLength}, contextLength: ${s.contextLength} }`;
 
 async function nodeModels(node: DroverProcess): Promise<Map<string, ModelStatus>> {
   const list = await getJson<{ data: { id: string; drover: ModelStatus }[] }>(`${node.url}/v1/models`);
@@ -148,7 +162,9 @@ describe("a fleet filling up from one upstream fetch", () => {
   });
 
   test("both nodes downloaded the model the router fetched from upstream exactly once, and serve it", async () => {
-    expect(upstream.fileRequests("demo-chat.gguf")).toEqual([{ path: "/demo-chat.gguf", range: undefined, ifRange: undefined, status: 200, at: expect.any(Number) }]);
+    expect(upstream.fileRequests("demo-chat.gguf")).toEqual([
+      { path: "/demo-chat.gguf", range: undefined, ifRange: undefined, status: 200, at: expect.any(Number) },
+    ]);
     const row = await cacheRow(router.url, "demo-chat");
     expect(row).toMatchObject({ state: "cached", sha256Origin: "pinned", upstream: { fetches: 1, requests: 1, bytes: chatBytes.length, failures: 0 } });
     expect(row.served.requests).toBeGreaterThanOrEqual(2);
@@ -166,7 +182,9 @@ describe("a fleet filling up from one upstream fetch", () => {
     const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     const servedBy = new Set<string>();
     for (let i = 0; i < 4; i++) {
-      const { data, response } = await client.chat.completions.create({ model: "demo-chat", messages: [{ role: "user", content: `hi ${i}` }], max_tokens: 4 }).withResponse();
+      const { data, response } = await client.chat.completions
+        .create({ model: "demo-chat", messages: [{ role: "user", content: `hi ${i}` }], max_tokens: 4 })
+        .withResponse();
       expect(data.choices[0]!.message.content!.length).toBeGreaterThan(0);
       servedBy.add(response.headers.get("x-drover-node")!);
     }
@@ -175,13 +193,19 @@ describe("a fleet filling up from one upstream fetch", () => {
 
   test("a node whose memory limit is below a model's need reports it unsupported and serves the others", async () => {
     const models = await nodeModels(nodes.small!);
-    expect(models.get("demo-chat")).toMatchObject({ state: "unsupported", reason: expect.stringMatching(/^insufficient memory: needs 64\.0 MB, have 50\.0 MB/) });
+    expect(models.get("demo-chat")).toMatchObject({
+      state: "unsupported",
+      reason: expect.stringMatching(/^insufficient memory: needs 64\.0 MB, have 50\.0 MB/),
+    });
     expect(models.get("demo-embed")).toMatchObject({ state: "ready" });
     // Nothing was downloaded for the unsupported model.
     expect(existsSync(modelFilePaths(join(dirs.small!, "models"), "demo-chat").final)).toBe(false);
     const { nodes: listed } = await getJson(`${router.url}/api/nodes`);
     const small = listed.find((n: { name: string }) => n.name === "small");
-    expect(small.models.find((m: ModelStatus) => m.id === "demo-chat")).toMatchObject({ state: "unsupported", reason: expect.stringContaining("insufficient memory") });
+    expect(small.models.find((m: ModelStatus) => m.id === "demo-chat")).toMatchObject({
+      state: "unsupported",
+      reason: expect.stringContaining("insufficient memory"),
+    });
 
     // Straight to the node, as a router of the fleet would.
     const direct = new OpenAI({ baseURL: `${nodes.small!.url}/v1`, apiKey: await routerCredentialFor(nodes.small!.url), maxRetries: 0 });
@@ -205,7 +229,11 @@ describe("a fleet filling up from one upstream fetch", () => {
     });
     expect(res.status).toBe(404);
     expect((await res.json()).error.code).toBe("model_not_found");
-    expect(readdirSync(join(dirs.a!, "models")).filter((f) => f.endsWith(".gguf")).sort()).toEqual(["demo-chat.gguf", "demo-embed.gguf"]);
+    expect(
+      readdirSync(join(dirs.a!, "models"))
+        .filter((f) => f.endsWith(".gguf"))
+        .sort(),
+    ).toEqual(["demo-chat.gguf", "demo-embed.gguf"]);
     expect((await nodeModels(nodes.a!)).has("gpt-oss:20b")).toBe(false);
     expect((await cacheRow(router.url, "demo-chat")).served.requests).toBe(before);
     // Nor does the router hand out files for models outside its catalog.
@@ -234,42 +262,70 @@ describe("a fleet filling up from one upstream fetch", () => {
     expect((await readFile(bFile)).equals(chatBytes)).toBe(true);
   });
 
-  test.skipIf(!tmpfs.ok)(`a model larger than the free disk fails at once with the figures, while the node serves its other models${tmpfs.ok ? "" : ` (skipped: ${tmpfs.reason})`}`, async () => {
-    const mnt = tempDir("full-disk");
-    // 2 MiB: demo-chat (~1.2 MB) plus the margin does not fit; demo-embed (~0.5 MB) does.
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]);
-    try {
-      const node = track(await startNode(router.url, "full", ["--models-dir", mnt, "--max-downloads", "1"]));
-      const failed = await waitFor("demo-chat failed", async () => {
-        const m = (await nodeModels(node)).get("demo-chat");
-        return m?.state === "failed" ? m : undefined;
-      }, 30_000);
-      expect(failed.reason).toMatch(/^not enough disk: needs 2\.\d MB, have 2\.\d MB free in /);
-      // Failed before the first byte: no partial file was ever written, and the router served nothing to this node.
-      expect(existsSync(join(mnt, "demo-chat.gguf.part"))).toBe(false);
-      expect(logLines(node).some((l) => String(l.msg).startsWith("downloading demo-chat"))).toBe(false);
-      expect((await getJson(`${node.url}/healthz`)).status).toBe("ok");
-      // The smaller model fits, downloads and serves.
-      await waitFor("demo-embed ready", async () => (await nodeModels(node)).get("demo-embed")?.state === "ready", 60_000);
-      await node.stop("SIGKILL");
-    } finally {
-      execFileSync("umount", ["-l", mnt]);
-    }
-  });
+  test.skipIf(!tmpfs.ok)(
+    `a model larger than the free disk fails at once with the figures, while the node serves its other models${tmpfs.ok ? "" : ` (skipped: ${tmpfs.reason})`}`,
+    async () => {
+      const mnt = tempDir("full-disk");
+      // 2 MiB: demo-chat (~1.2 MB) plus the margin does not fit; demo-embed (~0.5 MB) does.
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]);
+      try {
+        const node = track(await startNode(router.url, "full", ["--models-dir", mnt, "--max-downloads", "1"]));
+        const failed = await waitFor(
+          "demo-chat failed",
+          async () => {
+            const m = (await nodeModels(node)).get("demo-chat");
+            return m?.state === "failed" ? m : undefined;
+          },
+          30_000,
+        );
+        expect(failed.reason).toMatch(/^not enough disk: needs 2\.\d MB, have 2\.\d MB free in /);
+        // Failed before the first byte: no partial file was ever written, and the router served nothing to this node.
+        expect(existsSync(join(mnt, "demo-chat.gguf.part"))).toBe(false);
+        expect(logLines(node).some((l) => String(l.msg).startsWith("downloading demo-chat"))).toBe(false);
+        expect((await getJson(`${node.url}/healthz`)).status).toBe("ok");
+        // The smaller model fits, downloads and serves.
+        await waitFor("demo-embed ready", async () => (await nodeModels(node)).get("demo-embed")?.state === "ready", 60_000);
+        await node.stop("SIGKILL");
+      } finally {
+        execFileSync("umount", ["-l", mnt]);
+      }
+    },
+  );
 });
 
 describe("resume", () => {
   test("a download interrupted half-way (node killed) continues from where it stopped", async () => {
     // A bigger generated model (~4 MB) and a node download limit of 1 MB/s: ~4 s to download.
-    const spec: TinyModelSpec = { name: "big", seed: 11, embeddingLength: 128, blockCount: 4, headCount: 4, headCountKv: 4, feedForwardLength: 512, contextLength: 2048 };
-    const catalog = writeCatalog(["models:", "  - id: big-chat", "    sizeBytes: 4000000", "    memoryBytes: 100000000", "    source:", `      generate: ${specYaml(spec)}`]);
+    const spec: TinyModelSpec = {
+      name: "big",
+      seed: 11,
+      embeddingLength: 128,
+      blockCount: 4,
+      headCount: 4,
+      headCountKv: 4,
+      feedForwardLength: 512,
+      contextLength: 2048,
+    };
+    const catalog = writeCatalog([
+      "models:",
+      "  - id: big-chat",
+      "    sizeBytes: 4000000",
+      "    memoryBytes: 100000000",
+      "    source:",
+      `      generate: ${specYaml(spec)}`,
+    ]);
     const router = track(await startRouter(["--catalog", catalog]));
     const dir = tempDir("node-resume");
     const first = track(await startNode(router.url, "resumer", ["--download-limit", "1MB"], {}, dir));
-    const progress = await waitFor("a quarter downloaded", async () => {
-      const m = (await nodeModels(first)).get("big-chat");
-      return m?.state === "downloading" && (m.progress ?? 0) >= 0.25 ? m.progress : undefined;
-    }, 30_000, 50);
+    const progress = await waitFor(
+      "a quarter downloaded",
+      async () => {
+        const m = (await nodeModels(first)).get("big-chat");
+        return m?.state === "downloading" && (m.progress ?? 0) >= 0.25 ? m.progress : undefined;
+      },
+      30_000,
+      50,
+    );
     await first.stop("SIGKILL");
     const paths = modelFilePaths(join(dir, "models"), "big-chat");
     const { size: partSize } = await (await open(paths.part, "r")).stat();
@@ -314,13 +370,22 @@ describe("engine kinds", () => {
     mkdirSync(store, { recursive: true });
     const fakeOllamaDir = join(REPO_ROOT, "test/fixtures/ollama");
     const ollamaNode = track(
-      await startNode(router.url, "ollama-node", ["--engine", "ollama"], { PATH: `${fakeOllamaDir}:${process.env.PATH}`, OLLAMA_MODELS: store, FAKE_OLLAMA_PULL_STEP_MS: "100" }),
+      await startNode(router.url, "ollama-node", ["--engine", "ollama"], {
+        PATH: `${fakeOllamaDir}:${process.env.PATH}`,
+        OLLAMA_MODELS: store,
+        FAKE_OLLAMA_PULL_STEP_MS: "100",
+      }),
     );
     // Pull progress shows as `downloading` with a fraction on the node.
-    const pulling = await waitFor("pull progress", async () => {
-      const m = (await nodeModels(ollamaNode)).get("tiny-chat");
-      return m?.state === "downloading" && (m.progress ?? 0) > 0 && (m.progress ?? 0) < 1 ? m : undefined;
-    }, 30_000, 20);
+    const pulling = await waitFor(
+      "pull progress",
+      async () => {
+        const m = (await nodeModels(ollamaNode)).get("tiny-chat");
+        return m?.state === "downloading" && (m.progress ?? 0) > 0 && (m.progress ?? 0) < 1 ? m : undefined;
+      },
+      30_000,
+      20,
+    );
     expect(pulling.bytesDone).toBeGreaterThan(0);
     const template = `"${process.execPath}" ${join(REPO_ROOT, "test/fixtures/openai-server.mjs")} --model {model} --port {port} --id {id}`;
     const commandNode = track(await startNode(router.url, "command-node", ["--engine", "command", "--engine-command", template]));
@@ -343,7 +408,10 @@ describe("engine kinds", () => {
         body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
       });
       expect(res.status).toBe(200);
-      return { node: res.headers.get("x-drover-node"), body: (await res.json()) as { model: string; choices: { message: { content: string } }[]; fake: { pid: number; host?: string; port?: number } } };
+      return {
+        node: res.headers.get("x-drover-node"),
+        body: (await res.json()) as { model: string; choices: { message: { content: string } }[]; fake: { pid: number; host?: string; port?: number } },
+      };
     };
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push(await ask("tiny-chat"));
@@ -368,13 +436,18 @@ describe("engine kinds", () => {
     const pids = [fromOllama.fake.pid, coder.fake.pid, fromCommand.fake.pid];
     await ollamaNode.stop("SIGKILL");
     await commandNode.stop("SIGKILL");
-    await waitFor("engines gone with their nodes", async () => pids.every((pid) => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }), 10_000);
+    await waitFor(
+      "engines gone with their nodes",
+      async () =>
+        pids.every((pid) => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        }),
+      10_000,
+    );
   });
 });

@@ -18,7 +18,11 @@ beforeAll(async () => {
   router = await startRouter();
   node = await startNode(router.url, "node-a");
   // Every demo model, so that /api/ps below lists a settled set.
-  await waitForReady(router.url, DEMO_CATALOG.models.map((m) => m.id), 1);
+  await waitForReady(
+    router.url,
+    DEMO_CATALOG.models.map((m) => m.id),
+    1,
+  );
   ollama = new Ollama({ host: router.url, headers: AUTH_HEADERS });
 });
 
@@ -82,7 +86,12 @@ describe("Ollama API through router → node → engine", () => {
   });
 
   test("chat, not streamed: one object with the answer, counts and nanosecond durations", async () => {
-    const r = await ollama.chat({ model: CHAT, messages: [{ role: "user", content: "Hello there" }], stream: false, options: { num_predict: 12, seed: 3, temperature: 0.7 } });
+    const r = await ollama.chat({
+      model: CHAT,
+      messages: [{ role: "user", content: "Hello there" }],
+      stream: false,
+      options: { num_predict: 12, seed: 3, temperature: 0.7 },
+    });
     expect(r.model).toBe(CHAT);
     expect(r.message.role).toBe("assistant");
     expect(r.message.content.length).toBeGreaterThan(0);
@@ -137,7 +146,12 @@ describe("Ollama API through router → node → engine", () => {
     // arrived, and the request would be recorded as complete.
     const requestId = `ollama-first-line-${Date.now()}`;
     const ac = new AbortController();
-    const early = await fetch(`${router.url}/api/chat`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS, "x-request-id": requestId }, body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "Go on" }], options: { num_predict: 400 } }), signal: ac.signal });
+    const early = await fetch(`${router.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...AUTH_HEADERS, "x-request-id": requestId },
+      body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "Go on" }], options: { num_predict: 400 } }),
+      signal: ac.signal,
+    });
     const earlyReader = early.body!.getReader();
     let first = "";
     while (!first.includes("\n")) {
@@ -169,7 +183,13 @@ describe("Ollama API through router → node → engine", () => {
   });
 
   test("format: json gives parseable JSON; a JSON schema gives JSON that fits it", async () => {
-    const chat = await ollama.chat({ model: CHAT, messages: [{ role: "user", content: "JSON please" }], format: "json", stream: false, options: { num_predict: 1500, temperature: 0.8, seed: 2 } });
+    const chat = await ollama.chat({
+      model: CHAT,
+      messages: [{ role: "user", content: "JSON please" }],
+      format: "json",
+      stream: false,
+      options: { num_predict: 1500, temperature: 0.8, seed: 2 },
+    });
     expect(typeof JSON.parse(chat.message.content)).toBe("object");
     expect(chat.done_reason).toBe("stop");
     const schema = { type: "object", properties: { ok: { type: "boolean" }, color: { enum: ["red", "green", "blue"] } }, required: ["ok", "color"] };
@@ -196,7 +216,10 @@ describe("Ollama API through router → node → engine", () => {
   });
 
   test("unknown model → 404 in Ollama's shape, through the client and on the wire", async () => {
-    await expect(ollama.chat({ model: "no-such-model", messages: [{ role: "user", content: "hi" }], stream: false })).rejects.toMatchObject({ status_code: 404, error: 'model "no-such-model" not found' });
+    await expect(ollama.chat({ model: "no-such-model", messages: [{ role: "user", content: "hi" }], stream: false })).rejects.toMatchObject({
+      status_code: 404,
+      error: 'model "no-such-model" not found',
+    });
     const res = await post("/api/generate", JSON.stringify({ model: "no-such-model", prompt: "hi" }));
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'model "no-such-model" not found' });
@@ -221,24 +244,43 @@ describe("Ollama API through router → node → engine", () => {
   });
 
   test("bodies sent without a JSON content type (curl -d) are read as JSON, as Ollama does", async () => {
-    const res = await post("/api/generate", JSON.stringify({ model: CHAT, prompt: "hi", stream: false, options: { num_predict: 2 } }), { "content-type": "application/x-www-form-urlencoded" });
+    const res = await post("/api/generate", JSON.stringify({ model: CHAT, prompt: "hi", stream: false, options: { num_predict: 2 } }), {
+      "content-type": "application/x-www-form-urlencoded",
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ done: true, eval_count: 2 });
   });
 
   test("inference routes need the API key; the answer is Ollama-shaped", async () => {
-    const res = await fetch(`${router.url}/api/chat`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: CHAT, messages: [] }) });
+    const res = await fetch(`${router.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: CHAT, messages: [] }),
+    });
     expect(res.status).toBe(401);
     expect(typeof ((await res.json()) as { error: unknown }).error).toBe("string");
   });
 
   test("requests go into the history like the OpenAI routes', with the key, node and token counts", async () => {
     const requestId = `ollama-hist-${Date.now()}`;
-    const res = await post("/api/chat", JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], options: { num_predict: 6 } }), { "x-request-id": requestId });
+    const res = await post("/api/chat", JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], options: { num_predict: 6 } }), {
+      "x-request-id": requestId,
+    });
     expect(res.headers.get("x-request-id")).toBe(requestId);
     await res.text();
     const rec = await waitFor("the history record", () => getJson(`${router.url}/api/requests/${requestId}`).catch(() => null), 10_000, 100);
-    expect(rec).toMatchObject({ requestId, api: "ollama", endpoint: "/api/chat", model: CHAT, stream: true, keyName: "bootstrap", nodeName: "node-a", status: 200, error: null, completionTokens: 6 });
+    expect(rec).toMatchObject({
+      requestId,
+      api: "ollama",
+      endpoint: "/api/chat",
+      model: CHAT,
+      stream: true,
+      keyName: "bootstrap",
+      nodeName: "node-a",
+      status: 200,
+      error: null,
+      completionTokens: 6,
+    });
     expect(rec.promptTokens).toBeGreaterThan(0);
   });
 
@@ -275,7 +317,11 @@ describe("Ollama API: a full queue", () => {
   });
 
   test("503 with Retry-After and {error}", async () => {
-    const res = await fetch(`${small.url}/api/chat`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }] }) });
+    const res = await fetch(`${small.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }] }),
+    });
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("1");
     expect((await res.json()) as { error: string }).toEqual({ error: expect.stringMatching(/queue is full/) });

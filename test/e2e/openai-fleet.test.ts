@@ -5,7 +5,17 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../src/catalog/builtin.js";
 import { schemaErrors } from "../support/openapi-schemas.js";
-import { AUTH_HEADERS, getJson, routerCredentialFor, startNode, startRouter, TEST_API_KEY, waitFor, waitForReady, type DroverProcess } from "../support/fleet.js";
+import {
+  AUTH_HEADERS,
+  getJson,
+  routerCredentialFor,
+  startNode,
+  startRouter,
+  TEST_API_KEY,
+  waitFor,
+  waitForReady,
+  type DroverProcess,
+} from "../support/fleet.js";
 
 const CHAT = "demo-chat";
 const EMBED = "demo-embed";
@@ -74,7 +84,10 @@ describe("OpenAI API through router → node → engine", () => {
     // which is only possible if that chunk arrived before the generation ended.
     const requestId = `openai-first-chunk-${Date.now()}`;
     const ac = new AbortController();
-    const early = await client.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Tell me a long story" }], max_tokens: 2000, stream: true }, { headers: { "x-request-id": requestId }, signal: ac.signal });
+    const early = await client.chat.completions.create(
+      { model: CHAT, messages: [{ role: "user", content: "Tell me a long story" }], max_tokens: 2000, stream: true },
+      { headers: { "x-request-id": requestId }, signal: ac.signal },
+    );
     for await (const chunk of early) {
       expect(chunk.object).toBe("chat.completion.chunk");
       break; // leaving the loop aborts the request

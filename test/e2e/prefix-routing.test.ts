@@ -128,7 +128,11 @@ describe("prefix-affinity routing (the default)", { timeout: 120_000 }, () => {
       const streams = await Promise.all([open(), open()]);
       expect(streams.map((s) => s.headers["x-drover-node"])).toEqual(["a", "a"]);
       let ended = 0;
-      for (const s of streams) s.body.text().then(() => ended++, () => undefined);
+      for (const s of streams)
+        s.body.text().then(
+          () => ended++,
+          () => undefined,
+        );
       const next = await turn([...conv], "One more while a is busy.");
       // Causal: the streams still held node a when the request was answered elsewhere.
       expect(ended).toBe(0);
@@ -138,7 +142,12 @@ describe("prefix-affinity routing (the default)", { timeout: 120_000 }, () => {
     } finally {
       ac.abort();
     }
-    await waitFor("all slots free again", async () => (await getJson(`${router.url}/api/nodes`)).nodes.every((n: { inFlight: number }) => n.inFlight === 0), 30_000, 50);
+    await waitFor(
+      "all slots free again",
+      async () => (await getJson(`${router.url}/api/nodes`)).nodes.every((n: { inFlight: number }) => n.inFlight === 0),
+      30_000,
+      50,
+    );
     // Free again: the conversation is back on its node.
     expect((await turn(conv, "Back to normal?")).node).toBe("a");
   });

@@ -31,7 +31,11 @@ afterAll(async () => {
 
 const auth = async (router: DroverProcess) => ({ "content-type": "application/json", authorization: `Bearer ${await adminToken(router.url)}` });
 const chat = (router: DroverProcess, apiKey: string) =>
-  new OpenAI({ baseURL: `${router.url}/v1`, apiKey, maxRetries: 0 }).chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+  new OpenAI({ baseURL: `${router.url}/v1`, apiKey, maxRetries: 0 }).chat.completions.create({
+    model: CHAT,
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 2,
+  });
 
 describe("routers sharing PostgreSQL", () => {
   test("both routers started; the database banner hides the password; one admin, one bootstrap key", async () => {
@@ -51,14 +55,31 @@ describe("routers sharing PostgreSQL", () => {
 
     const revoked = await fetch(`${a.url}/api/keys/made-on-a`, { method: "DELETE", headers: { authorization: (await auth(a)).authorization } });
     expect(revoked.status).toBe(200);
-    const err = await waitFor("router B to refuse the revoked key", () => chat(b, key).then(() => null, (e: unknown) => e), 15_000, 250);
+    const err = await waitFor(
+      "router B to refuse the revoked key",
+      () =>
+        chat(b, key).then(
+          () => null,
+          (e: unknown) => e,
+        ),
+      15_000,
+      250,
+    );
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
   test("a user created on B logs in on A; B's request history and node are visible from A", async () => {
-    const created = await fetch(`${b.url}/api/users`, { method: "POST", headers: await auth(b), body: JSON.stringify({ username: "ops", password: "ops-password", role: "viewer" }) });
+    const created = await fetch(`${b.url}/api/users`, {
+      method: "POST",
+      headers: await auth(b),
+      body: JSON.stringify({ username: "ops", password: "ops-password", role: "viewer" }),
+    });
     expect(created.status).toBe(201);
-    const login = await fetch(`${a.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "ops", password: "ops-password" }) });
+    const login = await fetch(`${a.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "ops", password: "ops-password" }),
+    });
     expect(login.status).toBe(200);
 
     const requestId = `pg-${Date.now()}`;
@@ -71,7 +92,12 @@ describe("routers sharing PostgreSQL", () => {
     expect((await getJson(`${a.url}/api/requests?node=pg-node&model=${CHAT}`)).total).toBeGreaterThanOrEqual(2);
 
     // A learns of the node from the shared table (listed offline: it registered with B only).
-    const seen = await waitFor("A to list B's node", async () => (await getJson(`${a.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "pg-node"), 40_000, 500);
+    const seen = await waitFor(
+      "A to list B's node",
+      async () => (await getJson(`${a.url}/api/nodes`)).nodes.find((n: { name: string }) => n.name === "pg-node"),
+      40_000,
+      500,
+    );
     expect(seen.state).toBe("offline");
   }, 60_000);
 

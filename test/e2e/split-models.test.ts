@@ -26,7 +26,17 @@ afterAll(async () => {
 
 const MODEL = "split-chat";
 // ~4 MB in three parts: big enough that a node limited to 1 MB/s is caught inside part 2.
-const SPEC: TinyModelSpec = { name: MODEL, seed: 21, embeddingLength: 128, blockCount: 4, headCount: 4, headCountKv: 4, feedForwardLength: 512, contextLength: 2048, parts: 3 };
+const SPEC: TinyModelSpec = {
+  name: MODEL,
+  seed: 21,
+  embeddingLength: 128,
+  blockCount: 4,
+  headCount: 4,
+  headCountKv: 4,
+  feedForwardLength: 512,
+  contextLength: 2048,
+  parts: 3,
+};
 const partName = (i: number) => `${MODEL}-0000${i + 1}-of-00003.gguf`;
 
 async function nodeModel(node: DroverProcess): Promise<ModelStatus | undefined> {
@@ -91,12 +101,26 @@ describe("a split model (3 parts) through router and nodes", () => {
     const total = parts.reduce((sum, p) => sum + p.length, 0);
     writeFileSync(
       catalogPath,
-      ["name: split", "models:", `  - id: ${MODEL}`, `    sizeBytes: ${total}`, "    memoryBytes: 100000000", "    capabilities: [chat, completion]", "    contextLength: 2048", "    source:", `      gguf: { url: ${upstream.fileUrl(partName(0))} }`, ""].join("\n"),
+      [
+        "name: split",
+        "models:",
+        `  - id: ${MODEL}`,
+        `    sizeBytes: ${total}`,
+        "    memoryBytes: 100000000",
+        "    capabilities: [chat, completion]",
+        "    contextLength: 2048",
+        "    source:",
+        `      gguf: { url: ${upstream.fileUrl(partName(0))} }`,
+        "",
+      ].join("\n"),
     );
     routerDir = tempDir("router");
     router = track(await startRouter(["--catalog", catalogPath, "--data-dir", routerDir, "--heartbeat-ms", "1000"]));
     for (const name of ["a", "b"]) dirs[name] = tempDir(`node-${name}`);
-    [nodes.a, nodes.b] = (await Promise.all([startNode(router.url, "a", [], {}, dirs.a), startNode(router.url, "b", [], {}, dirs.b)])).map(track) as [DroverProcess, DroverProcess];
+    [nodes.a, nodes.b] = (await Promise.all([startNode(router.url, "a", [], {}, dirs.a), startNode(router.url, "b", [], {}, dirs.b)])).map(track) as [
+      DroverProcess,
+      DroverProcess,
+    ];
     await waitForReady(router.url, [MODEL], 2);
   }, 180_000);
 
@@ -105,14 +129,17 @@ describe("a split model (3 parts) through router and nodes", () => {
   });
 
   test("both nodes are ready with every part fetched once from upstream, and chat works through the router", async () => {
-    for (let i = 0; i < 3; i++) expect(upstream.fileRequests(partName(i))).toMatchObject([{ path: `/${partName(i)}`, range: undefined, ifRange: undefined, status: 200 }]);
+    for (let i = 0; i < 3; i++)
+      expect(upstream.fileRequests(partName(i))).toMatchObject([{ path: `/${partName(i)}`, range: undefined, ifRange: undefined, status: 200 }]);
     const row = await cacheRow(router.url);
     expect(row.state).toBe("cached");
     expect(row.upstream).toMatchObject({ fetches: 3, requests: 3, failures: 0 });
     expect(row.parts.map((p) => [p.part, p.state, p.sizeBytes, p.upstream.fetches])).toEqual(parts.map((p, i) => [i + 1, "cached", p.length, 1]));
 
     // The catalog nodes get names every part's checksum.
-    const catalog = await getJson<{ models: { id: string; parts?: { sha256?: string }[] }[] }>(`${router.url}/api/catalog`, { headers: { authorization: "Bearer test-node-token" } });
+    const catalog = await getJson<{ models: { id: string; parts?: { sha256?: string }[] }[] }>(`${router.url}/api/catalog`, {
+      headers: { authorization: "Bearer test-node-token" },
+    });
     expect(catalog.models.find((m) => m.id === MODEL)!.parts!.map((p) => p.sha256)).toEqual(row.parts.map((p) => p.sha256));
 
     for (const name of ["a", "b"]) {
@@ -125,7 +152,9 @@ describe("a split model (3 parts) through router and nodes", () => {
     const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: TEST_API_KEY, maxRetries: 0 });
     const servedBy = new Set<string>();
     for (let i = 0; i < 4; i++) {
-      const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: `hi ${i}` }], max_tokens: 4 }).withResponse();
+      const { data, response } = await client.chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: `hi ${i}` }], max_tokens: 4 })
+        .withResponse();
       expect(data.choices[0]!.message.content!.length).toBeGreaterThan(0);
       servedBy.add(response.headers.get("x-drover-node")!);
     }
@@ -137,10 +166,15 @@ describe("a split model (3 parts) through router and nodes", () => {
     const first = track(await startNode(router.url, "resumer", ["--download-limit", "1MB"], {}, dir));
     // Inside part 2: past part 1 and a fifth of part 2, not yet at its end.
     const into2 = parts[0]!.length + parts[1]!.length * 0.2;
-    await waitFor("the download inside part 2", async () => {
-      const m = await nodeModel(first);
-      return m?.state === "downloading" && (m.bytesDone ?? 0) >= into2 && (m.bytesDone ?? 0) < parts[0]!.length + parts[1]!.length * 0.8;
-    }, 30_000, 50);
+    await waitFor(
+      "the download inside part 2",
+      async () => {
+        const m = await nodeModel(first);
+        return m?.state === "downloading" && (m.bytesDone ?? 0) >= into2 && (m.bytesDone ?? 0) < parts[0]!.length + parts[1]!.length * 0.8;
+      },
+      30_000,
+      50,
+    );
     await first.stop("SIGKILL");
     expect((await readFile(nodePartPath(dir, 0))).equals(parts[0]!)).toBe(true);
     const partial = (await stat(`${nodePartPath(dir, 1)}.part`)).size;
@@ -174,7 +208,11 @@ describe("a split model (3 parts) through router and nodes", () => {
     nodes.b = track(await startNode(router.url, "b", [], {}, dirs.b));
     await waitFor("node b ready again", async () => (await nodeModel(nodes.b!))?.state === "ready", 60_000);
 
-    expect(logLines(nodes.b!).some((l) => String(l.msg).includes("existing model file does not match the catalog checksum") && String(l.path).endsWith("-00002-of-00003.gguf"))).toBe(true);
+    expect(
+      logLines(nodes.b!).some(
+        (l) => String(l.msg).includes("existing model file does not match the catalog checksum") && String(l.path).endsWith("-00002-of-00003.gguf"),
+      ),
+    ).toBe(true);
     expect(logLines(router).some((l) => String(l.msg).includes("cache file failed verification (pinned sha256)") && l.part === 2)).toBe(true);
     expect(upstream.fileRequests(partName(0))).toHaveLength(1);
     expect(upstream.fileRequests(partName(1))).toHaveLength(2);

@@ -50,7 +50,11 @@ describe("a node named in any script", () => {
     expect(data.choices[0]!.message.role).toBe("assistant");
     expect(decodeURIComponent(response.headers.get("x-drover-node")!)).toBe(NODE_NAME);
     // Streams and the Ollama dialect too.
-    const ollama = await fetch(`${router.url}/api/chat`, { method: "POST", headers: { "content-type": "application/json", ...AUTH_HEADERS }, body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], options: { num_predict: 2 } }) });
+    const ollama = await fetch(`${router.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...AUTH_HEADERS },
+      body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], options: { num_predict: 2 } }),
+    });
     expect(ollama.status).toBe(200);
     expect(decodeURIComponent(ollama.headers.get("x-drover-node")!)).toBe(NODE_NAME);
     await ollama.text();
@@ -64,8 +68,18 @@ describe("a node named in any script", () => {
 describe("the node serves only routers of its fleet", () => {
   test("every route but /healthz refuses a caller without the router credential, even one holding the node token", async () => {
     const attempts: [string, RequestInit][] = [
-      ["/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }) }],
-      ["/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 2 }) }],
+      [
+        "/v1/chat/completions",
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+        },
+      ],
+      [
+        "/v1/completions",
+        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: CHAT, prompt: "hi", max_tokens: 2 }) },
+      ],
       ["/v1/models", {}],
       ["/api/logs?tail=5", {}],
       ["/metrics", {}],
@@ -88,7 +102,11 @@ describe("the node serves only routers of its fleet", () => {
 });
 
 async function adminSession(): Promise<string> {
-  const res = await fetch(`${router.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "test-admin-password" }) });
+  const res = await fetch(`${router.url}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: "test-admin-password" }),
+  });
   return ((await res.json()) as { token: string }).token;
 }
 
@@ -130,7 +148,10 @@ describe("node identity", () => {
   });
 
   test("registrations that never pass the gate are forgotten after --node-prune-after", async () => {
-    const res = await register({ nodeId: "never-ready", name: "never-ready", apiUrl: `http://127.0.0.1:${(other.address() as AddressInfo).port}` }, "never-ready-secret-0123456789");
+    const res = await register(
+      { nodeId: "never-ready", name: "never-ready", apiUrl: `http://127.0.0.1:${(other.address() as AddressInfo).port}` },
+      "never-ready-secret-0123456789",
+    );
     expect(res.status).toBe(503);
     const listed = async () => (await getJson<{ nodes: { id: string }[] }>(`${router.url}/api/nodes`)).nodes.some((n) => n.id === "never-ready");
     expect(await listed()).toBe(true);

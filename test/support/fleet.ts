@@ -79,16 +79,45 @@ export const NODE_BANNER = /drover node\s+(http:\/\/\S+)/;
 
 export function startRouter(extra: string[] = [], env: Record<string, string> = {}): Promise<DroverProcess> {
   const dataDir = tempDir("router");
-  return startDrover(["router", "--host", "127.0.0.1", "--port", "0", "--catalog", "demo", "--data-dir", dataDir, "--node-token", TEST_NODE_TOKEN, ...extra], ROUTER_BANNER, {
-    DROVER_API_KEY: TEST_API_KEY,
-    DROVER_ADMIN_PASSWORD: TEST_ADMIN.password,
-    ...env,
-  });
+  return startDrover(
+    ["router", "--host", "127.0.0.1", "--port", "0", "--catalog", "demo", "--data-dir", dataDir, "--node-token", TEST_NODE_TOKEN, ...extra],
+    ROUTER_BANNER,
+    {
+      DROVER_API_KEY: TEST_API_KEY,
+      DROVER_ADMIN_PASSWORD: TEST_ADMIN.password,
+      ...env,
+    },
+  );
 }
 
-export function startNode(routerUrl: string, name: string, extra: string[] = [], env: Record<string, string> = {}, dataDir = tempDir(`node-${name}`)): Promise<DroverProcess> {
+export function startNode(
+  routerUrl: string,
+  name: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+  dataDir = tempDir(`node-${name}`),
+): Promise<DroverProcess> {
   return startDrover(
-    ["node", "--router", routerUrl, "--host", "127.0.0.1", "--port", "0", "--name", name, "--data-dir", dataDir, "--threads", "1", "--slots", "2", "--node-token", TEST_NODE_TOKEN, ...extra],
+    [
+      "node",
+      "--router",
+      routerUrl,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--name",
+      name,
+      "--data-dir",
+      dataDir,
+      "--threads",
+      "1",
+      "--slots",
+      "2",
+      "--node-token",
+      TEST_NODE_TOKEN,
+      ...extra,
+    ],
     NODE_BANNER,
     env,
   ).then((node) => {
@@ -172,8 +201,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 /** Resolves once `count` nodes report every listed model ready. */
 export function waitForReady(routerUrl: string, models: string[], count: number, timeoutMs = 120_000) {
-  return waitFor(`${count} ready node(s) for ${models.join(", ")}`, async () => {
-    const { models: rows } = await getJson<{ models: { id: string; readyNodes: number }[] }>(`${routerUrl}/api/models`);
-    return models.every((id) => (rows.find((r) => r.id === id)?.readyNodes ?? 0) >= count);
-  }, timeoutMs);
+  return waitFor(
+    `${count} ready node(s) for ${models.join(", ")}`,
+    async () => {
+      const { models: rows } = await getJson<{ models: { id: string; readyNodes: number }[] }>(`${routerUrl}/api/models`);
+      return models.every((id) => (rows.find((r) => r.id === id)?.readyNodes ?? 0) >= count);
+    },
+    timeoutMs,
+  );
 }

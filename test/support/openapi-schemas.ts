@@ -39,5 +39,7 @@ export function schemaErrors(name: string, value: unknown): string[] {
   const validate = load().getSchema(`openai#/components/schemas/${name}`);
   if (!validate) throw new Error(`schema ${name} not found in ${OPENAPI_PATH}`);
   if (validate(value)) return [];
-  return (validate.errors ?? []).map((e: { instancePath: string; message?: string; params: unknown }) => `${e.instancePath || "(root)"} ${e.message} ${JSON.stringify(e.params)}`);
+  return (validate.errors ?? []).map(
+    (e: { instancePath: string; message?: string; params: unknown }) => `${e.instancePath || "(root)"} ${e.message} ${JSON.stringify(e.params)}`,
+  );
 }

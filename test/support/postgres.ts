@@ -93,7 +93,11 @@ export async function startPostgres(): Promise<TestPostgres> {
     }
   };
   process.once("exit", () => {
-    if (!stopped && running) spawnSync(asRoot ? "runuser" : join(bin, "pg_ctl"), asRoot ? ["-u", "postgres", "--", join(bin, "pg_ctl"), "-D", dataDir, "-m", "immediate", "stop"] : ["-D", dataDir, "-m", "immediate", "stop"]);
+    if (!stopped && running)
+      spawnSync(
+        asRoot ? "runuser" : join(bin, "pg_ctl"),
+        asRoot ? ["-u", "postgres", "--", join(bin, "pg_ctl"), "-D", dataDir, "-m", "immediate", "stop"] : ["-D", dataDir, "-m", "immediate", "stop"],
+      );
   });
 
   return {

@@ -52,7 +52,11 @@ describe("behind a load balancer (trustProxy)", () => {
   afterAll(() => router?.close());
 
   const login = (clientIp: string, username: string) =>
-    fetch(`${router.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json", "x-forwarded-for": clientIp }, body: JSON.stringify({ username, password: "wrong-password" }) });
+    fetch(`${router.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": clientIp },
+      body: JSON.stringify({ username, password: "wrong-password" }),
+    });
 
   test("login limits count the client's address from X-Forwarded-For, not the balancer's", async () => {
     for (let i = 0; i < 20; i++) expect((await login("203.0.113.10", `spray${i}`)).status).toBe(401);
@@ -71,10 +75,11 @@ describe("unknown API keys", () => {
     const counting = new Proxy(store.apiKeys, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver) as unknown;
-        if (prop === "findByHash") return (...args: unknown[]) => {
-          lookups++;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
+        if (prop === "findByHash")
+          return (...args: unknown[]) => {
+            lookups++;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
         return typeof value === "function" ? value.bind(target) : value;
       },
     }) as ApiKeysRepository;

@@ -49,7 +49,8 @@ describe("admission queue", () => {
   test("waiters are served in FIFO order", async () => {
     const { registry, queue } = setup();
     const order: number[] = [];
-    const leases = Array.from({ length: 5 }, (_, i) => queue.acquire("a", never()).then((l) => {
+    const leases = Array.from({ length: 5 }, (_, i) =>
+      queue.acquire("a", never()).then((l) => {
         order.push(i);
         return l;
       }),

@@ -28,7 +28,9 @@ describe("affinity key", () => {
 
   test("content given as parts keys like itself across turns", () => {
     const parts = [system, { role: "user", content: [{ type: "text", text: "hello" }] }];
-    expect(affinityKeyOf(CHAT, "m", { messages: [...parts, { role: "assistant", content: "x" }, { role: "user", content: "y" }] }, {})).toBe(affinityKeyOf(CHAT, "m", { messages: parts }, {}));
+    expect(affinityKeyOf(CHAT, "m", { messages: [...parts, { role: "assistant", content: "x" }, { role: "user", content: "y" }] }, {})).toBe(
+      affinityKeyOf(CHAT, "m", { messages: parts }, {}),
+    );
   });
 
   test("a completion prompt is keyed by its first bytes", () => {

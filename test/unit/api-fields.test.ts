@@ -34,7 +34,10 @@ function tables(): Map<string, Row[]> {
       continue;
     }
     if (!line.startsWith("| `") && !line.startsWith("| content")) continue;
-    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
     // "`a`, `b` (generate)": the names in backticks, each with the route it is limited to, if any.
     const fields = [...cells[0]!.matchAll(/`([^`]+)`(?:\s*\((\w+)\))?/g)].map((m) => ({ name: m[1]!, only: m[2] }));
     const exampleCell = /^`(.*)`$/.exec(cells[2] ?? "")?.[1];
@@ -47,11 +50,20 @@ function tables(): Map<string, Row[]> {
 
 const doc = tables();
 const refused = (heading: string) =>
-  (doc.get(heading) ?? []).filter((r) => r.status.startsWith("refused") && r.example !== undefined).flatMap((r) => r.fields.map((f) => ({ ...f, example: r.example })));
+  (doc.get(heading) ?? [])
+    .filter((r) => r.status.startsWith("refused") && r.example !== undefined)
+    .flatMap((r) => r.fields.map((f) => ({ ...f, example: r.example })));
 
 describe("docs/API-FIELDS.md", () => {
   it("has the tables the tests read", () => {
-    for (const h of ["POST /v1/chat/completions", "POST /v1/completions", "POST /v1/embeddings", "Ollama: POST /api/chat and /api/generate", "Ollama: POST /api/embed and /api/embeddings", "Ollama options"]) {
+    for (const h of [
+      "POST /v1/chat/completions",
+      "POST /v1/completions",
+      "POST /v1/embeddings",
+      "Ollama: POST /api/chat and /api/generate",
+      "Ollama: POST /api/embed and /api/embeddings",
+      "Ollama options",
+    ]) {
       expect(refused(h).length, h).toBeGreaterThan(0);
     }
   });
@@ -76,7 +88,17 @@ describe("/v1 fields documented as refused: the llama engine answers 400 naming 
     dir = await mkdtemp(join(tmpdir(), "drover-fields-"));
     const path = join(dir, "m.gguf");
     await writeTinyModel(DEMO_CATALOG.models.find((m) => m.id === model)!.source.generate!, path);
-    engine = await runLlamaEngine({ modelPath: path, modelId: model, host: "127.0.0.1", port: 0, threads: 1, slots: 1, contextSize: 2048, handleSignals: false, logger: pino({ level: "silent" }) });
+    engine = await runLlamaEngine({
+      modelPath: path,
+      modelId: model,
+      host: "127.0.0.1",
+      port: 0,
+      threads: 1,
+      slots: 1,
+      contextSize: 2048,
+      handleSignals: false,
+      logger: pino({ level: "silent" }),
+    });
   }, 60_000);
   afterAll(async () => {
     await engine?.close();
@@ -95,7 +117,11 @@ describe("/v1 fields documented as refused: the llama engine answers 400 naming 
     expect(body.error.param).toBe(name);
     // Without the field the same request is fine: the refusal is about this field.
     if (route !== "/v1/embeddings" || name !== "dimensions") {
-      const ok = await fetch(`http://127.0.0.1:${engine.port}${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(base[route]) });
+      const ok = await fetch(`http://127.0.0.1:${engine.port}${route}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(base[route]),
+      });
       expect(ok.status).toBe(200);
       await ok.arrayBuffer();
     }
@@ -104,7 +130,8 @@ describe("/v1 fields documented as refused: the llama engine answers 400 naming 
 
 describe("Ollama fields documented as refused: the router answers 400 naming them", () => {
   const target = { modelId: "demo-chat", contextLength: 4096 };
-  const chat = (extra: Record<string, unknown>) => chatToOpenAi(OllamaChatRequest.parse({ model: "m", messages: [{ role: "user", content: "hi" }], ...extra }), target);
+  const chat = (extra: Record<string, unknown>) =>
+    chatToOpenAi(OllamaChatRequest.parse({ model: "m", messages: [{ role: "user", content: "hi" }], ...extra }), target);
   const generate = (extra: Record<string, unknown>) => generateToOpenAi(OllamaGenerateRequest.parse({ model: "m", prompt: "hi", ...extra }), target);
   const embed = (extra: Record<string, unknown>) => embedToOpenAi(OllamaEmbedRequest.parse({ model: "m", input: "hi", ...extra }), target);
 

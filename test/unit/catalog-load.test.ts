@@ -75,7 +75,16 @@ describe("catalog loader", () => {
   });
 
   it("reports JSON line numbers too", () => {
-    const text = JSON.stringify({ models: [{ id: "a", sizeBytes: 1, memoryBytes: 1, source: { ollama: "a" } }, { id: "b", sizeBytes: -1, memoryBytes: 1, source: { ollama: "b" } }] }, null, 2);
+    const text = JSON.stringify(
+      {
+        models: [
+          { id: "a", sizeBytes: 1, memoryBytes: 1, source: { ollama: "a" } },
+          { id: "b", sizeBytes: -1, memoryBytes: 1, source: { ollama: "b" } },
+        ],
+      },
+      null,
+      2,
+    );
     const line = text.split("\n").findIndex((l) => l.includes("-1")) + 1;
     expect(errorOf(text)).toContain(`models.1.sizeBytes (line ${line})`);
   });
@@ -102,17 +111,24 @@ describe("split models in a catalog", () => {
 ${parts}`;
 
   it("accepts every part listed with its sha256, the first being the url", () => {
-    const c = parseCatalog(split(`        parts:
+    const c = parseCatalog(
+      split(`        parts:
           - { url: http://h/big-00001-of-00002.gguf, sha256: ${"a".repeat(64)} }
           - { url: http://h/big-00002-of-00002.gguf, sha256: ${"b".repeat(64)} }
-`), "t.yaml");
+`),
+      "t.yaml",
+    );
     expect(c.models[0]!.source.gguf!.parts).toHaveLength(2);
   });
 
   it("refuses parts whose first is not the url, naming the line", () => {
-    expect(errorOf(split(`        parts:
+    expect(
+      errorOf(
+        split(`        parts:
           - { url: http://h/other.gguf }
-`))).toMatch(/models\.0\.source\.gguf\.parts \(line 9\): parts\[0\]\.url must be the same as url/);
+`),
+      ),
+    ).toMatch(/models\.0\.source\.gguf\.parts \(line 9\): parts\[0\]\.url must be the same as url/);
   });
 
   it("the default catalog's gpt-oss:120b is a three-part split model", async () => {

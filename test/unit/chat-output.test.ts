@@ -59,7 +59,8 @@ describe("Harmony (gpt-oss)", () => {
   });
 
   it("a malformed call falls back to text", () => {
-    const raw = '<|channel|>analysis<|message|>Call it.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": Par';
+    const raw =
+      '<|channel|>analysis<|message|>Call it.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": Par';
     expect(parse("harmony", raw)).toEqual([
       { type: "reasoning", text: "Call it." },
       { type: "content", text: '{"city": Par' },
@@ -115,7 +116,8 @@ describe("Qwen3-Coder (XML calls)", () => {
 
 describe("Hermes (<tool_call> JSON)", () => {
   it("text then two calls", () => {
-    const raw = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n<tool_call>\n{"name": "search", "arguments": {"q": "fjords"}}\n</tool_call>';
+    const raw =
+      'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n<tool_call>\n{"name": "search", "arguments": {"q": "fjords"}}\n</tool_call>';
     expect(parse("hermes", raw)).toEqual([
       { type: "content", text: "Let me check.\n" },
       { type: "tool_call", name: "get_weather", arguments: '{"city":"Oslo"}' },

@@ -12,10 +12,14 @@ const dir = mkdtempSync(join(tmpdir(), "drover-bundle-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("vendored chat templates", () => {
-  it.each(["openai-gpt-oss-120b.jinja", "Qwen3-Coder.jinja"])("%s is llama.cpp's copy", (file) => {
-    execFileSync("git", ["init", "-q", dir]);
-    execFileSync("git", ["-C", dir, "fetch", "-q", BUNDLE]);
-    const upstream = execFileSync("git", ["-C", dir, "show", `FETCH_HEAD:models/templates/${file}`], { maxBuffer: 1 << 24 }).toString("utf8");
-    expect(readFileSync(join(REPO_ROOT, "assets/chat-templates", file), "utf8")).toBe(upstream);
-  }, 60_000);
+  it.each(["openai-gpt-oss-120b.jinja", "Qwen3-Coder.jinja"])(
+    "%s is llama.cpp's copy",
+    (file) => {
+      execFileSync("git", ["init", "-q", dir]);
+      execFileSync("git", ["-C", dir, "fetch", "-q", BUNDLE]);
+      const upstream = execFileSync("git", ["-C", dir, "show", `FETCH_HEAD:models/templates/${file}`], { maxBuffer: 1 << 24 }).toString("utf8");
+      expect(readFileSync(join(REPO_ROOT, "assets/chat-templates", file), "utf8")).toBe(upstream);
+    },
+    60_000,
+  );
 });

@@ -42,8 +42,18 @@ describe("a chat turn over raw model output", () => {
   it("gpt-oss: reasoning apart from the answer", async () => {
     const { result, events } = await turn("harmony", "<|channel|>analysis<|message|>Greeting.<|end|><|start|>assistant<|channel|>final<|message|>Hi there!");
     expect(result).toMatchObject({ content: "Hi there!", reasoning: "Greeting.", toolCalls: [], finishReason: "stop", promptTokens: 10, completionTokens: 20 });
-    expect(events.filter((e) => e.type === "reasoning").map((e) => (e as { text: string }).text).join("")).toBe("Greeting.");
-    expect(events.filter((e) => e.type === "content").map((e) => (e as { text: string }).text).join("")).toBe("Hi there!");
+    expect(
+      events
+        .filter((e) => e.type === "reasoning")
+        .map((e) => (e as { text: string }).text)
+        .join(""),
+    ).toBe("Greeting.");
+    expect(
+      events
+        .filter((e) => e.type === "content")
+        .map((e) => (e as { text: string }).text)
+        .join(""),
+    ).toBe("Hi there!");
   });
 
   it("gpt-oss: reasoning then two calls; finish_reason tool_calls; parallel_tool_calls false keeps the first", async () => {
@@ -54,7 +64,10 @@ describe("a chat turn over raw model output", () => {
     const both = await turn("harmony", raw);
     expect(both.result.finishReason).toBe("tool_calls");
     expect(both.result.reasoning).toBe("Two lookups.");
-    expect(both.result.toolCalls.map((c) => [c.name, c.arguments])).toEqual([["get_weather", '{"city":"Oslo"}'], ["search", '{"q":"fjord"}']]);
+    expect(both.result.toolCalls.map((c) => [c.name, c.arguments])).toEqual([
+      ["get_weather", '{"city":"Oslo"}'],
+      ["search", '{"q":"fjord"}'],
+    ]);
     expect(both.result.toolCalls.every((c) => /^call_[0-9a-f]{24}$/.test(c.id))).toBe(true);
     expect(both.events.filter((e) => e.type === "tool_call").map((e) => (e as { index: number }).index)).toEqual([0, 1]);
     const one = await turn("harmony", raw, { parallel: false });

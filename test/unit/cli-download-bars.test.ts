@@ -19,7 +19,9 @@ describe("download bars", () => {
     expect(line).toBe("gpt-oss:20b            [############------------]  50%  7.3 GB/14.5 GB  100.0 MB/s  ETA 1m13s");
     expect(formatBar(status({ progress: 0.5, bytesDone: 7.25e9, bytesTotal: 14.5e9, speed: 100e6 }), 50)).toHaveLength(50);
     // Waiting for the router's upstream fetch: the reason instead of numbers.
-    expect(formatBar(status({ progress: 0, bytesDone: 0, reason: "the router is fetching 'gpt-oss:20b' from upstream (12%)" }), 200)).toMatch(/\[-{24}\] {3}0% {2}the router is fetching/);
+    expect(formatBar(status({ progress: 0, bytesDone: 0, reason: "the router is fetching 'gpt-oss:20b' from upstream (12%)" }), 200)).toMatch(
+      /\[-{24}\] {3}0% {2}the router is fetching/,
+    );
   });
 
   it("keeps the bars below the log lines and removes them when downloads end", () => {

@@ -90,7 +90,15 @@ describe("node metric history", () => {
     ({
       id,
       lastSeen,
-      metrics: { cpuPercent: cpu, memoryUsedBytes: 1, memoryTotalBytes: 2, gpus: [{ index: 0, name: "g", utilizationPercent: 40 }, { index: 1, name: "g", utilizationPercent: 60, memoryUsedBytes: 5 }] },
+      metrics: {
+        cpuPercent: cpu,
+        memoryUsedBytes: 1,
+        memoryTotalBytes: 2,
+        gpus: [
+          { index: 0, name: "g", utilizationPercent: 40 },
+          { index: 1, name: "g", utilizationPercent: 60, memoryUsedBytes: 5 },
+        ],
+      },
       inFlight: new Map([[CHAT, 2]]),
       totalRequests: 7,
       failedRequests: 1,
@@ -132,7 +140,16 @@ describe("GET /api/events and GET /api/nodes/:id/metrics", () => {
     const history = new NodeMetricHistory();
     app = Fastify({ forceCloseConnections: true });
     installErrorHandlers(app, () => {});
-    registerLiveRoutes(app, { catalog: DEMO_CATALOG, registry, queue, startedAt: Date.now(), events, activity: new FleetActivity(events), history, tickMs: 50 });
+    registerLiveRoutes(app, {
+      catalog: DEMO_CATALOG,
+      registry,
+      queue,
+      startedAt: Date.now(),
+      events,
+      activity: new FleetActivity(events),
+      history,
+      tickMs: 50,
+    });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as { port: number };
     return { url: `http://127.0.0.1:${port}`, registry, events };

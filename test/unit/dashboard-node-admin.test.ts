@@ -43,7 +43,11 @@ async function start(dataDir: string) {
   await app.ready();
   open.push({ app, registry, store });
   const call = async (method: string, url: string, body?: unknown) => {
-    const res = await app.inject({ method: method as "GET", url, ...(body === undefined ? {} : { payload: JSON.stringify(body), headers: { "content-type": "application/json" } }) });
+    const res = await app.inject({
+      method: method as "GET",
+      url,
+      ...(body === undefined ? {} : { payload: JSON.stringify(body), headers: { "content-type": "application/json" } }),
+    });
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
   };
   return { store, registry, call };
@@ -56,9 +60,20 @@ describe("node settings", () => {
     first.registry.accept(reg);
     await first.store.nodes.save({ id: reg.nodeId, name: reg.name, apiUrl: reg.apiUrl, firstSeen: Date.now() });
 
-    const res = await first.call("PATCH", "/api/nodes/node-1", { displayName: "  Rack 3 / A100  ", tags: ["a100", "rack-3", "a100"], notes: "fans replaced in May" });
+    const res = await first.call("PATCH", "/api/nodes/node-1", {
+      displayName: "  Rack 3 / A100  ",
+      tags: ["a100", "rack-3", "a100"],
+      notes: "fans replaced in May",
+    });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: "node-1", name: "gpu-box-1", displayName: "Rack 3 / A100", tags: ["a100", "rack-3"], notes: "fans replaced in May", state: "online" });
+    expect(res.body).toMatchObject({
+      id: "node-1",
+      name: "gpu-box-1",
+      displayName: "Rack 3 / A100",
+      tags: ["a100", "rack-3"],
+      notes: "fans replaced in May",
+      state: "online",
+    });
 
     // One field at a time leaves the others alone; an empty string clears.
     const partial = await first.call("PATCH", "/api/nodes/node-1", { notes: "" });

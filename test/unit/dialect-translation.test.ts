@@ -51,7 +51,12 @@ const TOOL_OBJECT = JSON.stringify({
     {
       index: 0,
       finish_reason: "tool_calls",
-      message: { role: "assistant", content: "Checking.", [REASONING_FIELD]: "The user wants weather. Call the tool.", tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","days":2}' } }] },
+      message: {
+        role: "assistant",
+        content: "Checking.",
+        [REASONING_FIELD]: "The user wants weather. Call the tool.",
+        tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","days":2}' } }],
+      },
     },
   ],
   usage: { prompt_tokens: 31, completion_tokens: 17, total_tokens: 48 },
@@ -61,7 +66,13 @@ const SSE = "text/event-stream";
 const JSON_TYPE = "application/json";
 
 /** Runs an adapter over a node answer given in one piece or byte by byte; returns what the client gets. */
-async function run(adapter: TranslatingAdapter, body: string, contentType = SSE, status = 200, byteByByte = false): Promise<{ status: number; contentType: string; text: string }> {
+async function run(
+  adapter: TranslatingAdapter,
+  body: string,
+  contentType = SSE,
+  status = 200,
+  byteByByte = false,
+): Promise<{ status: number; contentType: string; text: string }> {
   adapter.start({ status, contentType, nodeName: "n1", queueWaitMs: 0 });
   let text = "";
   const bytes = Buffer.from(body, "utf8");
@@ -148,7 +159,13 @@ describe("Responses: the node's chat answer → Response items and events", () =
     expect(final.output.map((o) => o.type)).toEqual(["reasoning", "message", "function_call"]);
     expect(final.output[0]).toMatchObject({ content: [{ type: "reasoning_text", text: "The user wants weather. Call the tool." }] });
     const call = final.output[2]!;
-    expect(call).toMatchObject({ type: "function_call", call_id: "call_abc", name: "get_weather", arguments: '{"city":"Paris","days":2}', status: "completed" });
+    expect(call).toMatchObject({
+      type: "function_call",
+      call_id: "call_abc",
+      name: "get_weather",
+      arguments: '{"city":"Paris","days":2}',
+      status: "completed",
+    });
     expect(ajv.validate(WEATHER_SCHEMA, JSON.parse(call.arguments as string))).toBe(true);
     expect(final.usage).toMatchObject({ input_tokens: 31, output_tokens: 17, total_tokens: 48 });
     expect(saved).toEqual([final]);
@@ -203,10 +220,21 @@ describe("Responses: the node's chat answer → Response items and events", () =
     });
     expect(responsesToChat(next, [], 4096).body.messages).toEqual([
       { role: "user", content: "Weather in Paris?" },
-      { role: "assistant", content: null, [REASONING_FIELD]: "The user wants weather. Call the tool.", tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+      {
+        role: "assistant",
+        content: null,
+        [REASONING_FIELD]: "The user wants weather. Call the tool.",
+        tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }],
+      },
       { role: "tool", tool_call_id: "call_abc", content: "18C" },
     ]);
-    const foreign = CreateResponseRequest.parse({ model: "m", input: [{ type: "reasoning", summary: [], encrypted_content: "gAAAA-openai" }, { role: "user", content: "x" }] });
+    const foreign = CreateResponseRequest.parse({
+      model: "m",
+      input: [
+        { type: "reasoning", summary: [], encrypted_content: "gAAAA-openai" },
+        { role: "user", content: "x" },
+      ],
+    });
     expect(() => responsesToChat(foreign, [], 4096)).toThrow(/input\.0\.encrypted_content/);
   });
 
@@ -218,7 +246,12 @@ describe("Responses: the node's chat answer → Response items and events", () =
     expect(schemaErrors("ResponseFailedEvent", last.data)).toEqual([]);
     expect((last.data.response as { error: { message: string } }).error.message).toMatch(/out of memory/);
 
-    const refused = await run(new ResponsesAdapter(true, OPENAI_ERRORS, responsesContext()), JSON.stringify({ error: { message: "the prompt is longer than the context", type: "invalid_request_error" } }), JSON_TYPE, 400);
+    const refused = await run(
+      new ResponsesAdapter(true, OPENAI_ERRORS, responsesContext()),
+      JSON.stringify({ error: { message: "the prompt is longer than the context", type: "invalid_request_error" } }),
+      JSON_TYPE,
+      400,
+    );
     expect(refused.status).toBe(400);
     expect(JSON.parse(refused.text)).toMatchObject({ error: { message: "the prompt is longer than the context", type: "invalid_request_error" } });
   });
@@ -227,7 +260,10 @@ describe("Responses: the node's chat answer → Response items and events", () =
     const req = CreateResponseRequest.parse({
       model: "m",
       instructions: "Be terse.",
-      input: [{ role: "developer", content: "Use metric units." }, { type: "message", role: "user", content: [{ type: "input_text", text: "Weather?" }] }],
+      input: [
+        { role: "developer", content: "Use metric units." },
+        { type: "message", role: "user", content: [{ type: "input_text", text: "Weather?" }] },
+      ],
       tools: TOOLS,
       tool_choice: { type: "function", name: "get_weather" },
       parallel_tool_calls: false,
@@ -264,12 +300,25 @@ describe("Responses: the node's chat answer → Response items and events", () =
       instructions: "You are Codex.",
       input: [
         { type: "message", role: "user", content: [{ type: "input_text", text: "ls" }] },
-        { type: "reasoning", summary: [{ type: "summary_text", text: "List files." }], content: [{ type: "text", text: "I will run ls." }], encrypted_content: null },
+        {
+          type: "reasoning",
+          summary: [{ type: "summary_text", text: "List files." }],
+          content: [{ type: "text", text: "I will run ls." }],
+          encrypted_content: null,
+        },
         { type: "function_call", name: "shell", arguments: '{"command":["ls"]}', call_id: "call_1" },
         { type: "function_call_output", call_id: "call_1", output: "README.md" },
         { type: "message", role: "assistant", content: [{ type: "output_text", text: "One file." }], end_turn: true, phase: "final_answer" },
       ],
-      tools: [{ type: "function", name: "shell", description: "Runs a command", strict: false, parameters: { type: "object", properties: { command: { type: "array", items: { type: "string" } } }, required: ["command"] } }],
+      tools: [
+        {
+          type: "function",
+          name: "shell",
+          description: "Runs a command",
+          strict: false,
+          parameters: { type: "object", properties: { command: { type: "array", items: { type: "string" } } }, required: ["command"] },
+        },
+      ],
       tool_choice: "auto",
       parallel_tool_calls: false,
       reasoning: { effort: "medium", summary: "auto" },
@@ -284,7 +333,12 @@ describe("Responses: the node's chat answer → Response items and events", () =
     expect(responsesToChat(codex, [], 4096).body.messages).toEqual([
       { role: "system", content: "You are Codex." },
       { role: "user", content: "ls" },
-      { role: "assistant", content: null, [REASONING_FIELD]: "I will run ls.", tool_calls: [{ id: "call_1", type: "function", function: { name: "shell", arguments: '{"command":["ls"]}' } }] },
+      {
+        role: "assistant",
+        content: null,
+        [REASONING_FIELD]: "I will run ls.",
+        tool_calls: [{ id: "call_1", type: "function", function: { name: "shell", arguments: '{"command":["ls"]}' } }],
+      },
       { role: "tool", tool_call_id: "call_1", content: "README.md" },
       { role: "assistant", content: "One file." },
     ]);
@@ -302,17 +356,48 @@ describe("Anthropic Messages: the node's chat answer → Message blocks and even
 
   test("the request: tool_choice tool → a named function, a thinking budget → reasoning effort, stop sequences", () => {
     const body = messagesToChat(request);
-    expect(body).toMatchObject({ tool_choice: { type: "function", function: { name: "get_weather" } }, tools: [{ type: "function", function: { name: "get_weather", parameters: WEATHER_SCHEMA } }], max_tokens: 64 });
-    const other = messagesToChat(MessagesRequest.parse({ ...request, tool_choice: { type: "any", disable_parallel_tool_use: true }, thinking: { type: "enabled", budget_tokens: 8000 }, stop_sequences: ["END"], system: [{ type: "text", text: "A" }, { type: "text", text: "B" }] }));
-    expect(other).toMatchObject({ tool_choice: "required", parallel_tool_calls: false, reasoning_effort: "medium", stop: ["END"], messages: [{ role: "system", content: "A\nB" }, { role: "user", content: "Weather in Paris?" }] });
+    expect(body).toMatchObject({
+      tool_choice: { type: "function", function: { name: "get_weather" } },
+      tools: [{ type: "function", function: { name: "get_weather", parameters: WEATHER_SCHEMA } }],
+      max_tokens: 64,
+    });
+    const other = messagesToChat(
+      MessagesRequest.parse({
+        ...request,
+        tool_choice: { type: "any", disable_parallel_tool_use: true },
+        thinking: { type: "enabled", budget_tokens: 8000 },
+        stop_sequences: ["END"],
+        system: [
+          { type: "text", text: "A" },
+          { type: "text", text: "B" },
+        ],
+      }),
+    );
+    expect(other).toMatchObject({
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      reasoning_effort: "medium",
+      stop: ["END"],
+      messages: [
+        { role: "system", content: "A\nB" },
+        { role: "user", content: "Weather in Paris?" },
+      ],
+    });
     expect(messagesToChat(MessagesRequest.parse({ ...request, tool_choice: { type: "none" } })).tool_choice).toBe("none");
     // What Claude Code sends besides: context editing (accepted, not applied), output settings, adaptive thinking.
     const claudeCode = messagesToChat(
-      MessagesRequest.parse({ ...request, context_management: { edits: [{ type: "clear_thinking_20251015", keep: "all" }] }, thinking: { type: "adaptive" }, output_config: { effort: "low", format: { type: "json_schema", schema: WEATHER_SCHEMA } } }),
+      MessagesRequest.parse({
+        ...request,
+        context_management: { edits: [{ type: "clear_thinking_20251015", keep: "all" }] },
+        thinking: { type: "adaptive" },
+        output_config: { effort: "low", format: { type: "json_schema", schema: WEATHER_SCHEMA } },
+      }),
     );
     expect(claudeCode).toMatchObject({ reasoning_effort: "low", response_format: { type: "json_schema", json_schema: { schema: WEATHER_SCHEMA } } });
     expect(claudeCode).not.toHaveProperty("context_management");
-    expect(() => messagesToChat(MessagesRequest.parse({ ...request, messages: [{ role: "user", content: [{ type: "tool_use", id: "t", name: "x", input: {} }] }] }))).toThrow(AnthropicHttpError);
+    expect(() =>
+      messagesToChat(MessagesRequest.parse({ ...request, messages: [{ role: "user", content: [{ type: "tool_use", id: "t", name: "x", input: {} }] }] })),
+    ).toThrow(AnthropicHttpError);
     expect(CountTokensRequest.safeParse({ model: "m", messages: [{ role: "user", content: "x" }], max_tokens: 3 }).success).toBe(false);
   });
 
@@ -337,7 +422,13 @@ describe("Anthropic Messages: the node's chat answer → Message blocks and even
   test("streamed: thinking_delta, text_delta and input_json_delta blocks in order, then message_delta with stop_reason and usage", async () => {
     const events = sseEvents((await run(new MessagesAdapter(true, "m"), TOOL_STREAM, SSE, 200, true)).text);
     for (const e of events) expect(e.data.type).toBe(e.name);
-    const shape = events.map((e) => (e.name === "content_block_delta" ? `delta:${(e.data.delta as { type: string }).type}` : e.name === "content_block_start" ? `start:${(e.data.content_block as { type: string }).type}` : e.name));
+    const shape = events.map((e) =>
+      e.name === "content_block_delta"
+        ? `delta:${(e.data.delta as { type: string }).type}`
+        : e.name === "content_block_start"
+          ? `start:${(e.data.content_block as { type: string }).type}`
+          : e.name,
+    );
     expect(shape).toEqual([
       "message_start",
       "ping",
@@ -355,7 +446,11 @@ describe("Anthropic Messages: the node's chat answer → Message blocks and even
       "message_delta",
       "message_stop",
     ]);
-    expect(events.find((e) => e.name === "message_delta")!.data).toEqual({ type: "message_delta", delta: { stop_reason: "tool_use", stop_sequence: null }, usage: { input_tokens: 31, output_tokens: 17 } });
+    expect(events.find((e) => e.name === "message_delta")!.data).toEqual({
+      type: "message_delta",
+      delta: { stop_reason: "tool_use", stop_sequence: null },
+      usage: { input_tokens: 31, output_tokens: 17 },
+    });
   });
 
   test("count_tokens answers the engine's prompt_tokens", async () => {
@@ -364,12 +459,19 @@ describe("Anthropic Messages: the node's chat answer → Message blocks and even
   });
 
   test("tool arguments that are not a JSON object: 500 api_error in Anthropic's shape, not a broken Message", async () => {
-    const bad = chunk({ tool_calls: [{ index: 0, id: "c", type: "function", function: { name: "f", arguments: "{not json" } }] }) + chunk({}, "tool_calls") + "data: [DONE]\n\n";
+    const bad =
+      chunk({ tool_calls: [{ index: 0, id: "c", type: "function", function: { name: "f", arguments: "{not json" } }] }) +
+      chunk({}, "tool_calls") +
+      "data: [DONE]\n\n";
     const out = await run(new MessagesAdapter(false, "m"), bad);
     expect(out.status).toBe(500);
     expect(JSON.parse(out.text)).toEqual({ type: "error", error: { type: "api_error", message: expect.stringMatching(/not a JSON object/) } });
     // Cut off by the token limit, the call is dropped and stop_reason says so.
-    const cut = chunk({ content: "Let me check." }) + chunk({ tool_calls: [{ index: 0, id: "c", type: "function", function: { name: "f", arguments: '{"city":"Par' } }] }) + chunk({}, "length") + "data: [DONE]\n\n";
+    const cut =
+      chunk({ content: "Let me check." }) +
+      chunk({ tool_calls: [{ index: 0, id: "c", type: "function", function: { name: "f", arguments: '{"city":"Par' } }] }) +
+      chunk({}, "length") +
+      "data: [DONE]\n\n";
     const truncated = await run(new MessagesAdapter(false, "m"), cut);
     expect(truncated.status).toBe(200);
     expect(JSON.parse(truncated.text)).toMatchObject({ stop_reason: "max_tokens", content: [{ type: "text", text: "Let me check." }] });
@@ -386,7 +488,10 @@ describe("the official clients parse the translated streams", () => {
       req.on("data", (d) => (raw += d));
       req.on("end", async () => {
         const body = JSON.parse(raw) as { stream?: boolean };
-        const adapter = req.url === "/v1/messages" ? new MessagesAdapter(body.stream === true, "m") : new ResponsesAdapter(body.stream === true, OPENAI_ERRORS, responsesContext());
+        const adapter =
+          req.url === "/v1/messages"
+            ? new MessagesAdapter(body.stream === true, "m")
+            : new ResponsesAdapter(body.stream === true, OPENAI_ERRORS, responsesContext());
         const out = await run(adapter, TOOL_STREAM);
         res.writeHead(out.status, { "content-type": out.contentType });
         res.end(out.text);

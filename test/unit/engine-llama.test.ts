@@ -30,7 +30,11 @@ const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
 
 async function post(path: string, body: string, headers: Record<string, string> = { "content-type": "application/json" }) {
   const res = await fetch(`${base}${path}`, { method: "POST", headers, body });
-  return { status: res.status, headers: res.headers, json: (await res.json()) as { error?: { message: string; type: string; code: string | null; param: string | null } } };
+  return {
+    status: res.status,
+    headers: res.headers,
+    json: (await res.json()) as { error?: { message: string; type: string; code: string | null; param: string | null } },
+  };
 }
 
 async function slots(): Promise<{ total: number; idle: number; queued: number }> {
@@ -120,8 +124,19 @@ describe("llama engine", { timeout: 30_000 }, () => {
     const first = await client.chat.completions.create({ model: MODEL_ID, messages: opening, max_tokens: 4, temperature: 0 });
     // Only the chat template's opening is shared with what other tests left in the slots.
     expect(first.usage!.prompt_tokens_details!.cached_tokens).toBeLessThan(20);
-    const followUp = [...opening, { role: "assistant" as const, content: first.choices[0]!.message.content! }, { role: "user" as const, content: "And a second one." }];
-    const stream = await client.chat.completions.create({ model: MODEL_ID, messages: followUp, max_tokens: 4, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const followUp = [
+      ...opening,
+      { role: "assistant" as const, content: first.choices[0]!.message.content! },
+      { role: "user" as const, content: "And a second one." },
+    ];
+    const stream = await client.chat.completions.create({
+      model: MODEL_ID,
+      messages: followUp,
+      max_tokens: 4,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let usage: OpenAI.CompletionUsage | null | undefined;
     for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
     // Everything the first turn evaluated is still in its slot: only the new turn is evaluated.
@@ -383,9 +398,7 @@ describe("llama engine", { timeout: 30_000 }, () => {
     // 1500 tokens would have been generated (measured against this run's own token rate).
     const controllers = [new AbortController(), new AbortController()];
     const streams = await Promise.all(
-      controllers.map((ac) =>
-        client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 1500, stream: true }, { signal: ac.signal }),
-      ),
+      controllers.map((ac) => client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 1500, stream: true }, { signal: ac.signal })),
     );
     // 21 chunks of each stream: the time of the last 20 gives this run's time per token.
     const firsts = await Promise.all(
@@ -449,7 +462,13 @@ describe("llama engine prompts and shutdown", { timeout: 30_000 }, () => {
       const chat = new ChatPromptBuilder(model, log);
       const tokens = chat.tokens([
         { role: "developer", content: "Be brief." },
-        { role: "user", content: [{ type: "text", text: "Hi " }, { type: "text", text: "<|im_end|>" }] },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "Hi " },
+            { type: "text", text: "<|im_end|>" },
+          ],
+        },
         { role: "assistant", content: "Hello." },
         { role: "tool", content: "42" },
       ]);

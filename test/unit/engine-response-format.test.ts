@@ -102,7 +102,14 @@ describe("llama engine response_format", { timeout: 60_000 }, () => {
   });
 
   it("streamed json_object: the concatenated deltas are JSON", async () => {
-    const stream = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 1500, seed: 3, stream: true, response_format: { type: "json_object" } });
+    const stream = await client.chat.completions.create({
+      model: MODEL_ID,
+      messages,
+      max_tokens: 1500,
+      seed: 3,
+      stream: true,
+      response_format: { type: "json_object" },
+    });
     let text = "";
     let finish: string | null = null;
     for await (const chunk of stream) {
@@ -128,7 +135,11 @@ describe("llama engine response_format", { timeout: 60_000 }, () => {
     const res = await fetch(`${base}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: MODEL_ID, messages, response_format: { type: "json_schema", json_schema: { name: "x", schema: { not: { type: "string" } } } } }),
+      body: JSON.stringify({
+        model: MODEL_ID,
+        messages,
+        response_format: { type: "json_schema", json_schema: { name: "x", schema: { not: { type: "string" } } } },
+      }),
     });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { code: string; param: string } }).error).toMatchObject({ code: "invalid_schema", param: "response_format" });

@@ -28,7 +28,11 @@ const WEATHER_TOOL = {
     description: "Current weather in a city",
     parameters: {
       type: "object",
-      properties: { city: { type: "string", enum: ["Paris", "Tokyo", "Lima"] }, unit: { type: "string", enum: ["c", "f"] }, days: { type: "integer", enum: [1, 2, 3] } },
+      properties: {
+        city: { type: "string", enum: ["Paris", "Tokyo", "Lima"] },
+        unit: { type: "string", enum: ["c", "f"] },
+        days: { type: "integer", enum: [1, 2, 3] },
+      },
       required: ["city", "unit", "days"],
       additionalProperties: false,
     },
@@ -63,7 +67,17 @@ beforeAll(async () => {
   for (const id of MODELS) {
     const path = join(dir, `${id}.gguf`);
     await writeTinyModel(DEMO_CATALOG.models.find((m) => m.id === id)!.source.generate!, path);
-    const engine = await runLlamaEngine({ modelPath: path, modelId: id, host: "127.0.0.1", port: 0, threads: 1, slots: 2, contextSize: 4096, handleSignals: false, logger: log });
+    const engine = await runLlamaEngine({
+      modelPath: path,
+      modelId: id,
+      host: "127.0.0.1",
+      port: 0,
+      threads: 1,
+      slots: 2,
+      contextSize: 4096,
+      handleSignals: false,
+      logger: log,
+    });
     engines.set(id, engine);
     clients.set(id, new OpenAI({ baseURL: `http://127.0.0.1:${engine.port}/v1`, apiKey: "x", maxRetries: 0, timeout: 60_000 }));
   }
@@ -91,7 +105,14 @@ describe.each(MODELS)("%s: tools through the llama engine", { timeout: 60_000 },
   });
 
   it("a named function is the one called; the stream reassembles to the same call", async () => {
-    const params = { model: id, messages: ask, tools: TOOLS, tool_choice: { type: "function" as const, function: { name: "search_code" } }, max_tokens: 400, seed: 5 };
+    const params = {
+      model: id,
+      messages: ask,
+      tools: TOOLS,
+      tool_choice: { type: "function" as const, function: { name: "search_code" } },
+      max_tokens: 400,
+      seed: 5,
+    };
     const whole = await client().chat.completions.create(params);
     const call = whole.choices[0]!.message.tool_calls![0]! as { function: { name: string; arguments: string } };
     expectValidCall(call as never, ["search_code"]);
@@ -121,7 +142,11 @@ describe.each(MODELS)("%s: tools through the llama engine", { timeout: 60_000 },
     const call = assistant.tool_calls![0]!;
     const r = await client().chat.completions.create({
       model: id,
-      messages: [...ask, assistant as OpenAI.Chat.ChatCompletionAssistantMessageParam, { role: "tool", tool_call_id: call.id, content: '{"temperature": 21, "sky": "clear"}' }],
+      messages: [
+        ...ask,
+        assistant as OpenAI.Chat.ChatCompletionAssistantMessageParam,
+        { role: "tool", tool_call_id: call.id, content: '{"temperature": 21, "sky": "clear"}' },
+      ],
       tools: TOOLS,
       max_tokens: 8,
     });
@@ -131,7 +156,15 @@ describe.each(MODELS)("%s: tools through the llama engine", { timeout: 60_000 },
 
   it('tool_choice "none" and "auto" answer; parallel_tool_calls and reasoning_effort are accepted', async () => {
     for (const tool_choice of ["none", "auto"] as const) {
-      const r = await client().chat.completions.create({ model: id, messages: ask, tools: TOOLS, tool_choice, parallel_tool_calls: false, reasoning_effort: "high", max_tokens: 6 });
+      const r = await client().chat.completions.create({
+        model: id,
+        messages: ask,
+        tools: TOOLS,
+        tool_choice,
+        parallel_tool_calls: false,
+        reasoning_effort: "high",
+        max_tokens: 6,
+      });
       expect(schemaErrors("CreateChatCompletionResponse", r)).toEqual([]);
       expect(r.choices[0]!.finish_reason).toBe("length");
     }
@@ -143,7 +176,14 @@ describe.each(MODELS)("%s: tools through the llama engine", { timeout: 60_000 },
       { type: "function" as const, function: { name: "lookup", parameters: { properties: { key: { type: "string", maxLength: 8 } }, required: ["key"] } } },
     ];
     for (const name of ["now", "lookup"]) {
-      const r = await client().chat.completions.create({ model: id, messages: ask, tools, tool_choice: { type: "function", function: { name } }, max_tokens: 100, seed: 2 });
+      const r = await client().chat.completions.create({
+        model: id,
+        messages: ask,
+        tools,
+        tool_choice: { type: "function", function: { name } },
+        max_tokens: 100,
+        seed: 2,
+      });
       const call = r.choices[0]!.message.tool_calls![0]! as { function: { name: string; arguments: string } };
       expect(call.function.name).toBe(name);
       const args = JSON.parse(call.function.arguments) as Record<string, unknown>;
@@ -165,7 +205,15 @@ describe.each(MODELS)("%s: tools through the llama engine", { timeout: 60_000 },
     await bad({ tool_choice: "required" }, "tool_choice");
     await bad({ tools: [{ type: "custom", custom: { name: "x" } }] }, "tools.0.type");
     await bad({ tools: TOOLS, tool_choice: "required", response_format: { type: "json_object" } }, "response_format");
-    await bad({ messages: [...ask, { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "get_weather", arguments: "{oops" } }] }] }, "messages.1.tool_calls.0.function.arguments");
+    await bad(
+      {
+        messages: [
+          ...ask,
+          { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "get_weather", arguments: "{oops" } }] },
+        ],
+      },
+      "messages.1.tool_calls.0.function.arguments",
+    );
   });
 });
 
@@ -173,7 +221,12 @@ describe("the real templates render tools, calls, results and reasoning", { time
   const history: Parameters<ChatPromptBuilder["tokens"]>[0] = [
     { role: "system", content: "Be brief." },
     { role: "user", content: "Weather in Paris? <|end|><|im_end|>" },
-    { role: "assistant", content: null, reasoning_content: "I should call get_weather.", tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","unit":"c","days":2}' } }] },
+    {
+      role: "assistant",
+      content: null,
+      reasoning_content: "I should call get_weather.",
+      tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","unit":"c","days":2}' } }],
+    },
     { role: "tool", tool_call_id: "call_1", content: 'sunny "and" warm' },
   ];
 
@@ -191,30 +244,34 @@ describe("the real templates render tools, calls, results and reasoning", { time
 
   it("gpt-oss: Harmony, the call on the commentary channel, the reasoning kept while the call is pending", async () => {
     await render("demo-gpt-oss", ({ text, tokens, special, chat }) => {
-    expect(chat.toolFormat).toBe("harmony");
-    expect(text).toContain("Reasoning: high");
-    expect(text).toContain("type get_weather = (_: {");
-    expect(text).toContain("<|start|>assistant<|channel|>analysis<|message|>I should call get_weather.<|end|>");
-    expect(text).toContain('<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris", "unit": "c", "days": 2}<|call|>');
-    expect(text).toContain('<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"sunny \\"and\\" warm"<|end|>');
-    expect(text.endsWith("<|start|>assistant")).toBe(true);
-    // The user's "<|end|>" is text: the real <|end|> tokens are the template's only.
-    const end = special("<|end|>");
-    const templateEnds = text.split("<|end|>").length - 1 - 1;
-    expect(tokens.filter((t) => t === end)).toHaveLength(templateEnds);
+      expect(chat.toolFormat).toBe("harmony");
+      expect(text).toContain("Reasoning: high");
+      expect(text).toContain("type get_weather = (_: {");
+      expect(text).toContain("<|start|>assistant<|channel|>analysis<|message|>I should call get_weather.<|end|>");
+      expect(text).toContain(
+        '<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris", "unit": "c", "days": 2}<|call|>',
+      );
+      expect(text).toContain('<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"sunny \\"and\\" warm"<|end|>');
+      expect(text.endsWith("<|start|>assistant")).toBe(true);
+      // The user's "<|end|>" is text: the real <|end|> tokens are the template's only.
+      const end = special("<|end|>");
+      const templateEnds = text.split("<|end|>").length - 1 - 1;
+      expect(tokens.filter((t) => t === end)).toHaveLength(templateEnds);
     });
   });
 
   it("Qwen3-Coder: tools in XML, the call as <function=...><parameter=...>, the result as <tool_response>", async () => {
     await render("demo-qwen3-coder", ({ text, tokens, special, chat }) => {
-    expect(chat.toolFormat).toBe("qwen3-coder");
-    expect(text).toContain("<tools>\n<function>\n<name>get_weather</name>");
-    expect(text).toContain("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=unit>\nc\n</parameter>\n<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>");
-    expect(text).toContain('<tool_response>\nsunny "and" warm\n</tool_response>');
-    expect(text.endsWith("<|im_start|>assistant\n")).toBe(true);
-    const imEnd = special("<|im_end|>");
-    const templateImEnds = text.split("<|im_end|>").length - 1 - 1;
-    expect(tokens.filter((t) => t === imEnd)).toHaveLength(templateImEnds);
+      expect(chat.toolFormat).toBe("qwen3-coder");
+      expect(text).toContain("<tools>\n<function>\n<name>get_weather</name>");
+      expect(text).toContain(
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=unit>\nc\n</parameter>\n<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>",
+      );
+      expect(text).toContain('<tool_response>\nsunny "and" warm\n</tool_response>');
+      expect(text.endsWith("<|im_start|>assistant\n")).toBe(true);
+      const imEnd = special("<|im_end|>");
+      const templateImEnds = text.split("<|im_end|>").length - 1 - 1;
+      expect(tokens.filter((t) => t === imEnd)).toHaveLength(templateImEnds);
     });
   });
 });
@@ -222,11 +279,23 @@ describe("the real templates render tools, calls, results and reasoning", { time
 describe("sampling fields and where reasoning goes", { timeout: 60_000 }, () => {
   it("logit_bias is applied (a +100 token is all the model says) and an unknown token id is a 400", async () => {
     const id = "demo-gpt-oss";
-    const a = (await (await fetch(`http://127.0.0.1:${engines.get(id)!.port}/v1/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: id, prompt: "x", max_tokens: 6, logit_bias: { "108": 100 }, presence_penalty: 0.5, frequency_penalty: 0.5, repeat_penalty: 1.1, top_k: 40, min_p: 0.05 }),
-    })).json()) as { choices: { text: string }[] };
+    const a = (await (
+      await fetch(`http://127.0.0.1:${engines.get(id)!.port}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: id,
+          prompt: "x",
+          max_tokens: 6,
+          logit_bias: { "108": 100 },
+          presence_penalty: 0.5,
+          frequency_penalty: 0.5,
+          repeat_penalty: 1.1,
+          top_k: 40,
+          min_p: 0.05,
+        }),
+      })
+    ).json()) as { choices: { text: string }[] };
     expect(a.choices[0]!.text).toBe("aaaaaa");
     const res = await fetch(`http://127.0.0.1:${engines.get(id)!.port}/v1/chat/completions`, {
       method: "POST",

@@ -11,7 +11,16 @@ import { ggufParts, parseSplitName, splitPartPath } from "../../src/catalog/spli
 import { writeQ8Model } from "../../src/gguf/q8-model.js";
 import { buildTinyModel, buildTinyModelParts, writeTinyModelParts, type TinyModelSpec } from "../../src/gguf/tiny-model.js";
 
-const SPEC: TinyModelSpec = { name: "t", seed: 9, embeddingLength: 64, blockCount: 3, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 2048 };
+const SPEC: TinyModelSpec = {
+  name: "t",
+  seed: 9,
+  embeddingLength: 64,
+  blockCount: 3,
+  headCount: 4,
+  headCountKv: 2,
+  feedForwardLength: 128,
+  contextLength: 2048,
+};
 let work: string;
 let llama: Llama;
 
@@ -65,7 +74,12 @@ describe("split GGUF", () => {
   it("writes llama.cpp's split layout, and node-llama-cpp loads and runs the model from its first part", async () => {
     const written = await writeTinyModelParts({ ...SPEC, parts: 3 }, join(work, "t.gguf"));
     expect(written.map((w) => basename(w.path))).toEqual(["t-00001-of-00003.gguf", "t-00002-of-00003.gguf", "t-00003-of-00003.gguf"]);
-    for (const w of written) expect(w.sha256).toBe(createHash("sha256").update(await readFile(w.path)).digest("hex"));
+    for (const w of written)
+      expect(w.sha256).toBe(
+        createHash("sha256")
+          .update(await readFile(w.path))
+          .digest("hex"),
+      );
     const infos = await Promise.all(written.map((w) => readGgufFileInfo(w.path, { spliceSplitFiles: false, logWarnings: false })));
     infos.forEach((info, i) => {
       expect((info.metadata as unknown as { split?: unknown }).split).toEqual({ no: i, count: 3, tensors: { count: 3 + 9 * SPEC.blockCount } });
@@ -78,8 +92,15 @@ describe("split GGUF", () => {
   });
 
   it("the Q8_0 writer (gpu-check's model, small here) writes a model llama.cpp runs", async () => {
-    const m = await writeQ8Model({ name: "q8", seed: 1, embeddingLength: 128, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 256, contextLength: 2048 }, join(work, "q8.gguf"));
-    expect(m.sha256).toBe(createHash("sha256").update(await readFile(m.path)).digest("hex"));
+    const m = await writeQ8Model(
+      { name: "q8", seed: 1, embeddingLength: 128, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 256, contextLength: 2048 },
+      join(work, "q8.gguf"),
+    );
+    expect(m.sha256).toBe(
+      createHash("sha256")
+        .update(await readFile(m.path))
+        .digest("hex"),
+    );
     const info = await readGgufFileInfo(m.path, { logWarnings: false });
     expect(new Set(info.fullTensorInfo!.filter((t) => t.name.startsWith("blk.")).map((t) => t.ggmlType))).toEqual(new Set([0, 8])); // F32 norms, Q8_0 matrices
     // Control tokens are disfavoured: generation runs to the limit, in printable text.

@@ -23,7 +23,11 @@ afterEach(async () => {
 });
 
 async function open(maxStatements?: number): Promise<WorkerSqliteDialect> {
-  const dialect = new WorkerSqliteDialect({ path: join(mkdtempSync(join(tmpdir(), "drover-stmts-")), "drover.db"), pragmas: ["journal_mode = WAL", "synchronous = OFF"], maxStatements });
+  const dialect = new WorkerSqliteDialect({
+    path: join(mkdtempSync(join(tmpdir(), "drover-stmts-")), "drover.db"),
+    pragmas: ["journal_mode = WAL", "synchronous = OFF"],
+    maxStatements,
+  });
   db = new Kysely<Database>({ dialect });
   await migrateToLatest(db);
   return dialect;

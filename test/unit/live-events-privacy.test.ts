@@ -46,9 +46,18 @@ beforeAll(async () => {
   installRouteAuth(app, { apiKeys: new ApiKeyService(store.apiKeys), sessions, nodeToken: null });
   registerAuthRoutes(app, { accounts, sessions, limiter: new LoginRateLimiter(), sessionTtlMs: 60_000 });
   const queue = new AdmissionQueue(registry, new NodeSelector(registry), { limit: 8, timeoutMs: 0 });
-  registerLiveRoutes(app, { catalog: await loadCatalog("demo"), registry, queue, startedAt: Date.now(), events, activity: new FleetActivity(events), history: new NodeMetricHistory() });
+  registerLiveRoutes(app, {
+    catalog: await loadCatalog("demo"),
+    registry,
+    queue,
+    startedAt: Date.now(),
+    events,
+    activity: new FleetActivity(events),
+    history: new NodeMetricHistory(),
+  });
   url = await app.listen({ host: "127.0.0.1", port: 0 });
-  const login = async (username: string, password: string) => (await app.inject({ method: "POST", url: "/api/auth/login", payload: { username, password } })).json().token as string;
+  const login = async (username: string, password: string) =>
+    (await app.inject({ method: "POST", url: "/api/auth/login", payload: { username, password } })).json().token as string;
   tokens.admin = await login("root", "root-password");
   tokens.viewer = await login("val", "viewer-password");
 });

@@ -41,7 +41,15 @@ describe("memory estimate from a GGUF header", () => {
     const [first] = await writeTinyModelParts(spec, join(work, "demo-split.gguf"));
     // The first part of a split model holds all the metadata.
     const shape = await readModelShape(first!.path);
-    expect(shape).toMatchObject({ architecture: "llama", blockCount: 2, embeddingLength: 64, headCount: 4, headCountKv: 2, trainContextLength: 2048, vocabSize: 262 });
+    expect(shape).toMatchObject({
+      architecture: "llama",
+      blockCount: 2,
+      embeddingLength: 64,
+      headCount: 4,
+      headCountKv: 2,
+      trainContextLength: 2048,
+      vocabSize: 262,
+    });
     // 2 layers × 2 KV heads × (16 + 16) dims × 2 bytes per cell; 2 slots × 2048 cells.
     expect(kvCacheBytes(shape, 2048, 2)).toBe(2 * 2 * 32 * 2 * 4096);
     const e = estimateMemory(shape, { weightsBytes: 440_000, contextPerSlot: 2048, slots: 2 });
@@ -65,7 +73,13 @@ describe("memory estimate from a GGUF header", () => {
       it(`${s.id} at ${ctx / 1024}k context, 1 slot: KV cache as llama.cpp allocates it, total close to node-llama-cpp's`, async () => {
         const path = headers.get(s.id)!;
         const shape: ModelShape = await readModelShape(path);
-        expect(shape).toMatchObject({ architecture: s.architecture, blockCount: s.blockCount, headCountKv: s.headCountKv, slidingWindow: s.slidingWindow, vocabSize: s.vocabSize });
+        expect(shape).toMatchObject({
+          architecture: s.architecture,
+          blockCount: s.blockCount,
+          headCountKv: s.headCountKv,
+          slidingWindow: s.slidingWindow,
+          vocabSize: s.vocabSize,
+        });
         const e = estimateMemory(shape, { weightsBytes: s.fileBytes, contextPerSlot: ctx, slots: 1 });
         expect(e.kvCacheBytes).toBe(EXPECTED_KV[s.id]![ctx]);
         const reference = await theirs(path, ctx, 1);

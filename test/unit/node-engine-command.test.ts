@@ -17,7 +17,14 @@ import { waitFor } from "../fixtures/fake-router.js";
 
 const SERVER = fileURLToPath(new URL("../fixtures/openai-server.mjs", import.meta.url));
 const entry: CatalogEntry = {
-  id: "org/m:7b", description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { gguf: { url: "https://example.com/m.gguf" } },
+  id: "org/m:7b",
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { gguf: { url: "https://example.com/m.gguf" } },
 };
 
 let work: string;
@@ -73,12 +80,21 @@ describe("command engine", () => {
     board.setCatalog([entry], 2);
     const log = captureLogger();
     const launcher = new CommandEngineLauncher(`"${process.execPath}" ${SERVER} --model {model} --port {port} --id {id}`, { probeIntervalMs: 50 });
-    const sup = new EngineSupervisor({ spec: { modelId: entry.id, modelPath, threads: 1, slots: 2, contextSize: 4096 }, launcher, board, logger: log.logger, restartInitialMs: 100 });
+    const sup = new EngineSupervisor({
+      spec: { modelId: entry.id, modelPath, threads: 1, slots: 2, contextSize: 4096 },
+      launcher,
+      board,
+      logger: log.logger,
+      restartInitialMs: 100,
+    });
     supervisors.push(sup);
     sup.start();
     await waitFor(() => board.get(entry.id)?.state === "ready", 10_000, "ready");
     const ask = async () => {
-      const res = await request(`http://127.0.0.1:${sup.port}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: entry.id, messages: [] }) });
+      const res = await request(`http://127.0.0.1:${sup.port}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({ model: entry.id, messages: [] }),
+      });
       return ((await res.body.json()) as { fake: { pid: number; port: number; model: string; id: string } }).fake;
     };
     const first = await ask();
@@ -97,13 +113,23 @@ describe("command engine", () => {
     const board = new ModelStatusBoard();
     board.setCatalog([entry], 2);
     const launcher = new CommandEngineLauncher(`"${process.execPath}" ${SERVER} --model /nonexistent.gguf --port {port}`);
-    const sup = new EngineSupervisor({ spec: { modelId: entry.id, modelPath, threads: 1, slots: 2, contextSize: 4096 }, launcher, board, logger: captureLogger().logger, restartInitialMs: 5000 });
+    const sup = new EngineSupervisor({
+      spec: { modelId: entry.id, modelPath, threads: 1, slots: 2, contextSize: 4096 },
+      launcher,
+      board,
+      logger: captureLogger().logger,
+      restartInitialMs: 5000,
+    });
     supervisors.push(sup);
     sup.start();
-    const failed = await waitFor(() => {
-      const m = board.get(entry.id);
-      return m?.state === "failed" ? m : undefined;
-    }, 5000, "failed");
+    const failed = await waitFor(
+      () => {
+        const m = board.get(entry.id);
+        return m?.state === "failed" ? m : undefined;
+      },
+      5000,
+      "failed",
+    );
     expect(failed.reason).toMatch(/exited with code 2: openai-server: model file not found: \/nonexistent\.gguf; restarting in/);
   });
 });

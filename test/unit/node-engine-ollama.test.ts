@@ -20,7 +20,14 @@ import { waitFor } from "../fixtures/fake-router.js";
 const FAKE_OLLAMA = fileURLToPath(new URL("../fixtures/ollama/ollama", import.meta.url));
 
 const model = (id: string, tag: string): CatalogEntry => ({
-  id, description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { ollama: tag },
+  id,
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { ollama: tag },
 });
 // Same tag and id; and a catalog id that differs from its Ollama tag.
 const A = model("tiny-a:1b", "tiny-a:1b");
@@ -151,19 +158,27 @@ describe("ollama engine", () => {
 
   it("reports a failed pull as the model's failure reason", async () => {
     const { board } = run([model("ghost", "missing-model:7b")]);
-    const failed = await waitFor(() => {
-      const m = board.get("ghost");
-      return m?.state === "failed" ? m : undefined;
-    }, 10_000, "failed");
+    const failed = await waitFor(
+      () => {
+        const m = board.get("ghost");
+        return m?.state === "failed" ? m : undefined;
+      },
+      10_000,
+      "failed",
+    );
     expect(failed.reason).toMatch(/could not be prepared: ollama pull of missing-model:7b failed: pull model manifest: file does not exist/);
   });
 
   it("reports a missing ollama executable clearly", async () => {
     const { board } = run([A], new OllamaEngineLauncher({ command: join(store, "no-such-ollama") }));
-    const failed = await waitFor(() => {
-      const m = board.get(A.id);
-      return m?.state === "failed" ? m : undefined;
-    }, 10_000, "failed");
+    const failed = await waitFor(
+      () => {
+        const m = board.get(A.id);
+        return m?.state === "failed" ? m : undefined;
+      },
+      10_000,
+      "failed",
+    );
     expect(failed.reason).toMatch(/exited with code 127: cannot start .*no-such-ollama: spawn .* ENOENT/);
   });
 });

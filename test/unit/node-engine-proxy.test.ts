@@ -11,7 +11,14 @@ import type { CatalogEntry } from "../../src/protocol/catalog.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 
 const entry: CatalogEntry = {
-  id: "m", description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { gguf: { url: "https://example.com/m.gguf" } },
+  id: "m",
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { gguf: { url: "https://example.com/m.gguf" } },
 };
 
 let app: FastifyInstance;
@@ -45,7 +52,11 @@ afterAll(async () => {
 });
 
 const chat = () =>
-  request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }) });
+  request(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }),
+  });
 
 describe("engine proxy", () => {
   it("answers 503 engine_unavailable when the engine cannot be reached, and releases the slot", async () => {

@@ -14,7 +14,14 @@ import { waitFor } from "../fixtures/fake-router.js";
 
 const FAKE_ENGINE = fileURLToPath(new URL("../fixtures/fake-engine.mjs", import.meta.url));
 const entry: CatalogEntry = {
-  id: "m", description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 131072, source: { gguf: { url: "https://example.com/m.gguf" } },
+  id: "m",
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 131072,
+  source: { gguf: { url: "https://example.com/m.gguf" } },
 };
 
 let work: string;
@@ -56,7 +63,23 @@ describe("engine launcher", () => {
     expect(existsSync(droverBinPath())).toBe(true);
     const plan = await createEngineLauncher("llama").plan({ modelId: "m", modelPath: "/x.gguf", threads: 4, slots: 2, contextSize: engineContextSize(entry) });
     expect(plan.command).toBe(process.execPath);
-    expect(plan.args).toEqual([droverBinPath(), "engine", "--model-path", "/x.gguf", "--model-id", "m", "--port", "0", "--threads", "4", "--slots", "2", "--context-size", "8192", "--exit-with-stdin"]);
+    expect(plan.args).toEqual([
+      droverBinPath(),
+      "engine",
+      "--model-path",
+      "/x.gguf",
+      "--model-id",
+      "m",
+      "--port",
+      "0",
+      "--threads",
+      "4",
+      "--slots",
+      "2",
+      "--context-size",
+      "8192",
+      "--exit-with-stdin",
+    ]);
     expect(plan.readiness.kind).toBe("stdout-line");
   });
 

@@ -56,7 +56,9 @@ describe("nvidia-smi parsing", () => {
     // no NVIDIA driver on this machine
   }
   test.runIf(realGpus)("the real nvidia-smi: one reading per GPU that `nvidia-smi -L` lists", async () => {
-    const listed = execFileSync("nvidia-smi", ["-L"], { encoding: "utf8" }).split("\n").filter((l) => l.startsWith("GPU ")).length;
+    const listed = execFileSync("nvidia-smi", ["-L"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.startsWith("GPU ")).length;
     const gpus = await probeGpus();
     expect(gpus).toHaveLength(listed);
     for (const g of gpus) expect(g.memoryTotalBytes).toBeGreaterThan(0);
@@ -94,7 +96,9 @@ describe("GPU metrics in heartbeats", () => {
     expect(calls).toBe(after);
 
     let none = 0;
-    const noGpu = new GpuMonitor({ intervalMs: 10, probe: async () => {
+    const noGpu = new GpuMonitor({
+      intervalMs: 10,
+      probe: async () => {
         none++;
         return [];
       },

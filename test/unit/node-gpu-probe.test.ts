@@ -51,7 +51,11 @@ describe("gpu probe", () => {
 
   it("budgets GPU memory when GPUs exist, else RAM minus a reserve; --memory-limit wins", () => {
     const gpus = parseNvidiaSmiCsv(SAMPLE);
-    expect(chooseMemoryBudget(undefined, gpus, 512e9)).toMatchObject({ bytes: 2 * 81559 * MIB, source: "gpu", detail: expect.stringContaining("2 × NVIDIA H100 80GB HBM3") });
+    expect(chooseMemoryBudget(undefined, gpus, 512e9)).toMatchObject({
+      bytes: 2 * 81559 * MIB,
+      source: "gpu",
+      detail: expect.stringContaining("2 × NVIDIA H100 80GB HBM3"),
+    });
     expect(chooseMemoryBudget(undefined, [], 64 * 1024 ** 3)).toMatchObject({ bytes: 64 * 1024 ** 3 - Math.round(64 * 1024 ** 3 * 0.1), source: "ram" });
     expect(chooseMemoryBudget(5e9, gpus)).toMatchObject({ bytes: 5e9, source: "limit" });
   });

@@ -23,8 +23,18 @@ afterAll(async () => {
 
 function options(dir: string, routerUrl: string): NodeOptions {
   return {
-    routerUrl, host: "127.0.0.1", port: 0, name: "n", dataDir: join(dir, "data"), modelsDir: join(dir, "models"), engine: "llama",
-    threads: 1, slots: 1, memoryLimitBytes: 1e9, heartbeatMs: 100, logger: captureLogger().logger,
+    routerUrl,
+    host: "127.0.0.1",
+    port: 0,
+    name: "n",
+    dataDir: join(dir, "data"),
+    modelsDir: join(dir, "models"),
+    engine: "llama",
+    threads: 1,
+    slots: 1,
+    memoryLimitBytes: 1e9,
+    heartbeatMs: 100,
+    logger: captureLogger().logger,
     launcher: new LlamaEngineLauncher({ prefixArgs: [FAKE_ENGINE] }),
   };
 }
@@ -47,14 +57,23 @@ describe("node lifecycle", () => {
     expect(node.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     // Wait (causally) until the node sleeps in a retry delay of at least 2.8 s (the backoff grows
     // 0.5, 1, 2, 4 s, less up to 30 % jitter), then close: it must not wait that delay out.
-    const retry = await waitFor(() => log.lines.find((l) => String(l.msg).startsWith("cannot fetch catalog") && (l.retryInMs as number) >= 2_800), 20_000, "a long retry delay");
+    const retry = await waitFor(
+      () => log.lines.find((l) => String(l.msg).startsWith("cannot fetch catalog") && (l.retryInMs as number) >= 2_800),
+      20_000,
+      "a long retry delay",
+    );
     const started = Date.now();
     await node.close();
     expect(Date.now() - started).toBeLessThan((retry.retryInMs as number) / 2);
   });
 
   it("rejects a command engine template it cannot use", async () => {
-    const opts = { ...options(join(work, "kind"), "http://127.0.0.1:9"), engine: "command" as const, engineCommand: "llama-server -m {model}", launcher: undefined };
+    const opts = {
+      ...options(join(work, "kind"), "http://127.0.0.1:9"),
+      engine: "command" as const,
+      engineCommand: "llama-server -m {model}",
+      launcher: undefined,
+    };
     await expect(startNode(opts)).rejects.toThrow(/needs \{port\}/);
   });
 

@@ -22,7 +22,14 @@ const TOKEN = "node-secret";
 // What a router of the fleet presents to this node (id "id").
 const AUTH = { authorization: `Bearer ${routerCredential(TOKEN, "id")}` };
 const entry = (id: string): CatalogEntry => ({
-  id, description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { gguf: { url: "https://example.com/m.gguf" } },
+  id,
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { gguf: { url: "https://example.com/m.gguf" } },
 });
 // `nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu --format=csv,noheader,nounits` output.
 const GPUS = parseNvidiaSmiCsv("0, NVIDIA H100 80GB HBM3, 81559, 40960, 87, 64\n1, NVIDIA H100 80GB HBM3, 81559, [N/A], [N/A], 35\n");
@@ -124,7 +131,12 @@ describe("GET /metrics and request logging", () => {
     expect(res.headers["x-request-id"]).toBe("req-node-metrics-1");
     await res.body.dump();
     // Counted when the response has finished: wait for the count (and the log line), then check exactly.
-    await waitFor(async () => metricSum(await scrape(), "drover_node_requests_total", key) > before && log.lines.some((l) => l.reqId === "req-node-metrics-1" && l.msg === "request"), 10_000, "the request counted and logged");
+    await waitFor(
+      async () =>
+        metricSum(await scrape(), "drover_node_requests_total", key) > before && log.lines.some((l) => l.reqId === "req-node-metrics-1" && l.msg === "request"),
+      10_000,
+      "the request counted and logged",
+    );
     const after = await scrape();
     expect(metricSum(after, "drover_node_requests_total", key)).toBe(before + 1);
     expect(metricSum(after, "drover_node_request_duration_seconds_count", { endpoint: "/v1/chat/completions", model: "m" })).toBeGreaterThanOrEqual(1);

@@ -124,7 +124,11 @@ describe("node", () => {
       ["/v1/completions", { model: "tiny:chat", prompt: "x" }],
       ["/v1/embeddings", { model: "tiny:chat", input: "x" }],
     ] as const) {
-      const res = await request(`${node.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...auth() }, body: JSON.stringify(body) });
+      const res = await request(`${node.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...auth() },
+        body: JSON.stringify(body),
+      });
       expect(res.statusCode).toBe(200);
       await res.body.json();
     }

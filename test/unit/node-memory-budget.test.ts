@@ -4,7 +4,14 @@ import type { CatalogEntry } from "../../src/protocol/catalog.js";
 
 const GIB = 1024 ** 3;
 const entry = (id: string, memoryBytes: number): CatalogEntry => ({
-  id, description: "", sizeBytes: 1, memoryBytes, tags: [], capabilities: ["chat"], contextLength: 4096, source: { ollama: id },
+  id,
+  description: "",
+  sizeBytes: 1,
+  memoryBytes,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { ollama: id },
 });
 
 describe("memory budget", () => {

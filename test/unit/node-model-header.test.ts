@@ -13,7 +13,14 @@ import { HEADER_MODEL } from "../../src/protocol/http.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 
 const entry = (id: string): CatalogEntry => ({
-  id, description: "", sizeBytes: 1, memoryBytes: 1, tags: [], capabilities: ["chat"], contextLength: 4096, source: { gguf: { url: `https://example.com/${id}.gguf` } },
+  id,
+  description: "",
+  sizeBytes: 1,
+  memoryBytes: 1,
+  tags: [],
+  capabilities: ["chat"],
+  contextLength: 4096,
+  source: { gguf: { url: `https://example.com/${id}.gguf` } },
 });
 
 /** A stand-in engine that answers with its name and the bytes it received. */

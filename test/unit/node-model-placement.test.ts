@@ -12,7 +12,17 @@ import { InsufficientMemoryError, MemoryLedger } from "../../src/node/model-plac
 import type { CatalogEntry } from "../../src/protocol/catalog.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 
-const SPEC: TinyModelSpec = { name: "long", seed: 5, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 4, feedForwardLength: 128, contextLength: 32768, parts: 2 };
+const SPEC: TinyModelSpec = {
+  name: "long",
+  seed: 5,
+  embeddingLength: 64,
+  blockCount: 2,
+  headCount: 4,
+  headCountKv: 4,
+  feedForwardLength: 128,
+  contextLength: 32768,
+  parts: 2,
+};
 let work: string;
 let first: string;
 let entry: CatalogEntry;
@@ -23,13 +33,23 @@ beforeAll(async () => {
   const parts = await writeTinyModelParts(SPEC, join(work, "long.gguf"));
   first = parts[0]!.path;
   const size = parts.reduce((s, p) => s + p.size, 0);
-  entry = { id: "long", description: "", sizeBytes: size, memoryBytes: 20 * MB, tags: [], capabilities: ["chat"], contextLength: 32768, source: { generate: SPEC } };
+  entry = {
+    id: "long",
+    description: "",
+    sizeBytes: size,
+    memoryBytes: 20 * MB,
+    tags: [],
+    capabilities: ["chat"],
+    contextLength: 32768,
+    source: { generate: SPEC },
+  };
 });
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const estimateAt = async (ctx: number, slots: number) => estimateMemory(await readModelShape(first), { weightsBytes: entry.sizeBytes, contextPerSlot: ctx, slots }).totalBytes;
+const estimateAt = async (ctx: number, slots: number) =>
+  estimateMemory(await readModelShape(first), { weightsBytes: entry.sizeBytes, contextPerSlot: ctx, slots }).totalBytes;
 
 describe("placement from the GGUF header", () => {
   it("reserves the estimate when it is above the catalog's figure, with the wanted context when it fits", async () => {
@@ -60,7 +80,9 @@ describe("placement from the GGUF header", () => {
     const ledger = new MemoryLedger(entry.memoryBytes + 1000, [entry], 4, captureLogger().logger);
     const err = await ledger.place(entry, first, 32768).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InsufficientMemoryError);
-    expect((err as Error).message).toMatch(/^insufficient memory: the GGUF header says [\d.]+ MB at least \(weights [\d.]+ kB \+ KV cache [\d.]+ MB for 4 × 2048 tokens \+ compute [\d.]+ MB\), have 20\.0 MB$/);
+    expect((err as Error).message).toMatch(
+      /^insufficient memory: the GGUF header says [\d.]+ MB at least \(weights [\d.]+ kB \+ KV cache [\d.]+ MB for 4 × 2048 tokens \+ compute [\d.]+ MB\), have 20\.0 MB$/,
+    );
   });
 
   it("models placed earlier take their share: a later one sees only what is left", async () => {
@@ -84,8 +106,18 @@ describe("a node placing by the GGUF header", () => {
     const router = await new FakeRouter([model]).start();
     const dir = join(work, "node");
     const node = await startNode({
-      routerUrl: router.url, host: "127.0.0.1", port: 0, name: "n", dataDir: join(dir, "data"), modelsDir: join(dir, "models"), engine: "llama",
-      threads: 1, slots: 1, memoryLimitBytes: 5 * MB, heartbeatMs: 100, logger: captureLogger().logger,
+      routerUrl: router.url,
+      host: "127.0.0.1",
+      port: 0,
+      name: "n",
+      dataDir: join(dir, "data"),
+      modelsDir: join(dir, "models"),
+      engine: "llama",
+      threads: 1,
+      slots: 1,
+      memoryLimitBytes: 5 * MB,
+      heartbeatMs: 100,
+      logger: captureLogger().logger,
       launcher: new LlamaEngineLauncher({ prefixArgs: [fileURLToPath(new URL("../fixtures/fake-engine.mjs", import.meta.url))] }),
     });
     try {

@@ -23,7 +23,15 @@ async function setup(opts: { heartbeatMs?: number; routerUrl?: string; registerR
     logger: log.logger,
     heartbeatMs: opts.heartbeatMs,
     registerBackoff: () => new Backoff({ initialMs: opts.registerRetryMs ?? 50, maxMs: Math.max(200, opts.registerRetryMs ?? 0), jitter: 0.3 }),
-    registration: () => ({ nodeId: "node-1", name: "n1", apiUrl: "http://127.0.0.1:1", version: "0.1.0", engine: "llama", models: structuredClone(models), metrics: {} }),
+    registration: () => ({
+      nodeId: "node-1",
+      name: "n1",
+      apiUrl: "http://127.0.0.1:1",
+      version: "0.1.0",
+      engine: "llama",
+      models: structuredClone(models),
+      metrics: {},
+    }),
     heartbeat: () => ({ nodeId: "node-1", models: structuredClone(models), inFlight: 0, metrics: {} }),
   });
   cleanups.push(async () => {

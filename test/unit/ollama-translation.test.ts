@@ -114,7 +114,12 @@ describe("Ollama tools and thinking → OpenAI", () => {
       tools,
       messages: [
         { role: "user", content: "weather?" },
-        { role: "assistant", content: "", thinking: "call both", tool_calls: [{ function: { name: "get_time", arguments: {} } }, { function: { name: "get_weather", arguments: { city: "Oslo" } } }] },
+        {
+          role: "assistant",
+          content: "",
+          thinking: "call both",
+          tool_calls: [{ function: { name: "get_time", arguments: {} } }, { function: { name: "get_weather", arguments: { city: "Oslo" } } }],
+        },
         { role: "tool", tool_name: "get_weather", content: "rain" },
         { role: "tool", content: "noon" },
       ],
@@ -169,7 +174,12 @@ const delta = (content: string | undefined, finish: string | null = null, role?:
   choices: [{ index: 0, delta: { ...(role ? { role } : {}), ...(content !== undefined ? { content } : {}) }, finish_reason: finish }],
   usage: null,
 });
-const usage = (prompt: number, completion: number) => ({ id: "c", object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion } });
+const usage = (prompt: number, completion: number) => ({
+  id: "c",
+  object: "chat.completion.chunk",
+  choices: [],
+  usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+});
 const streamHead: UpstreamHead = { status: 200, contentType: "text/event-stream; charset=utf-8", nodeName: "n1", queueWaitMs: 3 };
 
 function fakeClock(start = 1000) {
@@ -266,7 +276,14 @@ describe("generation adapter: OpenAI SSE → Ollama", () => {
   it("a node that ignores `stream` and answers one JSON completion is still translated", () => {
     const a = new OllamaGenerationAdapter({ kind: "chat", stream: true, model: "m", receivedAt: 0 });
     a.start({ ...streamHead, contentType: "application/json" });
-    a.chunk(Buffer.from(JSON.stringify({ choices: [{ index: 0, message: { role: "assistant", content: "whole" }, finish_reason: "stop" }], usage: { prompt_tokens: 1, completion_tokens: 2 } })));
+    a.chunk(
+      Buffer.from(
+        JSON.stringify({
+          choices: [{ index: 0, message: { role: "assistant", content: "whole" }, finish_reason: "stop" }],
+          usage: { prompt_tokens: 1, completion_tokens: 2 },
+        }),
+      ),
+    );
     expect(lines(a.end())).toEqual([
       expect.objectContaining({ message: { role: "assistant", content: "whole" }, done: false }),
       expect.objectContaining({ done: true, done_reason: "stop", prompt_eval_count: 1, eval_count: 2 }),
@@ -295,7 +312,11 @@ describe("generation adapter: OpenAI SSE → Ollama", () => {
       // created_at is wall-clock time; everything else must be identical.
       return out.replace(/"created_at":"[^"]*"/g, '"created_at":"T"');
     };
-    for (const [kind, stream] of [["chat", true], ["chat", false], ["generate", true]] as const) {
+    for (const [kind, stream] of [
+      ["chat", true],
+      ["chat", false],
+      ["generate", true],
+    ] as const) {
       const whole = run([body], kind, stream);
       const parsed = stream ? lines(whole) : [JSON.parse(whole) as Record<string, unknown>];
       if (kind === "chat") expect(parsed.map((l) => (l.message as { content: string }).content)).toEqual(stream ? ["é", "✓ 🦙", " end", ""] : ["é✓ 🦙 end"]);
@@ -322,10 +343,26 @@ describe("generation adapter: OpenAI SSE → Ollama", () => {
 });
 
 describe("embeddings", () => {
-  const list = { object: "list", data: [{ object: "embedding", index: 1, embedding: [0, 1] }, { object: "embedding", index: 0, embedding: [0.6, 0.8, 0] }], usage: { prompt_tokens: 4, total_tokens: 4 } };
+  const list = {
+    object: "list",
+    data: [
+      { object: "embedding", index: 1, embedding: [0, 1] },
+      { object: "embedding", index: 0, embedding: [0.6, 0.8, 0] },
+    ],
+    usage: { prompt_tokens: 4, total_tokens: 4 },
+  };
 
   it("/api/embed: vectors in input order, counts and durations", () => {
-    expect(ollamaEmbed("e", list, null, { total_duration: 5, load_duration: 1 })).toEqual({ model: "e", embeddings: [[0.6, 0.8, 0], [0, 1]], total_duration: 5, load_duration: 1, prompt_eval_count: 4 });
+    expect(ollamaEmbed("e", list, null, { total_duration: 5, load_duration: 1 })).toEqual({
+      model: "e",
+      embeddings: [
+        [0.6, 0.8, 0],
+        [0, 1],
+      ],
+      total_duration: 5,
+      load_duration: 1,
+      prompt_eval_count: 4,
+    });
   });
 
   it("dimensions keeps the first n components at unit length", () => {
@@ -374,7 +411,14 @@ describe("model names and listings", () => {
 
   it("details of the default catalog: family, size from the tag, quantization from the file name", () => {
     const d = (id: string) => modelDetails(DEFAULT_CATALOG.models.find((m) => m.id === id)!);
-    expect(d("gpt-oss:20b")).toEqual({ parent_model: "", format: "gguf", family: "gpt-oss", families: ["gpt-oss"], parameter_size: "20B", quantization_level: "MXFP4" });
+    expect(d("gpt-oss:20b")).toEqual({
+      parent_model: "",
+      format: "gguf",
+      family: "gpt-oss",
+      families: ["gpt-oss"],
+      parameter_size: "20B",
+      quantization_level: "MXFP4",
+    });
     expect(d("gpt-oss:120b")).toMatchObject({ parameter_size: "120B", quantization_level: "MXFP4" });
     expect(d("qwen3-coder:30b")).toMatchObject({ family: "qwen3-coder", parameter_size: "30B", quantization_level: "Q4_K_M" });
     expect(formatParameterCount(20_900_000_000)).toBe("20.9B");
@@ -385,7 +429,13 @@ describe("model names and listings", () => {
     const models = DEMO_CATALOG.models.map((m) => ({ ...m, sha256: "ab".repeat(32) }));
     const view = tagsView(models, () => Date.UTC(2026, 0, 1));
     expect(view.models.map((m) => m.name)).toEqual(DEMO_CATALOG.models.map((m) => m.id));
-    expect(view.models[0]).toMatchObject({ model: "demo-chat", size: models[0]!.sizeBytes, digest: "ab".repeat(32), modified_at: "2026-01-01T00:00:00.000Z", details: { format: "gguf", family: "llama", quantization_level: "F32" } });
+    expect(view.models[0]).toMatchObject({
+      model: "demo-chat",
+      size: models[0]!.sizeBytes,
+      digest: "ab".repeat(32),
+      modified_at: "2026-01-01T00:00:00.000Z",
+      details: { format: "gguf", family: "llama", quantization_level: "F32" },
+    });
   });
 
   it("/api/ps lists only models ready on an online node, with node counts", () => {
@@ -397,13 +447,24 @@ describe("model names and listings", () => {
         metrics: { gpus: Array.from({ length: gpus }, (_, index) => ({ index })) },
       }) as unknown as NodeRecord;
     const nodes = [
-      node("online", [{ id: "demo-chat", state: "ready" }, { id: "demo-embed", state: "loading" }]),
+      node("online", [
+        { id: "demo-chat", state: "ready" },
+        { id: "demo-embed", state: "loading" },
+      ]),
       node("online", [{ id: "demo-chat", state: "ready", slots: 4 }], 1),
       node("offline", [{ id: "demo-embed", state: "ready" }]),
     ];
     const view = psView(DEMO_CATALOG.models, nodes, () => 0);
     expect(view.models).toHaveLength(1);
-    expect(view.models[0]).toMatchObject({ name: "demo-chat", ready_nodes: 2, slots: 6, in_flight: 2, size: DEMO_CATALOG.models[0]!.memoryBytes, size_vram: DEMO_CATALOG.models[0]!.memoryBytes, context_length: 4096 });
+    expect(view.models[0]).toMatchObject({
+      name: "demo-chat",
+      ready_nodes: 2,
+      slots: 6,
+      in_flight: 2,
+      size: DEMO_CATALOG.models[0]!.memoryBytes,
+      size_vram: DEMO_CATALOG.models[0]!.memoryBytes,
+      context_length: 4096,
+    });
     expect(Number.isNaN(Date.parse(view.models[0]!.expires_at))).toBe(false);
   });
 

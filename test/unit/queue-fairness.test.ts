@@ -25,18 +25,33 @@ afterEach(async () => registry?.close());
 function setup(opts: { limit?: number; perModelLimit?: number; graceMs?: number } = {}) {
   let now = 1_000_000;
   registry = new NodeRegistry(5000);
-  const queue = new AdmissionQueue(registry, new NodeSelector(registry), { limit: opts.limit ?? 100, perModelLimit: opts.perModelLimit, timeoutMs: 0, unavailableGraceMs: opts.graceMs ?? 60_000, now: () => now });
+  const queue = new AdmissionQueue(registry, new NodeSelector(registry), {
+    limit: opts.limit ?? 100,
+    perModelLimit: opts.perModelLimit,
+    timeoutMs: 0,
+    unavailableGraceMs: opts.graceMs ?? 60_000,
+    now: () => now,
+  });
   return { registry, queue, advance: (ms: number) => (now += ms) };
 }
 
 const never = () => new AbortController().signal;
-const settle = (p: Promise<unknown>) => p.then(() => "admitted", (err: Error) => err);
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => "admitted",
+    (err: Error) => err,
+  );
 
 describe("queue limits", () => {
   test("one model cannot take the whole queue: its own limit refuses it while others still queue", async () => {
     const { registry, queue } = setup({ limit: 10, perModelLimit: 2 });
     // Both models are loading somewhere: servable soon, so requests wait.
-    registry.recordPending(reg("n1", [{ id: "a", state: "loading" }, { id: "b", state: "loading" }]));
+    registry.recordPending(
+      reg("n1", [
+        { id: "a", state: "loading" },
+        { id: "b", state: "loading" },
+      ]),
+    );
     const waiting = [queue.acquire("a", never()), queue.acquire("a", never())];
     const third = await settle(queue.acquire("a", never()));
     expect(third).toBeInstanceOf(QueueFullError);
@@ -88,7 +103,12 @@ describe("models no node can serve", () => {
     registry.accept(reg("n1", [{ id: "a", state: "loading" }, { id: "b" }]));
     const waiting = settle(queue.acquire("a", never()));
     expect(queue.depth).toBe(1);
-    registry.heartbeat({ nodeId: "n1", inFlight: 0, metrics: {}, models: reg("n1", [{ id: "a", state: "unsupported", reason: "insufficient memory" }, { id: "b" }]).models });
+    registry.heartbeat({
+      nodeId: "n1",
+      inFlight: 0,
+      metrics: {},
+      models: reg("n1", [{ id: "a", state: "unsupported", reason: "insufficient memory" }, { id: "b" }]).models,
+    });
     expect(await waiting).toBeInstanceOf(ModelUnavailableError);
     expect(queue.depth).toBe(0);
   });

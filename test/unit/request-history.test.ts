@@ -153,7 +153,8 @@ describe("history routes", () => {
     const recorder = new HistoryRecorder(store.requests, quiet, { retentionMs: 1e12 });
     registerHistoryRoutes(app, { requests: store.requests, recorder });
     await app.ready();
-    const token = async (username: string, password: string) => (await app.inject({ method: "POST", url: "/api/auth/login", payload: { username, password } })).json().token;
+    const token = async (username: string, password: string) =>
+      (await app.inject({ method: "POST", url: "/api/auth/login", payload: { username, password } })).json().token;
     admin = { authorization: `Bearer ${await token("root", "root-password")}` };
     viewer = { authorization: `Bearer ${await token("val", "viewer-password")}` };
 
@@ -166,8 +167,8 @@ describe("history routes", () => {
           nodeName: i % 3 ? "alpha" : "beta",
           nodeId: i % 3 ? "id-alpha" : "id-beta",
           status: i % 10 === 0 ? 503 : 200,
-          error: i % 10 === 0 ? "=HYPERLINK(\"http://x\")" : null,
-          keyName: i < 60 ? "team-a" : "team, \"b\"",
+          error: i % 10 === 0 ? '=HYPERLINK("http://x")' : null,
+          keyName: i < 60 ? "team-a" : 'team, "b"',
           requestBody: i === 5 ? '{"secret":"prompt"}' : null,
           responseBody: i === 5 ? "the answer" : null,
         }),
@@ -187,7 +188,13 @@ describe("history routes", () => {
     const page = (await get("/api/requests?limit=10&offset=5", viewer)).json();
     expect(page.total).toBe(120);
     expect(page.requests.map((r: { requestId: string }) => r.requestId)).toEqual(Array.from({ length: 10 }, (_, i) => `req-${114 - i}`));
-    expect(page.requests[0]).toMatchObject({ startedAt: new Date(base + 114 * 60_000).toISOString(), model: "demo-embed", nodeName: "beta", status: 200, promptTokens: 4 });
+    expect(page.requests[0]).toMatchObject({
+      startedAt: new Date(base + 114 * 60_000).toISOString(),
+      model: "demo-embed",
+      nodeName: "beta",
+      status: 200,
+      promptTokens: 4,
+    });
     expect((await get("/api/requests")).json().requests).toHaveLength(50);
   });
 
@@ -212,7 +219,15 @@ describe("history routes", () => {
       expect(res.json().total).toBe(0);
     }
     expect((await get("/api/requests")).json().total).toBe(120);
-    for (const [q, param] of [["limit=0", "limit"], ["limit=5000", "limit"], ["offset=-1", "offset"], ["status=600x", "status"], ["from=yesterday", "from"], ["model=a&model=b", "model"], [`node=${"x".repeat(300)}`, "node"]]) {
+    for (const [q, param] of [
+      ["limit=0", "limit"],
+      ["limit=5000", "limit"],
+      ["offset=-1", "offset"],
+      ["status=600x", "status"],
+      ["from=yesterday", "from"],
+      ["model=a&model=b", "model"],
+      [`node=${"x".repeat(300)}`, "node"],
+    ]) {
       const res = await get(`/api/requests?${q}`);
       expect(res.statusCode, q).toBe(400);
       expect(res.json().error.param).toBe(param);
@@ -236,9 +251,11 @@ describe("history routes", () => {
     expect(res.headers["content-type"]).toContain("text/csv");
     expect(res.headers["content-disposition"]).toMatch(/attachment; filename="drover-requests-.*\.csv"/);
     const lines = res.body.trimEnd().split("\r\n");
-    expect(lines[0]).toBe("id,requestId,startedAt,api,endpoint,model,stream,clientIp,keyName,nodeId,nodeName,status,error,attempts,queueWaitMs,firstByteMs,durationMs,promptTokens,completionTokens,toolCalls,traceId,routing,affinity,cachedTokens");
+    expect(lines[0]).toBe(
+      "id,requestId,startedAt,api,endpoint,model,stream,clientIp,keyName,nodeId,nodeName,status,error,attempts,queueWaitMs,firstByteMs,durationMs,promptTokens,completionTokens,toolCalls,traceId,routing,affinity,cachedTokens",
+    );
     expect(lines).toHaveLength(13);
-    expect(lines[1]).toContain(',req-110,');
+    expect(lines[1]).toContain(",req-110,");
     expect(lines[1]).toContain(`,"team, ""b""",`);
     expect(lines[1]).toContain(`,"'=HYPERLINK(""http://x"")",`);
     expect(csvCell(-5)).toBe("-5");

@@ -208,7 +208,9 @@ describe("route auth", () => {
     const auth = { authorization: `Bearer ${token}` };
     const bad = await app.inject({ method: "POST", url: "/api/keys", headers: auth, payload: { name: "bad-models", models: ["model-z"] } });
     expect(bad.statusCode).toBe(400);
-    const limited = (await app.inject({ method: "POST", url: "/api/keys", headers: auth, payload: { name: "only-a", models: ["model-a"], expiresInDays: 1 } })).json();
+    const limited = (
+      await app.inject({ method: "POST", url: "/api/keys", headers: auth, payload: { name: "only-a", models: ["model-a"], expiresInDays: 1 } })
+    ).json();
     expect(limited.models).toEqual(["model-a"]);
     expect((await chat(limited.key, "model-a")).statusCode).toBe(200);
     const denied = await chat(limited.key, "model-b");
@@ -225,7 +227,12 @@ describe("route auth", () => {
 
     const viewer = { authorization: `Bearer ${(await login("val", "viewer-password")).token}` };
     expect((await app.inject({ url: "/watch", headers: viewer })).statusCode).toBe(200);
-    for (const [method, url] of [["GET", "/api/users"], ["GET", "/api/keys"], ["POST", "/api/keys"], ["GET", "/undeclared"]] as const) {
+    for (const [method, url] of [
+      ["GET", "/api/users"],
+      ["GET", "/api/keys"],
+      ["POST", "/api/keys"],
+      ["GET", "/undeclared"],
+    ] as const) {
       const res = await app.inject({ method, url, headers: viewer, payload: method === "POST" ? { name: "x" } : undefined });
       expect(res.statusCode, `${method} ${url}`).toBe(403);
       expect(res.json().error).toMatchObject({ type: "permission_error", code: "admin_required" });
@@ -248,13 +255,25 @@ describe("route auth", () => {
     expect(cookie).toMatch(/^drover_session=drv_sess_[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=60$/);
     const jar = { cookie: cookie.split(";")[0]! };
     expect((await app.inject({ url: "/api/auth/me", headers: jar })).json()).toMatchObject({ username: "root", role: "admin" });
-    const cross = await app.inject({ method: "POST", url: "/api/users", headers: { ...jar, origin: "https://evil.example", host: "router:8080" }, payload: { username: "mallory", password: "mallory-pass" } });
+    const cross = await app.inject({
+      method: "POST",
+      url: "/api/users",
+      headers: { ...jar, origin: "https://evil.example", host: "router:8080" },
+      payload: { username: "mallory", password: "mallory-pass" },
+    });
     expect(cross.statusCode).toBe(403);
     expect(cross.json().error.code).toBe("csrf_rejected");
-    const same = await app.inject({ method: "POST", url: "/api/users", headers: { ...jar, origin: "http://router:8080", host: "router:8080" }, payload: { username: "sam", password: "sam-password" } });
+    const same = await app.inject({
+      method: "POST",
+      url: "/api/users",
+      headers: { ...jar, origin: "http://router:8080", host: "router:8080" },
+      payload: { username: "sam", password: "sam-password" },
+    });
     expect(same.statusCode).toBe(201);
     // A Bearer token is not sent by browsers on their own: no origin check.
-    expect((await app.inject({ method: "DELETE", url: "/api/users/sam", headers: { authorization: `Bearer ${token}`, origin: "https://evil.example" } })).statusCode).toBe(204);
+    expect(
+      (await app.inject({ method: "DELETE", url: "/api/users/sam", headers: { authorization: `Bearer ${token}`, origin: "https://evil.example" } })).statusCode,
+    ).toBe(204);
 
     const out = await app.inject({ method: "POST", url: "/api/auth/logout", headers: { authorization: `Bearer ${token}` } });
     expect(String(out.headers["set-cookie"])).toContain("Max-Age=0");
@@ -274,8 +293,12 @@ describe("route auth", () => {
   test("users: validation, last admin protected, password change ends other sessions", async () => {
     const admin = { authorization: `Bearer ${(await login("root", "root-password")).token}` };
     expect((await app.inject({ method: "POST", url: "/api/users", headers: admin, payload: { username: "short", password: "123" } })).statusCode).toBe(400);
-    expect((await app.inject({ method: "POST", url: "/api/users", headers: admin, payload: { username: "r", password: "long-enough", role: "root" } })).statusCode).toBe(400);
-    expect((await app.inject({ method: "POST", url: "/api/users", headers: admin, payload: { username: "val", password: "long-enough" } })).statusCode).toBe(409);
+    expect(
+      (await app.inject({ method: "POST", url: "/api/users", headers: admin, payload: { username: "r", password: "long-enough", role: "root" } })).statusCode,
+    ).toBe(400);
+    expect((await app.inject({ method: "POST", url: "/api/users", headers: admin, payload: { username: "val", password: "long-enough" } })).statusCode).toBe(
+      409,
+    );
     expect((await app.inject({ method: "DELETE", url: "/api/users/root", headers: admin })).statusCode).toBe(409);
     expect((await app.inject({ method: "PATCH", url: "/api/users/root", headers: admin, payload: { role: "viewer" } })).statusCode).toBe(409);
     expect((await app.inject({ method: "DELETE", url: "/api/users/nobody", headers: admin })).statusCode).toBe(404);
@@ -286,9 +309,23 @@ describe("route auth", () => {
     expect(changed.json()).toMatchObject({ username: "pat", role: "admin" });
     expect((await app.inject({ url: "/api/auth/me", headers: patSession })).statusCode).toBe(401);
     const pat = { authorization: `Bearer ${(await login("pat", "pat-password-2")).token}` };
-    const own = await app.inject({ method: "POST", url: "/api/auth/password", headers: pat, payload: { currentPassword: "wrong", newPassword: "pat-password-3" } });
+    const own = await app.inject({
+      method: "POST",
+      url: "/api/auth/password",
+      headers: pat,
+      payload: { currentPassword: "wrong", newPassword: "pat-password-3" },
+    });
     expect(own.statusCode).toBe(403);
-    expect((await app.inject({ method: "POST", url: "/api/auth/password", headers: pat, payload: { currentPassword: "pat-password-2", newPassword: "pat-password-3" } })).statusCode).toBe(200);
+    expect(
+      (
+        await app.inject({
+          method: "POST",
+          url: "/api/auth/password",
+          headers: pat,
+          payload: { currentPassword: "pat-password-2", newPassword: "pat-password-3" },
+        })
+      ).statusCode,
+    ).toBe(200);
     expect((await app.inject({ url: "/api/auth/me", headers: pat })).statusCode).toBe(200);
     const users = (await app.inject({ url: "/api/users", headers: admin })).json().users;
     expect(JSON.stringify(users)).not.toMatch(/password|scrypt/);

@@ -51,10 +51,21 @@ async function fakeNode(handler: Handler, health: Handler = (_q, s) => s.writeHe
 }
 
 function registration(id: string, url: string): NodeRegistration {
-  return { nodeId: id, name: id, apiUrl: url, version: "test", engine: "llama", metrics: {}, models: [{ id: "m", state: "ready", slots: 4, inFlight: 0, restarts: 0 } as ModelStatus] };
+  return {
+    nodeId: id,
+    name: id,
+    apiUrl: url,
+    version: "test",
+    engine: "llama",
+    metrics: {},
+    models: [{ id: "m", state: "ready", slots: 4, inFlight: 0, restarts: 0 } as ModelStatus],
+  };
 }
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): Handler => (_req, res) => res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+const json =
+  (status: number, body: unknown, headers: Record<string, string> = {}): Handler =>
+  (_req, res) =>
+    res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
 const OK = json(200, { id: "x", object: "chat.completion", choices: [] });
 const hang: Handler = () => undefined;
 
@@ -73,15 +84,29 @@ async function front(headersTimeoutMs = 5_000) {
         if (!res.writableFinished) ctrl.abort();
       });
       proxy
-        .run({ path: "/v1/chat/completions", modelId: "m", body: Buffer.concat(chunks), requestId: "r", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", signal: ctrl.signal, res, edge: openAiEdge(), affinityKey: null })
-        .then((o) => outcomes.push(o), () => res.destroy());
+        .run({
+          path: "/v1/chat/completions",
+          modelId: "m",
+          body: Buffer.concat(chunks),
+          requestId: "r",
+          traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+          signal: ctrl.signal,
+          res,
+          edge: openAiEdge(),
+          affinityKey: null,
+        })
+        .then(
+          (o) => outcomes.push(o),
+          () => res.destroy(),
+        );
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   servers.push(server);
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const add = (id: string, node: FakeNode): NodeRecord => registry.accept(registration(id, node.url));
-  const call = (signal?: AbortSignal) => fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: '{"model":"m","messages":[]}', signal });
+  const call = (signal?: AbortSignal) =>
+    fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: '{"model":"m","messages":[]}', signal });
   return { add, call, outcomes };
 }
 
@@ -191,8 +216,17 @@ describe("503s and restarts", () => {
 
   const closingAnswers: [string, Handler][] = [
     // What Fastify answers while the node's server is closing (return503OnClosing).
-    ["Fastify's closing answer", (_req, res) => res.writeHead(503, { "content-type": "application/json", connection: "close" }).end('{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}')],
-    ["the engine shutting down", json(503, { error: { message: "The engine is shutting down; retry the request.", type: "server_error", code: "engine_closing" } })],
+    [
+      "Fastify's closing answer",
+      (_req, res) =>
+        res
+          .writeHead(503, { "content-type": "application/json", connection: "close" })
+          .end('{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'),
+    ],
+    [
+      "the engine shutting down",
+      json(503, { error: { message: "The engine is shutting down; retry the request.", type: "server_error", code: "engine_closing" } }),
+    ],
     ["the node draining", json(503, { error: { message: "this node is shutting down", type: "server_error", code: "node_closing" } })],
   ];
   for (const [what, answer] of closingAnswers) {

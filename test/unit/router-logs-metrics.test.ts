@@ -58,7 +58,14 @@ beforeAll(async () => {
   const gone = `http://127.0.0.1:${(goneServer.address() as AddressInfo).port}`;
   await new Promise<void>((r) => goneServer.close(() => r()));
 
-  registry.accept(registration("healthy", healthy, { cpuPercent: 12.5, memoryUsedBytes: 1, memoryTotalBytes: 2, gpus: [{ index: 0, name: "H100", utilizationPercent: 70, memoryTotalBytes: 80 }] }));
+  registry.accept(
+    registration("healthy", healthy, {
+      cpuPercent: 12.5,
+      memoryUsedBytes: 1,
+      memoryTotalBytes: 2,
+      gpus: [{ index: 0, name: "H100", utilizationPercent: 70, memoryTotalBytes: 80 }],
+    }),
+  );
   registry.accept(registration("silent", silent));
   registry.accept(registration("refusing", refusing));
   registry.accept(registration("gone", gone));
@@ -116,8 +123,26 @@ describe("GET /api/nodes/:id/logs", () => {
 
 describe("GET /metrics", () => {
   const finished = (over: Partial<RequestRecord> = {}): RequestRecord => ({
-    requestId: "r", startedAt: Date.now(), api: "openai", endpoint: "/v1/chat/completions", modelId: "m", stream: true, clientIp: "127.0.0.1", keyName: null,
-    nodeId: "healthy", nodeName: "healthy", status: 200, error: null, attempts: 1, queueWaitMs: 20, firstByteMs: 150, durationMs: 900, promptTokens: 11, completionTokens: 7, traceId: null, ...over,
+    requestId: "r",
+    startedAt: Date.now(),
+    api: "openai",
+    endpoint: "/v1/chat/completions",
+    modelId: "m",
+    stream: true,
+    clientIp: "127.0.0.1",
+    keyName: null,
+    nodeId: "healthy",
+    nodeName: "healthy",
+    status: 200,
+    error: null,
+    attempts: 1,
+    queueWaitMs: 20,
+    firstByteMs: 150,
+    durationMs: 900,
+    promptTokens: 11,
+    completionTokens: 7,
+    traceId: null,
+    ...over,
   });
   const scrape = async () => {
     const res = await app.inject("/metrics");
@@ -172,7 +197,9 @@ describe("GET /metrics", () => {
     expect(metricSum(s, "drover_node_model_slots", { node: "healthy", model: "m" })).toBe(2);
     expect(metricSum(s, "drover_engine_restarts", { node: "healthy", model: "m" })).toBe(3);
     expect(metricSamples(s, "drover_in_flight", { node: "healthy", model: "m" })).toHaveLength(1);
-    expect(metricSamples(s, "drover_queue_depth", { model: "idle-model" })).toEqual([{ name: "drover_queue_depth", labels: { model: "idle-model" }, value: 0 }]);
+    expect(metricSamples(s, "drover_queue_depth", { model: "idle-model" })).toEqual([
+      { name: "drover_queue_depth", labels: { model: "idle-model" }, value: 0 },
+    ]);
     expect(metricSum(s, "drover_node_cpu_percent", { node: "healthy" })).toBe(12.5);
     expect(metricSum(s, "drover_node_gpu_utilization_percent", { node: "healthy", gpu: "0", name: "H100" })).toBe(70);
     // A node reporting no GPUs has no GPU series at all.

@@ -63,15 +63,24 @@ async function cacheFor(models: CatalogEntry[], opts: ConstructorParameters<type
 }
 
 async function ready(cache: ModelCache, id: string): Promise<Extract<FileLookup, { status: "ready" }>> {
-  return waitFor(async () => {
-    const r = await cache.lookup(id);
-    if (r.status === "failed" || r.status === "unavailable") throw new Error(r.message);
-    return r.status === "ready" ? r : undefined;
-  }, 10_000, `${id} cached`);
+  return waitFor(
+    async () => {
+      const r = await cache.lookup(id);
+      if (r.status === "failed" || r.status === "unavailable") throw new Error(r.message);
+      return r.status === "ready" ? r : undefined;
+    },
+    10_000,
+    `${id} cached`,
+  );
 }
 
 /** Resolves once the cache's partial file holds `bytes`. */
-const partHolds = (bytes: number) => waitFor(async () => ((await stat(join(dir, `${modelFileName("org/m:1")}.part`)).catch(() => null))?.size ?? 0) >= bytes, 10_000, `${bytes} bytes in the partial file`);
+const partHolds = (bytes: number) =>
+  waitFor(
+    async () => ((await stat(join(dir, `${modelFileName("org/m:1")}.part`)).catch(() => null))?.size ?? 0) >= bytes,
+    10_000,
+    `${bytes} bytes in the partial file`,
+  );
 
 const stats = (cache: ModelCache, id = "org/m:1") => cache.snapshot().find((s) => s.id === id)!;
 
@@ -85,7 +94,13 @@ describe("router model cache", () => {
     expect(first[0]).toMatchObject({ message: expect.stringContaining("fetching 'org/m:1' from upstream"), retryAfterS: 2 });
     const file = (await ready(cache, "org/m:1")).file;
     expect(upstream.fileRequests("m.gguf")).toHaveLength(1);
-    expect(stats(cache)).toMatchObject({ state: "cached", sha256: sha(FILE), sha256Origin: "pinned", sizeBytes: FILE.length, upstream: { fetches: 1, requests: 1, bytes: FILE.length, failures: 0 } });
+    expect(stats(cache)).toMatchObject({
+      state: "cached",
+      sha256: sha(FILE),
+      sha256Origin: "pinned",
+      sizeBytes: FILE.length,
+      upstream: { fetches: 1, requests: 1, bytes: FILE.length, failures: 0 },
+    });
     expect((await readFile(file.path)).equals(FILE)).toBe(true);
     expect(file.path).toBe(join(dir, modelFileName("org/m:1")));
     // Nodes see the checksum and real size in the catalog.
@@ -102,7 +117,12 @@ describe("router model cache", () => {
   });
 
   it("serves generated models at once and says so for models without a GGUF source", async () => {
-    const generated: CatalogEntry = { ...entry({ id: "gen" }), source: { generate: { name: "gen", seed: 5, embeddingLength: 32, blockCount: 1, headCount: 2, headCountKv: 2, feedForwardLength: 64, contextLength: 2048 } } };
+    const generated: CatalogEntry = {
+      ...entry({ id: "gen" }),
+      source: {
+        generate: { name: "gen", seed: 5, embeddingLength: 32, blockCount: 1, headCount: 2, headCountKv: 2, feedForwardLength: 64, contextLength: 2048 },
+      },
+    };
     const ollamaOnly: CatalogEntry = { ...entry({ id: "oll" }), source: { ollama: "oll:1b" } };
     const { cache } = await cacheFor([generated, ollamaOnly]);
     expect((await cache.lookup("gen")).status).toBe("ready");
@@ -174,10 +194,14 @@ describe("router model cache", () => {
     await rm(dir, { recursive: true, force: true });
     upstream.failRequest = () => 404;
     const b = await cacheFor([entry()], { failureCooldownMs: 300 });
-    const failed = await waitFor(async () => {
-      const r = await b.cache.lookup("org/m:1");
-      return r.status === "failed" ? r : undefined;
-    }, 5000, "failure");
+    const failed = await waitFor(
+      async () => {
+        const r = await b.cache.lookup("org/m:1");
+        return r.status === "failed" ? r : undefined;
+      },
+      5000,
+      "failure",
+    );
     expect(failed.message).toMatch(/could not get 'org\/m:1': upstream answered HTTP 404: upstream trouble/);
     const count = upstream.requests.length;
     expect(await b.cache.lookup("org/m:1")).toMatchObject({ status: "failed", message: expect.stringMatching(/next attempt in \d+s/) });
@@ -186,10 +210,14 @@ describe("router model cache", () => {
     // Once the cooldown ends (not before), a lookup starts a new fetch.
     const failedAt = upstream.requests.at(-1)!.at;
     // (Lookups during the cooldown answer `failed` and fetch nothing; the first after it fetches.)
-    await waitFor(async () => {
-      await b.cache.lookup("org/m:1");
-      return upstream.requests.length > count;
-    }, 10_000, "a fetch after the cooldown");
+    await waitFor(
+      async () => {
+        await b.cache.lookup("org/m:1");
+        return upstream.requests.length > count;
+      },
+      10_000,
+      "a fetch after the cooldown",
+    );
     expect(upstream.requests[count]!.at - failedAt).toBeGreaterThanOrEqual(300 - 2);
     await ready(b.cache, "org/m:1");
     expect(stats(b.cache).upstream).toMatchObject({ fetches: 2, failures: 1 });
@@ -197,10 +225,14 @@ describe("router model cache", () => {
 
   it("rejects an upstream file that does not match the catalog sha256", async () => {
     const { cache } = await cacheFor([entry({ sha256: sha(Buffer.from("something else")) })], { maxFailures: 1 });
-    const failed = await waitFor(async () => {
-      const r = await cache.lookup("org/m:1");
-      return r.status === "failed" ? r : undefined;
-    }, 5000, "failure");
+    const failed = await waitFor(
+      async () => {
+        const r = await cache.lookup("org/m:1");
+        return r.status === "failed" ? r : undefined;
+      },
+      5000,
+      "failure",
+    );
     expect(failed.message).toMatch(/sha256 mismatch: the upstream file is [0-9a-f]{64}, the catalog checksum is/);
     expect(existsSync(join(dir, modelFileName("org/m:1")))).toBe(false);
     expect(existsSync(join(dir, `${modelFileName("org/m:1")}.part`))).toBe(false);
@@ -253,10 +285,14 @@ describe("router model cache", () => {
     const { symlink } = await import("node:fs/promises");
     await symlink("/dev/full", join(dir, `${modelFileName("org/m:1")}.part`));
     const { cache } = await cacheFor([entry()]);
-    const failed = await waitFor(async () => {
-      const r = await cache.lookup("org/m:1");
-      return r.status === "failed" ? r : undefined;
-    }, 5000, "failure");
+    const failed = await waitFor(
+      async () => {
+        const r = await cache.lookup("org/m:1");
+        return r.status === "failed" ? r : undefined;
+      },
+      5000,
+      "failure",
+    );
     expect(failed.message).toMatch(/disk full while writing .*ENOSPC/);
   });
 });
@@ -283,10 +319,18 @@ describe("router model cache: split models and disk space", () => {
     }, 20);
     const asks = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => cache.lookup("split/m", i)));
     expect(asks.every((a) => a.status === "pending" || a.status === "ready")).toBe(true);
-    const files = await Promise.all([0, 1, 2].map((i) => waitFor(async () => {
-      const r = await cache.lookup("split/m", i);
-      return r.status === "ready" ? r.file : undefined;
-    }, 10_000, `part ${i + 1}`)));
+    const files = await Promise.all(
+      [0, 1, 2].map((i) =>
+        waitFor(
+          async () => {
+            const r = await cache.lookup("split/m", i);
+            return r.status === "ready" ? r.file : undefined;
+          },
+          10_000,
+          `part ${i + 1}`,
+        ),
+      ),
+    );
     for (let i = 0; i < 3; i++) {
       expect(upstream.fileRequests(partName(i))).toHaveLength(1);
       expect((await readFile(files[i]!.path)).equals(PARTS[i]!)).toBe(true);
@@ -312,22 +356,38 @@ describe("router model cache: split models and disk space", () => {
     altered[1000] ^= 0xff;
     upstream.set(partName(1), altered);
     const { cache } = await cacheFor([splitEntry(PARTS.map((b, i) => ({ url: upstream.fileUrl(partName(i)), sha256: sha(b) })))]);
-    const failed = await waitFor(async () => {
-      const r = await cache.lookup("split/m", 1);
-      return r.status === "failed" ? r : undefined;
-    }, 10_000, "part 2 failed");
+    const failed = await waitFor(
+      async () => {
+        const r = await cache.lookup("split/m", 1);
+        return r.status === "failed" ? r : undefined;
+      },
+      10_000,
+      "part 2 failed",
+    );
     expect(failed.message).toMatch(/part 2 of 3: sha256 mismatch/);
     expect((await cache.lookup("split/m", 0)).status).toBe("ready");
     expect(stats(cache, "split/m").parts!.map((p) => p.state)).toEqual(["cached", "failed", "absent"]);
   });
 
   it("writes a generated split model's parts under llama.cpp's split names and serves each", async () => {
-    const spec = { name: "g", seed: 4, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 128, contextLength: 2048, parts: 3 };
+    const spec = {
+      name: "g",
+      seed: 4,
+      embeddingLength: 64,
+      blockCount: 2,
+      headCount: 4,
+      headCountKv: 2,
+      feedForwardLength: 128,
+      contextLength: 2048,
+      parts: 3,
+    };
     const { cache, catalog } = await cacheFor([{ ...entry({ id: "gen" }), source: { generate: spec } }]);
-    const files = await Promise.all([0, 1, 2].map(async (i) => {
-      const r = await cache.lookup("gen", i);
-      return r.status === "ready" ? r.file : undefined;
-    }));
+    const files = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const r = await cache.lookup("gen", i);
+        return r.status === "ready" ? r.file : undefined;
+      }),
+    );
     expect(files.map((f) => f?.path)).toEqual([1, 2, 3].map((n) => join(dir, `gen-0000${n}-of-00003.gguf`)));
     expect(catalog.models[0]!.parts!.map((p) => p.sha256)).toEqual(files.map((f) => f!.sha256));
     expect(stats(cache, "gen")).toMatchObject({ state: "cached", sha256Origin: "generated", upstream: { fetches: 0 } });
@@ -335,10 +395,14 @@ describe("router model cache: split models and disk space", () => {
 
   it("refuses at once, before any upstream byte, a model larger than the free disk", async () => {
     const { cache } = await cacheFor([entry({ sizeBytes: 1e15 })]);
-    const r = await waitFor(async () => {
-      const l = await cache.lookup("org/m:1");
-      return l.status === "failed" ? l : undefined;
-    }, 10_000, "failed");
+    const r = await waitFor(
+      async () => {
+        const l = await cache.lookup("org/m:1");
+        return l.status === "failed" ? l : undefined;
+      },
+      10_000,
+      "failed",
+    );
     expect(r.message).toMatch(/not enough disk: needs 1010\.0 TB, have .* free in /);
     expect(upstream.requests).toEqual([]);
   });

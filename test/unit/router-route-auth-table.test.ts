@@ -85,7 +85,16 @@ const ADMITS: Record<AuthLevel, Caller[]> = {
 };
 
 /** Error codes the auth hook answers with. */
-const AUTH_CODES = new Set(["missing_api_key", "invalid_api_key", "api_key_revoked", "api_key_expired", "invalid_node_token", "not_authenticated", "admin_required", "csrf_rejected"]);
+const AUTH_CODES = new Set([
+  "missing_api_key",
+  "invalid_api_key",
+  "api_key_revoked",
+  "api_key_expired",
+  "invalid_node_token",
+  "not_authenticated",
+  "admin_required",
+  "csrf_rejected",
+]);
 
 const API_KEY = "drv-route-table-key";
 const NODE_TOKEN = "route-table-node-token";
@@ -100,7 +109,11 @@ describe("route auth table", () => {
   const bearer: Partial<Record<Caller, string>> = { key: API_KEY, node: NODE_TOKEN };
 
   const login = async (username: string, password: string) => {
-    const res = await fetch(`${router.url}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }) });
+    const res = await fetch(`${router.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    });
     expect(res.status).toBe(200);
     return ((await res.json()) as { token: string }).token;
   };
@@ -148,18 +161,27 @@ describe("route auth table", () => {
         const admitted = ADMITS[level].includes(caller);
         // Logging out would end the session the other rows use: admitted callers log out a fresh one.
         let token = bearer[caller];
-        if (admitted && r.url === "/api/auth/logout") token = await login(caller === "admin" ? "admin" : "watcher", caller === "admin" ? ADMIN_PASSWORD : "watcher-password");
+        if (admitted && r.url === "/api/auth/logout")
+          token = await login(caller === "admin" ? "admin" : "watcher", caller === "admin" ? ADMIN_PASSWORD : "watcher-password");
         const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
         const withBody = r.method === "POST" || r.method === "PATCH";
         if (withBody) headers["content-type"] = "application/json";
         const ctrl = new AbortController();
         // The auth hook answers at once; a route still silent after 2 s got past it.
         const timer = setTimeout(() => ctrl.abort(), 2_000);
-        const res = await fetch(`${router.url}${concretePath(r.url)}`, { method: r.method, headers, body: withBody ? "{}" : undefined, signal: ctrl.signal }).catch(() => null);
+        const res = await fetch(`${router.url}${concretePath(r.url)}`, {
+          method: r.method,
+          headers,
+          body: withBody ? "{}" : undefined,
+          signal: ctrl.signal,
+        }).catch(() => null);
         clearTimeout(timer);
         const status = res?.status ?? "no answer within 2 s";
         // Only the status and error code matter; streams are not read to the end.
-        const body = res && r.method !== "HEAD" && res.headers.get("content-type")?.includes("json") ? ((await res.json()) as { type?: string; error?: string | { code?: string; type?: string } }) : null;
+        const body =
+          res && r.method !== "HEAD" && res.headers.get("content-type")?.includes("json")
+            ? ((await res.json()) as { type?: string; error?: string | { code?: string; type?: string } })
+            : null;
         // OpenAI shape carries error.code; the Ollama routes answer {"error": "..."}; Anthropic's {"type":"error","error":{"type"}}.
         const code =
           body?.type === "error" && typeof body.error === "object"
@@ -174,7 +196,8 @@ describe("route auth table", () => {
         // An admitted caller may still get 403 from the handler (wrong current password), never an auth code.
         const ok = admitted
           ? status !== 401 && !AUTH_CODES.has(code ?? "") && code !== "anthropic_authentication_error" && (typeof status !== "number" || status < 500)
-          : status === refusedWith && (r.method === "HEAD" || AUTH_CODES.has(code ?? "") || code === "ollama_error" || code === "anthropic_authentication_error");
+          : status === refusedWith &&
+            (r.method === "HEAD" || AUTH_CODES.has(code ?? "") || code === "ollama_error" || code === "anthropic_authentication_error");
         if (!ok) results.push(`${r.method} ${r.url} as ${caller}: ${status} ${code ?? ""} (expected ${admitted ? "past auth" : refusedWith})`);
       }
     }
@@ -221,8 +244,14 @@ describe("node route auth table", () => {
 
   test("every node route has an entry, with the level it declares", () => {
     const declared = Object.fromEntries(routes.map((r) => [expectedKey(r.method, r.url), r.auth]));
-    expect(Object.keys(declared).filter((k) => !(k in EXPECTED_NODE)), "node routes with no entry in EXPECTED_NODE").toEqual([]);
-    expect(Object.keys(EXPECTED_NODE).filter((k) => !(k in declared)), "entries for node routes that no longer exist").toEqual([]);
+    expect(
+      Object.keys(declared).filter((k) => !(k in EXPECTED_NODE)),
+      "node routes with no entry in EXPECTED_NODE",
+    ).toEqual([]);
+    expect(
+      Object.keys(EXPECTED_NODE).filter((k) => !(k in declared)),
+      "entries for node routes that no longer exist",
+    ).toEqual([]);
     for (const r of routes) expect(`${r.method} ${r.url} → ${r.auth}`).toBe(`${r.method} ${r.url} → ${EXPECTED_NODE[expectedKey(r.method, r.url)]}`);
   });
 
@@ -250,7 +279,8 @@ describe("node route auth table", () => {
         }
         const refused = res.status === 401 && (r.method === "HEAD" || body?.error?.code === "router_credential_required");
         const admitted = level === "public" || caller === "router";
-        if (admitted === refused) results.push(`${r.method} ${r.url} as ${caller}: ${res.status} ${body?.error?.code ?? ""} (expected ${admitted ? "past auth" : "401"})`);
+        if (admitted === refused)
+          results.push(`${r.method} ${r.url} as ${caller}: ${res.status} ${body?.error?.code ?? ""} (expected ${admitted ? "past auth" : "401"})`);
       }
     }
     expect(results).toEqual([]);

@@ -94,8 +94,17 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
   test("api keys: stored by hash, model list round-trips, revoke once, last-used never goes back", async () => {
     const s = await fresh(kind);
     try {
-      const k = await s.apiKeys.create({ name: "ci", prefix: "drv_ab", keyHash: "hash-1", models: ["m-a", "m-b"], expiresAt: 5_000_000_000_000, createdBy: "test" });
-      await expect(s.apiKeys.create({ name: "other", prefix: "x", keyHash: "hash-1", models: null, expiresAt: null, createdBy: null })).rejects.toSatisfy(isUniqueViolation);
+      const k = await s.apiKeys.create({
+        name: "ci",
+        prefix: "drv_ab",
+        keyHash: "hash-1",
+        models: ["m-a", "m-b"],
+        expiresAt: 5_000_000_000_000,
+        createdBy: "test",
+      });
+      await expect(s.apiKeys.create({ name: "other", prefix: "x", keyHash: "hash-1", models: null, expiresAt: null, createdBy: null })).rejects.toSatisfy(
+        isUniqueViolation,
+      );
       expect(await s.apiKeys.findByHash("hash-1")).toMatchObject({ id: k.id, models: ["m-a", "m-b"], expiresAt: 5_000_000_000_000, revokedAt: null });
       expect(typeof (await s.apiKeys.findByHash("hash-1"))!.expiresAt).toBe("number");
       expect((await s.apiKeys.findActiveByName("ci")).map((x) => x.id)).toEqual([k.id]);
@@ -118,7 +127,19 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       await s.nodes.save({ id: "n1", name: "gpu-1", apiUrl: "http://a:1", firstSeen: 100 }, 200);
       expect(await s.nodes.updateSettings("n1", { displayName: "Rack 1", tags: ["a100"], notes: "spare" })).toBe(true);
       await s.nodes.save({ id: "n1", name: "gpu-1b", apiUrl: "http://b:2", firstSeen: 999 }, 300);
-      expect(await s.nodes.list()).toEqual([{ id: "n1", name: "gpu-1b", apiUrl: "http://b:2", firstSeen: 100, lastRegistered: 300, secretHash: null, displayName: "Rack 1", tags: ["a100"], notes: "spare" }]);
+      expect(await s.nodes.list()).toEqual([
+        {
+          id: "n1",
+          name: "gpu-1b",
+          apiUrl: "http://b:2",
+          firstSeen: 100,
+          lastRegistered: 300,
+          secretHash: null,
+          displayName: "Rack 1",
+          tags: ["a100"],
+          notes: "spare",
+        },
+      ]);
       expect(await s.nodes.delete("n1")).toBe(true);
       expect(await s.nodes.get("n1")).toBeNull();
     } finally {
@@ -169,7 +190,16 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
       expect(after.map((r) => r.id)).toEqual(all.slice(5, 10).map((r) => r.id));
 
       const one = await s.requests.get(rows[7]!.id);
-      expect(one).toMatchObject({ requestId: "req-7", stream: false, requestBody: '{"model":"m-a"}', responseBody: "hello", promptTokens: 3, routing: "prefix", affinity: "hit", cachedTokens: 2 });
+      expect(one).toMatchObject({
+        requestId: "req-7",
+        stream: false,
+        requestBody: '{"model":"m-a"}',
+        responseBody: "hello",
+        promptTokens: 3,
+        routing: "prefix",
+        affinity: "hit",
+        cachedTokens: 2,
+      });
       expect(all.find((r) => r.requestId === "req-8")).toMatchObject({ routing: null, affinity: null, cachedTokens: null });
       expect((await s.requests.get("req-7"))?.id).toBe(rows[7]!.id);
       expect(await s.requests.get("no-such-id")).toBeNull();
@@ -185,11 +215,18 @@ describe.each<Kind>(["sqlite", "postgres"])("store on %s", (kind) => {
     const s = await fresh(kind);
     try {
       const context = [{ role: "user", content: "héllo 'quoted' \"text\"" }];
-      const response = { id: "resp_1", object: "response", output: [{ type: "message", content: [{ type: "output_text", text: "hi" }] }], usage: { input_tokens: 3 } };
+      const response = {
+        id: "resp_1",
+        object: "response",
+        output: [{ type: "message", content: [{ type: "output_text", text: "hi" }] }],
+        usage: { input_tokens: 3 },
+      };
       await s.responses.save({ id: "resp_1", createdAt: 1_000, keyId: "key-a", model: "m-a", context, response });
       await s.responses.save({ id: "resp_2", createdAt: 5_000, keyId: "key-a", model: "m-a", context: [], response: { id: "resp_2" } });
       await s.responses.save({ id: "resp_3", createdAt: 5_000, keyId: null, model: "m-a", context: [], response: { id: "resp_3" } });
-      await expect(s.responses.save({ id: "resp_1", createdAt: 2_000, keyId: "key-b", model: "m-a", context: [], response: {} })).rejects.toSatisfy(isUniqueViolation);
+      await expect(s.responses.save({ id: "resp_1", createdAt: 2_000, keyId: "key-b", model: "m-a", context: [], response: {} })).rejects.toSatisfy(
+        isUniqueViolation,
+      );
       expect(await s.responses.get("resp_1", "key-a")).toEqual({ id: "resp_1", createdAt: 1_000, keyId: "key-a", model: "m-a", context, response });
       expect(await s.responses.get("resp_1", "key-b")).toBeNull();
       expect(await s.responses.get("resp_1", null)).toBeNull();

@@ -62,7 +62,15 @@ beforeAll(async () => {
     }),
   );
   registry = new NodeRegistry(60_000);
-  const registration: NodeRegistration = { nodeId: "n", name: "n", apiUrl: nodeUrl, version: "0", engine: "llama", models: [{ id: "m", state: "ready", slots: 4, inFlight: 0, restarts: 0 }], metrics: {} };
+  const registration: NodeRegistration = {
+    nodeId: "n",
+    name: "n",
+    apiUrl: nodeUrl,
+    version: "0",
+    engine: "llama",
+    models: [{ id: "m", state: "ready", slots: 4, inFlight: 0, restarts: 0 }],
+    metrics: {},
+  };
   registry.accept(registration);
   const queue = new AdmissionQueue(registry, new NodeSelector(registry), { limit: 10, timeoutMs: 0 });
   const proxy = new InferenceProxy(registry, queue, { maxAttempts: 2, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 }, pino({ level: "silent" }));
@@ -85,7 +93,11 @@ beforeAll(async () => {
         res,
         affinityKey: null,
         edge: ollama
-          ? { api: "ollama", errors: OLLAMA_ERRORS, adapter: new OllamaGenerationAdapter({ kind: "chat", stream: true, model: "m", receivedAt: performance.now() }) }
+          ? {
+              api: "ollama",
+              errors: OLLAMA_ERRORS,
+              adapter: new OllamaGenerationAdapter({ kind: "chat", stream: true, model: "m", receivedAt: performance.now() }),
+            }
           : ndjson
             ? { api: "openai", errors: OLLAMA_ERRORS, adapter: new PassthroughAdapter((message) => `${JSON.stringify({ error: message })}\n`) }
             : openAiEdge(),
@@ -106,7 +118,12 @@ const post = (path: string) => {
   registry.get("n")!.breaker.onSuccess();
   return postNow(path);
 };
-const postNow = (path: string) => fetch(`${routerUrl}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], stream: true }) });
+const postNow = (path: string) =>
+  fetch(`${routerUrl}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], stream: true }),
+  });
 
 /** Byte offsets at which the first `n` events of the node's body are complete. */
 function completeBefore(body: Buffer, cut: number, separator: string): number {
@@ -132,7 +149,9 @@ describe("a node that dies in the middle of an SSE event (OpenAI routes)", () =>
       });
       const complete = Math.min(completeBefore(SSE, cut, "\n\n"), EVENTS.length);
       expect(parsed.slice(0, -1), `cut at byte ${cut}`).toEqual(EVENTS.slice(0, complete));
-      expect(parsed.at(-1), `cut at byte ${cut}`).toEqual({ error: { message: expect.stringMatching(/^stream from n broke: /), type: "server_error", param: null, code: "upstream_failed" } });
+      expect(parsed.at(-1), `cut at byte ${cut}`).toEqual({
+        error: { message: expect.stringMatching(/^stream from n broke: /), type: "server_error", param: null, code: "upstream_failed" },
+      });
       expect(raw.endsWith("\n\n")).toBe(true);
     }
   });
@@ -159,7 +178,10 @@ describe("a node that dies in the middle of an SSE event (OpenAI routes)", () =>
       script = { body: NDJSON, cut, contentType: "application/x-ndjson" };
       const raw = await (await post("/ndjson")).text();
       expect(raw.endsWith("\n"), `cut at byte ${cut}: ${raw}`).toBe(true);
-      const lines = raw.trimEnd().split("\n").map((l) => JSON.parse(l) as unknown);
+      const lines = raw
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as unknown);
       expect(lines.slice(0, -1), `cut at byte ${cut}`).toEqual(EVENTS.slice(0, completeBefore(NDJSON, cut, "\n")));
       expect(lines.at(-1)).toEqual({ error: expect.stringMatching(/^stream from n broke: /) });
     }
@@ -174,7 +196,10 @@ describe("a node that dies in the middle of an event under an Ollama route (NDJS
       expect(res.status).toBe(200);
       const raw = await res.text();
       expect(raw.endsWith("\n"), `cut at byte ${cut}: ${raw}`).toBe(true);
-      const lines = raw.trimEnd().split("\n").map((l) => JSON.parse(l) as { message?: { content: string }; error?: string; done?: boolean });
+      const lines = raw
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { message?: { content: string }; error?: string; done?: boolean });
       const texts = lines.slice(0, -1).map((l) => l.message?.content);
       const complete = completeBefore(SSE, cut, "\n\n");
       expect(texts, `cut at byte ${cut}`).toEqual(["Hello", ", wörld ✓"].slice(0, complete));

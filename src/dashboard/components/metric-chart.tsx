@@ -38,11 +38,26 @@ export function MetricChart({ title, times, series, format, yMax, integer = fals
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, yMax ?? Math.max(1, max * 1.15)] } },
       axes: [
         { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" }, font: "11px system-ui, sans-serif" },
-        { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" }, font: "11px system-ui, sans-serif", size: 64, values: (_u, vals) => vals.map((v) => format(v)), ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] } : {}) },
+        {
+          stroke: "#64748b",
+          grid: { stroke: "#eef2f7" },
+          ticks: { stroke: "#e2e8f0" },
+          font: "11px system-ui, sans-serif",
+          size: 64,
+          values: (_u, vals) => vals.map((v) => format(v)),
+          ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] } : {}),
+        },
       ],
       series: [
         { label: "time", value: (_u, v) => (v === null ? "—" : new Date(v * 1000).toLocaleTimeString()) },
-        ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.75, fill: `${s.color}1a`, points: { show: false }, value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)) })),
+        ...series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: 1.75,
+          fill: `${s.color}1a`,
+          points: { show: false },
+          value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)),
+        })),
       ],
     };
     plot.current = new uPlot(opts, [[], ...series.map(() => [])] as uPlot.AlignedData, el);

@@ -52,7 +52,13 @@ function Charts({ nodeId }: { nodeId: string }) {
   if (samples.length === 0) return <div class="empty">Collecting metrics: the first sample arrives with the node's next heartbeat.</div>;
   return (
     <div class="charts" data-testid="node-charts">
-      <MetricChart title="CPU" times={times} yMax={100} format={pct} series={[{ label: "CPU %", color: "#2563eb", values: samples.map((s) => s.cpuPercent) }]} />
+      <MetricChart
+        title="CPU"
+        times={times}
+        yMax={100}
+        format={pct}
+        series={[{ label: "CPU %", color: "#2563eb", values: samples.map((s) => s.cpuPercent) }]}
+      />
       <MetricChart
         title="Memory"
         times={times}
@@ -60,9 +66,28 @@ function Charts({ nodeId }: { nodeId: string }) {
         yMax={samples.reduce((m, s) => Math.max(m, s.memoryTotalBytes ?? 0), 0) || undefined}
         series={[{ label: "used", color: "#7c3aed", values: samples.map((s) => s.memoryUsedBytes) }]}
       />
-      {hasGpu && <MetricChart title="GPU" times={times} yMax={100} format={pct} series={[{ label: "GPU %", color: "#059669", values: samples.map((s) => s.gpuPercent) }]} />}
-      <MetricChart title="In flight" times={times} format={plain} integer series={[{ label: "requests", color: "#d97706", values: samples.map((s) => s.inFlight) }]} />
-      <MetricChart title="Latency (EWMA)" times={times} format={latency} series={[{ label: "latency", color: "#db2777", values: samples.map((s) => s.latencyEwmaMs) }]} />
+      {hasGpu && (
+        <MetricChart
+          title="GPU"
+          times={times}
+          yMax={100}
+          format={pct}
+          series={[{ label: "GPU %", color: "#059669", values: samples.map((s) => s.gpuPercent) }]}
+        />
+      )}
+      <MetricChart
+        title="In flight"
+        times={times}
+        format={plain}
+        integer
+        series={[{ label: "requests", color: "#d97706", values: samples.map((s) => s.inFlight) }]}
+      />
+      <MetricChart
+        title="Latency (EWMA)"
+        times={times}
+        format={latency}
+        series={[{ label: "latency", color: "#db2777", values: samples.map((s) => s.latencyEwmaMs) }]}
+      />
     </div>
   );
 }
@@ -108,7 +133,13 @@ function Overview({ node, now }: { node: FleetNode; now: number }) {
         </div>
         <div>
           <dt>GPUs</dt>
-          <dd>{(node.metrics.gpus ?? []).length === 0 ? "none reported" : node.metrics.gpus!.map((g) => `${g.name} (${g.utilizationPercent ?? "?"}%, ${bytes(g.memoryUsedBytes)} / ${bytes(g.memoryTotalBytes)})`).join("; ")}</dd>
+          <dd>
+            {(node.metrics.gpus ?? []).length === 0
+              ? "none reported"
+              : node.metrics
+                  .gpus!.map((g) => `${g.name} (${g.utilizationPercent ?? "?"}%, ${bytes(g.memoryUsedBytes)} / ${bytes(g.memoryTotalBytes)})`)
+                  .join("; ")}
+          </dd>
         </div>
         {node.notes && (
           <div class="facts-wide">
@@ -188,7 +219,14 @@ function Settings({ node, onGone }: { node: FleetNode; onGone: () => void }) {
       >
         <label class="field">
           <span>Display name</span>
-          <input class="input" value={displayName} placeholder={node.name} onInput={(e) => setDisplayName(e.currentTarget.value)} maxLength={128} name="displayName" />
+          <input
+            class="input"
+            value={displayName}
+            placeholder={node.name}
+            onInput={(e) => setDisplayName(e.currentTarget.value)}
+            maxLength={128}
+            name="displayName"
+          />
         </label>
         <label class="field">
           <span>Tags (comma-separated)</span>
@@ -208,7 +246,9 @@ function Settings({ node, onGone }: { node: FleetNode; onGone: () => void }) {
       <div class="danger-zone">
         <div>
           <h3>Disconnect</h3>
-          <p class="muted">Drops the node's connection: the router stops routing to it until it registers again (a running node does so on its next heartbeat).</p>
+          <p class="muted">
+            Drops the node's connection: the router stops routing to it until it registers again (a running node does so on its next heartbeat).
+          </p>
           {confirming === "disconnect" ? (
             <span class="confirm">
               <button type="button" class="button danger" disabled={busy} onClick={() => void run(() => disconnectNode(node.id), "Disconnected.")}>
@@ -256,11 +296,7 @@ export interface NodeDialogProps {
 
 export function NodeDialog({ node, now, isAdmin, onClose }: NodeDialogProps) {
   const [tab, setTab] = useState<Tab>("overview");
-  const tabs: [Tab, string][] = [
-    ["overview", "Overview"],
-    ["logs", "Logs"],
-    ...(isAdmin ? ([["settings", "Settings"]] as [Tab, string][]) : []),
-  ];
+  const tabs: [Tab, string][] = [["overview", "Overview"], ["logs", "Logs"], ...(isAdmin ? ([["settings", "Settings"]] as [Tab, string][]) : [])];
   return (
     <Dialog
       size="large"

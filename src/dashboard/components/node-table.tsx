@@ -108,7 +108,9 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
     <th class={numeric ? "num" : ""} title={title} aria-sort={sort.key === key ? (sort.desc ? "descending" : "ascending") : "none"}>
       <button type="button" class="sort-button" onClick={() => setSort((s) => ({ key, desc: s.key === key ? !s.desc : false }))}>
         {label}
-        <span class="sort-mark" aria-hidden="true">{sort.key === key ? (sort.desc ? "▼" : "▲") : ""}</span>
+        <span class="sort-mark" aria-hidden="true">
+          {sort.key === key ? (sort.desc ? "▼" : "▲") : ""}
+        </span>
       </button>
     </th>
   );
@@ -118,7 +120,14 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
       <header class="panel-header">
         <h2 id="nodes-title">Nodes</h2>
         <div class="toolbar">
-          <input type="search" class="input" placeholder="Search name, address, tag" value={search} onInput={(e) => setSearch(e.currentTarget.value)} aria-label="Search nodes" />
+          <input
+            type="search"
+            class="input"
+            placeholder="Search name, address, tag"
+            value={search}
+            onInput={(e) => setSearch(e.currentTarget.value)}
+            aria-label="Search nodes"
+          />
           <select class="input" value={stateFilter} onChange={(e) => setStateFilter(e.currentTarget.value)} aria-label="Filter by state">
             <option value="all">All states</option>
             <option value="online">Online</option>
@@ -150,7 +159,14 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
               const mem = memFraction(n);
               const gpu = gpuFraction(n);
               return (
-                <tr key={n.id} data-node={n.name} class="clickable" tabIndex={0} onClick={() => onOpen(n.id)} onKeyDown={(e) => e.key === "Enter" && onOpen(n.id)}>
+                <tr
+                  key={n.id}
+                  data-node={n.name}
+                  class="clickable"
+                  tabIndex={0}
+                  onClick={() => onOpen(n.id)}
+                  onKeyDown={(e) => e.key === "Enter" && onOpen(n.id)}
+                >
                   <td class="cell-name">
                     <div class="cell-title">{nodeLabel(n)}</div>
                     <div class="cell-sub">
@@ -174,12 +190,21 @@ export function NodeTable({ nodes, now, onOpen }: NodeTableProps) {
                   </td>
                   <td class="num">{up === null ? "—" : duration(up)}</td>
                   <td>
-                    <Meter fraction={n.metrics.cpuPercent === undefined ? null : n.metrics.cpuPercent / 100} text={n.metrics.cpuPercent === undefined ? "" : `${Math.round(n.metrics.cpuPercent)}%`} />
+                    <Meter
+                      fraction={n.metrics.cpuPercent === undefined ? null : n.metrics.cpuPercent / 100}
+                      text={n.metrics.cpuPercent === undefined ? "" : `${Math.round(n.metrics.cpuPercent)}%`}
+                    />
                   </td>
                   <td>
                     <Meter fraction={mem} text={mem === null ? "" : bytesOf(n.metrics.memoryUsedBytes, n.metrics.memoryTotalBytes)} />
                   </td>
-                  <td>{gpu === null ? <span class="muted">{(n.metrics.gpus ?? []).length ? "—" : "none"}</span> : <Meter fraction={gpu} text={`${Math.round(gpu * 100)}%`} />}</td>
+                  <td>
+                    {gpu === null ? (
+                      <span class="muted">{(n.metrics.gpus ?? []).length ? "—" : "none"}</span>
+                    ) : (
+                      <Meter fraction={gpu} text={`${Math.round(gpu * 100)}%`} />
+                    )}
+                  </td>
                   <td class="num">{count(n.inFlight)}</td>
                   <td class="num">
                     {count(n.totalRequests)}

@@ -55,7 +55,10 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
     let stopped = false;
     requestDetail(record.id ?? record.requestId)
       .then((r) => !stopped && setFull({ ...record, ...r }))
-      .catch((err: Error & { status?: number }) => !stopped && setNote(err.status === 404 ? "The router has not stored this request yet; bodies appear once it has." : err.message));
+      .catch(
+        (err: Error & { status?: number }) =>
+          !stopped && setNote(err.status === 404 ? "The router has not stored this request yet; bodies appear once it has." : err.message),
+      );
     return () => {
       stopped = true;
     };
@@ -63,7 +66,8 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
 
   const r = full;
   const cached = r.cachedTokens != null ? ` (${r.cachedTokens} cached)` : "";
-  const tokens = r.promptTokens !== null || r.completionTokens !== null ? `${r.promptTokens ?? "?"} prompt${cached} · ${r.completionTokens ?? "?"} completion` : "—";
+  const tokens =
+    r.promptTokens !== null || r.completionTokens !== null ? `${r.promptTokens ?? "?"} prompt${cached} · ${r.completionTokens ?? "?"} completion` : "—";
   const rows: [string, preact.ComponentChildren][] = [
     ["Status", <HttpStatus status={r.status} />],
     ["Model", r.modelId],
@@ -101,11 +105,25 @@ export function RequestDialog({ record, onClose }: { record: RequestRecord; onCl
         <div class="bodies">
           <div>
             <h3 class="section-title">Request</h3>
-            {requestText ? <pre class="code">{requestText}</pre> : <div class="empty">{r.bodiesHidden ? "Only admins see bodies." : "Not stored: the router keeps bodies when started with --history-body-bytes N (DROVER_HISTORY_BODY_BYTES)."}</div>}
+            {requestText ? (
+              <pre class="code">{requestText}</pre>
+            ) : (
+              <div class="empty">
+                {r.bodiesHidden
+                  ? "Only admins see bodies."
+                  : "Not stored: the router keeps bodies when started with --history-body-bytes N (DROVER_HISTORY_BODY_BYTES)."}
+              </div>
+            )}
           </div>
           <div>
             <h3 class="section-title">Response</h3>
-            {responseText ? <pre class="code" data-testid="response-body">{responseText}</pre> : <div class="empty">{r.bodiesHidden ? "Only admins see bodies." : "Not stored."}</div>}
+            {responseText ? (
+              <pre class="code" data-testid="response-body">
+                {responseText}
+              </pre>
+            ) : (
+              <div class="empty">{r.bodiesHidden ? "Only admins see bodies." : "Not stored."}</div>
+            )}
           </div>
         </div>
       </div>

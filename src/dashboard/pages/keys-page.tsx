@@ -22,7 +22,17 @@ function CreateKeyDialog({ models, onClose, onCreated }: { models: string[]; onC
 
   if (secret) {
     return (
-      <Dialog title="API key created" onClose={onClose} size="small" testId="key-created-dialog" footer={<button type="button" class="button primary" onClick={onClose}>Done</button>}>
+      <Dialog
+        title="API key created"
+        onClose={onClose}
+        size="small"
+        testId="key-created-dialog"
+        footer={
+          <button type="button" class="button primary" onClick={onClose}>
+            Done
+          </button>
+        }
+      >
         <p>Copy the key now: the router stores only its hash and cannot show it again.</p>
         <div class="secret">
           <code data-testid="new-key">{secret}</code>
@@ -64,7 +74,11 @@ function CreateKeyDialog({ models, onClose, onCreated }: { models: string[]; onC
           <div class="checks">
             {models.map((m) => (
               <label key={m} class="field-inline checkbox">
-                <input type="checkbox" checked={limit.includes(m)} onChange={(e) => setLimit((l) => (e.currentTarget.checked ? [...l, m] : l.filter((x) => x !== m)))} />
+                <input
+                  type="checkbox"
+                  checked={limit.includes(m)}
+                  onChange={(e) => setLimit((l) => (e.currentTarget.checked ? [...l, m] : l.filter((x) => x !== m)))}
+                />
                 {m}
               </label>
             ))}
@@ -159,7 +173,15 @@ export function KeysPage({ models }: { models: string[] }) {
                     {state === "active" &&
                       (confirmRevoke === k.id ? (
                         <span class="confirm">
-                          <button type="button" class="button danger small" onClick={() => void revokeKey(k.id).then(load, (err: Error) => setError(err.message)).finally(() => setConfirmRevoke(null))}>
+                          <button
+                            type="button"
+                            class="button danger small"
+                            onClick={() =>
+                              void revokeKey(k.id)
+                                .then(load, (err: Error) => setError(err.message))
+                                .finally(() => setConfirmRevoke(null))
+                            }
+                          >
                             Revoke
                           </button>
                           <button type="button" class="button small" onClick={() => setConfirmRevoke(null)}>

@@ -29,11 +29,27 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: () => void }) {
         <label class="field">
           <span>Username</span>
           {/* biome-ignore lint/a11y/noAutofocus: the page exists to type this field; nothing else competes for focus */}
-          <input class="input" name="username" autoComplete="username" required autoFocus value={username} onInput={(e) => setUsername(e.currentTarget.value)} />
+          <input
+            class="input"
+            name="username"
+            autoComplete="username"
+            required
+            autoFocus
+            value={username}
+            onInput={(e) => setUsername(e.currentTarget.value)}
+          />
         </label>
         <label class="field">
           <span>Password</span>
-          <input class="input" name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+          <input
+            class="input"
+            name="password"
+            type="password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
         </label>
         {error && (
           <div class="alert alert-error" role="alert">

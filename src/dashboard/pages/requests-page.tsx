@@ -223,7 +223,14 @@ export function RequestsPage({ snapshot }: { snapshot: FleetSnapshot | null }) {
             </thead>
             <tbody>
               {rows.map((r) => (
-                <tr key={r.id ?? r.requestId} class="clickable" tabIndex={0} data-request-id={r.requestId} onClick={() => setOpen(r)} onKeyDown={(e) => e.key === "Enter" && setOpen(r)}>
+                <tr
+                  key={r.id ?? r.requestId}
+                  class="clickable"
+                  tabIndex={0}
+                  data-request-id={r.requestId}
+                  onClick={() => setOpen(r)}
+                  onKeyDown={(e) => e.key === "Enter" && setOpen(r)}
+                >
                   <td class="small nowrap">{dateTime(r.startedAt)}</td>
                   <td>
                     <HttpStatus status={r.status} />
@@ -259,7 +266,12 @@ export function RequestsPage({ snapshot }: { snapshot: FleetSnapshot | null }) {
           <button type="button" class="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}>
             ← Newer
           </button>
-          <button type="button" class="button" disabled={total !== null ? last >= total : rows.length < PAGE_SIZE} onClick={() => setOffset(offset + PAGE_SIZE)}>
+          <button
+            type="button"
+            class="button"
+            disabled={total !== null ? last >= total : rows.length < PAGE_SIZE}
+            onClick={() => setOffset(offset + PAGE_SIZE)}
+          >
             Older →
           </button>
         </footer>

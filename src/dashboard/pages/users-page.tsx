@@ -37,11 +37,28 @@ function UserDialog({ user, onClose, onSaved }: { user: User | null; onClose: ()
       >
         <label class="field">
           <span>Username</span>
-          <input class="input" required disabled={user !== null} value={username} onInput={(e) => setUsername(e.currentTarget.value)} name="username" autoComplete="off" />
+          <input
+            class="input"
+            required
+            disabled={user !== null}
+            value={username}
+            onInput={(e) => setUsername(e.currentTarget.value)}
+            name="username"
+            autoComplete="off"
+          />
         </label>
         <label class="field">
           <span>{user ? "New password (leave empty to keep)" : "Password"}</span>
-          <input class="input" type="password" required={user === null} minLength={8} value={password} onInput={(e) => setPassword(e.currentTarget.value)} name="password" autoComplete="new-password" />
+          <input
+            class="input"
+            type="password"
+            required={user === null}
+            minLength={8}
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+            name="password"
+            autoComplete="new-password"
+          />
         </label>
         <label class="field">
           <span>Role</span>
@@ -120,7 +137,15 @@ export function UsersPage({ me }: { me: string }) {
                     {u.username !== me &&
                       (confirmDelete === u.username ? (
                         <span class="confirm">
-                          <button type="button" class="button danger small" onClick={() => void deleteUser(u.username).then(load, (err: Error) => setError(err.message)).finally(() => setConfirmDelete(null))}>
+                          <button
+                            type="button"
+                            class="button danger small"
+                            onClick={() =>
+                              void deleteUser(u.username)
+                                .then(load, (err: Error) => setError(err.message))
+                                .finally(() => setConfirmDelete(null))
+                            }
+                          >
                             Delete
                           </button>
                           <button type="button" class="button small" onClick={() => setConfirmDelete(null)}>

@@ -5,10 +5,7 @@
 import type { ToolDefinition } from "../../protocol/openai.js";
 import type { ToolFormat } from "./prompt.js";
 
-export type ChatOutputPart =
-  | { type: "content"; text: string }
-  | { type: "reasoning"; text: string }
-  | { type: "tool_call"; name: string; arguments: string };
+export type ChatOutputPart = { type: "content"; text: string } | { type: "reasoning"; text: string } | { type: "tool_call"; name: string; arguments: string };
 
 export interface ChatOutputParser {
   /** Text as generated (special tokens included for Harmony); returns the parts now certain. */
@@ -207,7 +204,10 @@ class TaggedCallParser implements ChatOutputParser {
   private inCall = false;
   private sawCall = false;
 
-  constructor(private readonly opts: ChatOutputOptions, private readonly parseBody: CallBodyParser) {}
+  constructor(
+    private readonly opts: ChatOutputOptions,
+    private readonly parseBody: CallBodyParser,
+  ) {}
 
   push(text: string): ChatOutputPart[] {
     this.buf += text;

@@ -2,7 +2,11 @@
 
 /** A request the client must fix (prompt too long, empty input...): answered with a 400. */
 export class InvalidRequestError extends Error {
-  constructor(message: string, readonly code: string | null = null, readonly param: string | null = null) {
+  constructor(
+    message: string,
+    readonly code: string | null = null,
+    readonly param: string | null = null,
+  ) {
     super(message);
     this.name = "InvalidRequestError";
   }

@@ -1,6 +1,15 @@
 // The model side of the engine: loading, slot-bound generation with per-token callbacks,
 // stop strings, max tokens and abort, and embeddings.
-import { LlamaGrammarEvaluationState, TokenBias, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
+import {
+  LlamaGrammarEvaluationState,
+  TokenBias,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  type LlamaGrammar,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
 import type { Logger } from "pino";
 import { InvalidRequestError } from "./errors.js";
 import { ChatPromptBuilder } from "./prompt.js";
@@ -84,7 +93,14 @@ export class LlamaInference {
         failedCreationRemedy: false,
       });
       opts.log.info(
-        { gpu: llama.gpu, gpuLayers: model.gpuLayers, threads: opts.threads, slots: opts.slots, contextSize: context.contextSize, trainContextSize: model.trainContextSize },
+        {
+          gpu: llama.gpu,
+          gpuLayers: model.gpuLayers,
+          threads: opts.threads,
+          slots: opts.slots,
+          contextSize: context.contextSize,
+          trainContextSize: model.trainContextSize,
+        },
         "model loaded",
       );
       return new LlamaInference(model, context, opts);
@@ -113,8 +129,7 @@ export class LlamaInference {
     if (prompt.length === 0) throw new InvalidRequestError("The prompt is empty.", null, param);
     if (prompt.length >= this.contextSize) {
       throw new InvalidRequestError(
-        `This model's maximum context length is ${this.contextSize} tokens, but the prompt is ${prompt.length} tokens. ` +
-          "Shorten the prompt.",
+        `This model's maximum context length is ${this.contextSize} tokens, but the prompt is ${prompt.length} tokens. ` + "Shorten the prompt.",
         "context_length_exceeded",
         param,
       );

@@ -35,7 +35,12 @@ export interface Usage {
 }
 
 export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, prompt_tokens_details: { cached_tokens: cachedTokens } };
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }
 
 export function newId(prefix: "chatcmpl" | "cmpl"): string {

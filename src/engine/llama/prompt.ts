@@ -57,7 +57,10 @@ export class ChatPromptBuilder {
   readonly toolFormat: ToolFormat;
   private readonly templateKnowsTools: boolean;
 
-  constructor(private readonly model: LlamaModel, log: Logger) {
+  constructor(
+    private readonly model: LlamaModel,
+    log: Logger,
+  ) {
     const text = model.fileInfo.metadata?.tokenizer?.chat_template;
     let template: Template | undefined;
     if (typeof text === "string" && text.trim() !== "") {
@@ -128,11 +131,14 @@ export class ChatPromptBuilder {
 
   private variables(messages: unknown[], opts: ChatPromptOptions, sentinels?: Sentinels): Record<string, unknown> {
     const tokens = this.model.tokens;
-    const tools = opts.tools && opts.tools.length > 0 && this.templateKnowsTools ? opts.tools.map((t) => {
+    const tools =
+      opts.tools && opts.tools.length > 0 && this.templateKnowsTools
+        ? opts.tools.map((t) => {
             // Templates concatenate the description unguarded (gpt-oss's does): "" rather than undefined.
             const tool = { ...t, description: t.description ?? "" };
             return { type: "function", function: sentinels ? sentinels.describe(tool) : tool };
-          }) : undefined;
+          })
+        : undefined;
     return {
       messages,
       ...(tools ? { tools } : {}),
@@ -167,10 +173,15 @@ export class ChatPromptBuilder {
           const calls = (m.tool_calls ?? []).map((c, j) => ({
             id: c.id,
             type: "function",
-            function: { name: c.function.name, arguments: s.wrapDeep(parseArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`)) },
+            function: {
+              name: c.function.name,
+              arguments: s.wrapDeep(parseArguments(c.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`)),
+            },
           }));
           if (plain && calls.length > 0) {
-            const callText = calls.map((c) => `<tool_call>\n${JSON.stringify({ name: c.function.name, arguments: s.unwrapDeep(c.function.arguments) })}\n</tool_call>`);
+            const callText = calls.map(
+              (c) => `<tool_call>\n${JSON.stringify({ name: c.function.name, arguments: s.unwrapDeep(c.function.arguments) })}\n</tool_call>`,
+            );
             out.push({ role: "assistant", content: s.wrap([messageText(m.content), ...callText].filter(Boolean).join("\n")) });
             return;
           }

@@ -8,8 +8,14 @@ import { InvalidRequestError } from "./errors.js";
 type Rule = (value: unknown) => string | undefined;
 
 const ok: Rule = () => undefined;
-const absent = (why: string): Rule => (v) => (v == null ? undefined : why);
-const unless = (accepted: (v: unknown) => boolean, why: string): Rule => (v) => (v == null || accepted(v) ? undefined : why);
+const absent =
+  (why: string): Rule =>
+  (v) =>
+    v == null ? undefined : why;
+const unless =
+  (accepted: (v: unknown) => boolean, why: string): Rule =>
+  (v) =>
+    v == null || accepted(v) ? undefined : why;
 
 /** Fields accepted on every generation route; their values are checked by the zod schemas. */
 const GENERATION: Record<string, Rule> = {

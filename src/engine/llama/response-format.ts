@@ -81,11 +81,7 @@ export class ResponseFormatGrammars {
     }
     // node-llama-cpp turns what it does not understand into `null`; refuse rather than answer null.
     if (/^root ::= null-rule\b/.test(grammar.grammar) && schema.type !== "null") {
-      throw new InvalidRequestError(
-        `${what} is not supported: use type, properties, items, enum, const, oneOf/anyOf or $ref/$defs.`,
-        "invalid_schema",
-        param,
-      );
+      throw new InvalidRequestError(`${what} is not supported: use type, properties, items, enum, const, oneOf/anyOf or $ref/$defs.`, "invalid_schema", param);
     }
     return grammar;
   }

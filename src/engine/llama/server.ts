@@ -47,7 +47,10 @@ export const DEFAULT_MAX_TOKENS = Number(process.env.DROVER_DEFAULT_MAX_TOKENS) 
 
 /** An error with a ready OpenAI-shaped body. */
 class ApiError extends Error {
-  constructor(readonly statusCode: number, readonly body: OpenAiErrorBody) {
+  constructor(
+    readonly statusCode: number,
+    readonly body: OpenAiErrorBody,
+  ) {
     super(body.error.message);
   }
 }
@@ -94,7 +97,8 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
   let closing = false;
   const grammars = new ResponseFormatGrammars(inference.model.llama);
   const turns = new ChatTurns(inference, grammars);
-  const vocabularySize = (inference.model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } } | undefined)?.tokenizer?.ggml?.tokens?.length;
+  const vocabularySize = (inference.model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } } | undefined)?.tokenizer?.ggml?.tokens
+    ?.length;
   /** logit_bias naming a token the model does not have is the client's mistake, not something to ignore. */
   const checkLogitBias = (bias: Record<string, number> | null | undefined): void => {
     if (!bias || vocabularySize === undefined) return;
@@ -175,7 +179,16 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
     const started = Date.now();
     const ac = track(reply.raw);
     const turn = (onEvent?: (e: ChatTurnEvent) => void) =>
-      turns.run({ prompt, sampling, format: inference.chat.toolFormat, tools: plan.parsed, forced: plan.forced, parallel: plan.parallel, signal: ac.signal, onEvent });
+      turns.run({
+        prompt,
+        sampling,
+        format: inference.chat.toolFormat,
+        tools: plan.parsed,
+        forced: plan.forced,
+        parallel: plan.parallel,
+        signal: ac.signal,
+        onEvent,
+      });
     const reasoningOf = (text: string) => (plan.showReasoning ? reasoningFields(reasoningField, text) : {});
 
     try {
@@ -311,7 +324,12 @@ export function buildServer({ inference, modelId, log, reasoningField = reasonin
     if (model !== modelId) {
       throw new ApiError(
         404,
-        openAiError(`The model '${model}' does not exist or is not served by this engine (it serves '${modelId}').`, "invalid_request_error", "model_not_found", "model"),
+        openAiError(
+          `The model '${model}' does not exist or is not served by this engine (it serves '${modelId}').`,
+          "invalid_request_error",
+          "model_not_found",
+          "model",
+        ),
       );
     }
   }
@@ -427,7 +445,14 @@ function responseHeaders(reply: FastifyReply): Record<string, string> {
 
 function logTurn(req: FastifyRequest, r: ChatTurnResult, started: number): void {
   req.log.info(
-    { route: "chat", promptTokens: r.promptTokens, completionTokens: r.completionTokens, finishReason: r.finishReason, toolCalls: r.toolCalls.length, ms: Date.now() - started },
+    {
+      route: "chat",
+      promptTokens: r.promptTokens,
+      completionTokens: r.completionTokens,
+      finishReason: r.finishReason,
+      toolCalls: r.toolCalls.length,
+      ms: Date.now() - started,
+    },
     "generation done",
   );
 }

@@ -18,7 +18,10 @@ export class SseStream {
   private lastWrite = -Infinity;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly res: ServerResponse, private readonly headers: Record<string, string> = {}) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   /** False once the client has gone away (writes are then dropped). */
   get open(): boolean {

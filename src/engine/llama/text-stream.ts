@@ -25,7 +25,10 @@ export class TokenTextDecoder {
   private context: Token[] = [];
 
   /** `specialTokens`: special tokens decode to their text (else to nothing). */
-  constructor(private readonly model: Detokenizer, private readonly specialTokens = false) {}
+  constructor(
+    private readonly model: Detokenizer,
+    private readonly specialTokens = false,
+  ) {}
 
   /** Adds one token; returns the text that became final (often the token's own text, may be ""). */
   push(token: Token): string {

@@ -20,7 +20,11 @@ export interface ToolPlan {
 export function toolPlan(body: ChatCompletionRequest): ToolPlan {
   const tools: ToolDefinition[] = (body.tools ?? []).map((t, i) => {
     if (t.type !== "function" || !("function" in t)) {
-      throw new InvalidRequestError(`tools.${i}.type: only function tools are supported by this engine (got ${JSON.stringify(t.type)}).`, "unsupported_parameter", `tools.${i}.type`);
+      throw new InvalidRequestError(
+        `tools.${i}.type: only function tools are supported by this engine (got ${JSON.stringify(t.type)}).`,
+        "unsupported_parameter",
+        `tools.${i}.type`,
+      );
     }
     return t.function as ToolDefinition;
   });
@@ -38,7 +42,11 @@ export function toolPlan(body: ChatCompletionRequest): ToolPlan {
   else if (typeof choice === "object") {
     const name = choice.type === "function" ? (choice as { function?: { name?: string } }).function?.name : undefined;
     if (name === undefined) {
-      throw new InvalidRequestError(`tool_choice: only "none", "auto", "required" or a function ({"type":"function","function":{"name":...}}) are supported by this engine.`, "unsupported_parameter", "tool_choice");
+      throw new InvalidRequestError(
+        `tool_choice: only "none", "auto", "required" or a function ({"type":"function","function":{"name":...}}) are supported by this engine.`,
+        "unsupported_parameter",
+        "tool_choice",
+      );
     }
     const tool = tools.find((t) => t.name === name);
     if (!tool) throw new InvalidRequestError(`tool_choice: no tool named ${JSON.stringify(name)} in tools.`, null, "tool_choice");
@@ -46,7 +54,11 @@ export function toolPlan(body: ChatCompletionRequest): ToolPlan {
   }
   if (forced && forced.length === 0) throw new InvalidRequestError('tool_choice "required" needs at least one tool in tools.', null, "tool_choice");
   if (forced && body.response_format && body.response_format.type !== "text") {
-    throw new InvalidRequestError("response_format cannot be combined with a forced tool call (tool_choice required or named): the call's arguments follow the tool's schema.", "unsupported_parameter", "response_format");
+    throw new InvalidRequestError(
+      "response_format cannot be combined with a forced tool call (tool_choice required or named): the call's arguments follow the tool's schema.",
+      "unsupported_parameter",
+      "response_format",
+    );
   }
   return {
     shown: choice === "none" ? [] : tools,

@@ -22,7 +22,13 @@ const NAME = /^[\p{L}\p{N} ._:@-]{1,64}$/u;
 
 export function validateKeyName(name: unknown): string {
   if (typeof name !== "string" || !NAME.test(name) || name.trim() !== name) {
-    throw new HttpError(400, "a key name is 1-64 letters, digits, spaces or . _ : @ - (no leading or trailing space)", "invalid_request_error", "invalid_key_name", "name");
+    throw new HttpError(
+      400,
+      "a key name is 1-64 letters, digits, spaces or . _ : @ - (no leading or trailing space)",
+      "invalid_request_error",
+      "invalid_key_name",
+      "name",
+    );
   }
   return name;
 }
@@ -88,7 +94,14 @@ export class ApiKeyService {
     const key = input.value ?? generateApiKey();
     try {
       this.unknown.delete(sha256Hex(key));
-      const record = await this.repo.create({ name, prefix: displayPrefix(key), keyHash: sha256Hex(key), models: models ? [...new Set(models)] : null, expiresAt, createdBy: input.createdBy ?? null });
+      const record = await this.repo.create({
+        name,
+        prefix: displayPrefix(key),
+        keyHash: sha256Hex(key),
+        models: models ? [...new Set(models)] : null,
+        expiresAt,
+        createdBy: input.createdBy ?? null,
+      });
       return { key, record };
     } catch (err) {
       if (isUniqueViolation(err)) throw new HttpError(409, "this key already exists", "invalid_request_error", "key_exists");

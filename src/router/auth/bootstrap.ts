@@ -43,7 +43,11 @@ export async function bootstrapSecrets(store: RouterStore, accounts: UserAccount
   if (input.apiKey) {
     if (!(await store.apiKeys.findByHash(sha256Hex(input.apiKey)))) {
       const taken = (await store.apiKeys.findActiveByName("bootstrap")).length > 0;
-      await createIgnoringRace(apiKeys, { name: taken ? `bootstrap-${sha256Hex(input.apiKey).slice(0, 6)}` : "bootstrap", value: input.apiKey, createdBy: "DROVER_API_KEY" });
+      await createIgnoringRace(apiKeys, {
+        name: taken ? `bootstrap-${sha256Hex(input.apiKey).slice(0, 6)}` : "bootstrap",
+        value: input.apiKey,
+        createdBy: "DROVER_API_KEY",
+      });
     }
   } else if ((await store.apiKeys.count()) === 0) {
     const created = await createIgnoringRace(apiKeys, { name: "default", createdBy: "first start" });

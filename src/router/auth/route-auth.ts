@@ -82,11 +82,21 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
     const token = bearer(req) ?? apiKeyHeader(req);
     if (!token) {
       reply.header("www-authenticate", 'Bearer realm="drover"');
-      throw new HttpError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>').", "invalid_request_error", "missing_api_key");
+      throw new HttpError(
+        401,
+        "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>').",
+        "invalid_request_error",
+        "missing_api_key",
+      );
     }
     const check = await deps.apiKeys.check(token);
     if (!check.ok) {
-      const message = check.reason === "revoked" ? "This API key has been revoked." : check.reason === "expired" ? "This API key has expired." : "Incorrect API key provided.";
+      const message =
+        check.reason === "revoked"
+          ? "This API key has been revoked."
+          : check.reason === "expired"
+            ? "This API key has expired."
+            : "Incorrect API key provided.";
       reply.header("www-authenticate", 'Bearer realm="drover", error="invalid_token"');
       throw new HttpError(401, message, "invalid_request_error", check.reason === "unknown" ? "invalid_api_key" : `api_key_${check.reason}`);
     }
@@ -103,7 +113,12 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
       throw new HttpError(503, "the router cannot reach its database to check the session; try again shortly", "server_error", "auth_unavailable");
     }
     if (!session || !token) {
-      throw new HttpError(401, "log in first: POST /api/auth/login, then send the session cookie or 'Authorization: Bearer <token>'", "authentication_error", "not_authenticated");
+      throw new HttpError(
+        401,
+        "log in first: POST /api/auth/login, then send the session cookie or 'Authorization: Bearer <token>'",
+        "authentication_error",
+        "not_authenticated",
+      );
     }
     const via = fromBearer ? "bearer" : "cookie";
     if (via === "cookie" && !SAFE_METHODS.has(req.method) && !sameOrigin(req)) {
@@ -124,7 +139,12 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
       if (deps.nodeToken === null) return void authByRequest.set(req, { kind: "node" });
       const token = bearer(req);
       if (!token || !safeEqual(token, deps.nodeToken)) {
-        throw new HttpError(401, "a valid node token is required (set DROVER_NODE_TOKEN on the node to the router's node token)", "authentication_error", "invalid_node_token");
+        throw new HttpError(
+          401,
+          "a valid node token is required (set DROVER_NODE_TOKEN on the node to the router's node token)",
+          "authentication_error",
+          "invalid_node_token",
+        );
       }
       return void authByRequest.set(req, { kind: "node" });
     }
@@ -139,7 +159,13 @@ export function installRouteAuth(app: FastifyInstance, deps: RouteAuthDeps): voi
     const body = req.body as { model?: unknown; name?: unknown } | undefined;
     const model = body && typeof body === "object" ? (typeof body.model === "string" ? body.model : typeof body.name === "string" ? body.name : null) : null;
     if (model !== null && !keyAllowsModel(auth.key, model)) {
-      throw new HttpError(403, `This API key may not use the model '${model}' (allowed: ${auth.key.models.join(", ")})`, "permission_error", "model_not_allowed", "model");
+      throw new HttpError(
+        403,
+        `This API key may not use the model '${model}' (allowed: ${auth.key.models.join(", ")})`,
+        "permission_error",
+        "model_not_allowed",
+        "model",
+      );
     }
   });
 }

@@ -52,7 +52,9 @@ const PERSIST_REFRESH_MS = 3_600_000;
 const PENDING_PRUNE_MS = 10 * 60_000;
 
 /** A node as first seen: identity given, no models, no traffic, breaker closed. */
-function newNodeRecord(identity: Pick<NodeRecord, "id" | "name" | "apiUrl" | "version" | "engine" | "state" | "firstSeen" | "lastSeen" | "secretHash" | "everAccepted">): NodeRecord {
+function newNodeRecord(
+  identity: Pick<NodeRecord, "id" | "name" | "apiUrl" | "version" | "engine" | "state" | "firstSeen" | "lastSeen" | "secretHash" | "everAccepted">,
+): NodeRecord {
   return {
     ...identity,
     persistedAt: 0,
@@ -83,7 +85,19 @@ export class NodeRegistry {
   }
 
   /** Nodes known from a previous run: listed offline, never routed to, until they register again. */
-  restore(known: { id: string; name: string; apiUrl: string; firstSeen: number; lastRegistered: number; secretHash?: string | null; displayName?: string | null; tags?: string[]; notes?: string | null }[]): void {
+  restore(
+    known: {
+      id: string;
+      name: string;
+      apiUrl: string;
+      firstSeen: number;
+      lastRegistered: number;
+      secretHash?: string | null;
+      displayName?: string | null;
+      tags?: string[];
+      notes?: string | null;
+    }[],
+  ): void {
     for (const k of known) {
       const present = this.nodes.get(k.id);
       if (present) {
@@ -92,7 +106,18 @@ export class NodeRegistry {
         continue;
       }
       this.nodes.set(k.id, {
-        ...newNodeRecord({ id: k.id, name: k.name, apiUrl: k.apiUrl, version: "", engine: "", state: "offline", firstSeen: k.firstSeen, lastSeen: k.lastRegistered, secretHash: k.secretHash ?? null, everAccepted: true }),
+        ...newNodeRecord({
+          id: k.id,
+          name: k.name,
+          apiUrl: k.apiUrl,
+          version: "",
+          engine: "",
+          state: "offline",
+          firstSeen: k.firstSeen,
+          lastSeen: k.lastRegistered,
+          secretHash: k.secretHash ?? null,
+          everAccepted: true,
+        }),
         persistedAt: k.lastRegistered,
         ...(k.displayName || k.tags?.length || k.notes ? { settings: { displayName: k.displayName ?? null, tags: k.tags ?? [], notes: k.notes ?? null } } : {}),
       });
@@ -136,7 +161,18 @@ export class NodeRegistry {
     let node = this.nodes.get(reg.nodeId);
     const now = Date.now();
     if (!node) {
-      node = newNodeRecord({ id: reg.nodeId, name: reg.name, apiUrl: reg.apiUrl, version: reg.version, engine: reg.engine, state: "initializing", firstSeen: now, lastSeen: now, secretHash: null, everAccepted: false });
+      node = newNodeRecord({
+        id: reg.nodeId,
+        name: reg.name,
+        apiUrl: reg.apiUrl,
+        version: reg.version,
+        engine: reg.engine,
+        state: "initializing",
+        firstSeen: now,
+        lastSeen: now,
+        secretHash: null,
+        everAccepted: false,
+      });
       this.nodes.set(node.id, node);
     }
     // The route checked the identity first: bind an id that had no secret yet.

@@ -10,7 +10,8 @@ import { NodeModelList, type ModelStatus } from "../../protocol/node-api.js";
 
 export type GateResult = { ok: true; models: ModelStatus[] } | { ok: false; reason: string; detail?: string; models?: ModelStatus[] };
 
-const UNREACHABLE = "the router could not read a drover model list from the node's apiUrl (GET /v1/models); check that the URL is reachable from the router and that the node token matches";
+const UNREACHABLE =
+  "the router could not read a drover model list from the node's apiUrl (GET /v1/models); check that the URL is reachable from the router and that the node token matches";
 /** A drover node's model list is small; anything much larger is not one. */
 const MAX_LIST_BYTES = 4 * 1024 * 1024;
 

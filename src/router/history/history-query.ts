@@ -96,4 +96,3 @@ export function historyView(r: HistoryRecord): HistoryRow {
   };
   return view;
 }
-

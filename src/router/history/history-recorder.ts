@@ -52,7 +52,12 @@ function approxBytes(r: RequestRecord): number {
 /** Whether the row had to be repaired to be storable (for the log line). */
 function needsRepair(r: RequestRecord): boolean {
   const ints = [r.status, r.attempts, r.queueWaitMs, r.firstByteMs ?? 0, r.durationMs];
-  const badInt = ints.some((n) => int32(n) !== n) || tokens(r.promptTokens) !== r.promptTokens || tokens(r.completionTokens) !== r.completionTokens || tokens(r.toolCalls ?? null) !== (r.toolCalls ?? null) || tokens(r.cachedTokens ?? null) !== (r.cachedTokens ?? null);
+  const badInt =
+    ints.some((n) => int32(n) !== n) ||
+    tokens(r.promptTokens) !== r.promptTokens ||
+    tokens(r.completionTokens) !== r.completionTokens ||
+    tokens(r.toolCalls ?? null) !== (r.toolCalls ?? null) ||
+    tokens(r.cachedTokens ?? null) !== (r.cachedTokens ?? null);
   const strings = [r.requestBody, r.responseBody, r.error, r.requestId, r.endpoint, r.modelId, r.clientIp, r.keyName, r.nodeId, r.nodeName, r.traceId];
   return badInt || strings.some((s) => typeof s === "string" && s.includes("\u0000"));
 }
@@ -179,7 +184,10 @@ export class HistoryRecorder {
       const rows = batch.map((r, i) => {
         if (needsRepair(r)) {
           this.repaired++;
-          this.logger.warn({ reqId: r.requestId }, "request history: repaired a row the database could not store as it was (integer out of range or NUL character)");
+          this.logger.warn(
+            { reqId: r.requestId },
+            "request history: repaired a row the database could not store as it was (integer out of range or NUL character)",
+          );
         }
         return toHistoryRecord(r, random.slice(i * 16, i * 16 + 16));
       });
@@ -220,7 +228,10 @@ export class HistoryRecorder {
         this.written++;
       } catch (err) {
         this.rejected++;
-        this.logger.error({ err: (err as Error).message, reqId: row.requestId, id: row.id }, "request history: the database refused this row; dropped it so later rows are written");
+        this.logger.error(
+          { err: (err as Error).message, reqId: row.requestId, id: row.id },
+          "request history: the database refused this row; dropped it so later rows are written",
+        );
       }
     }
   }

@@ -31,7 +31,10 @@ const FASTIFY_CODES: Record<string, { status: number; code: string; message?: st
 };
 
 export function sendError(reply: FastifyReply, err: HttpError): void {
-  void reply.code(err.statusCode).type("application/json").send(openAiError(err.message, err.type, err.code, err.param));
+  void reply
+    .code(err.statusCode)
+    .type("application/json")
+    .send(openAiError(err.message, err.type, err.code, err.param));
 }
 
 /** A refused body is read and discarded up to this much (more, or longer, and the socket is closed). */

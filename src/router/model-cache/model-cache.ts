@@ -164,7 +164,14 @@ function newStats(entry: CatalogEntry): ModelCacheStats {
     upstream: { fetches: 0, requests: 0, bytes: 0, failures: 0 },
     served: { requests: 0, bytes: 0 },
     ...(count > 1
-      ? { parts: Array.from({ length: count }, (_, i) => ({ part: i + 1, ...(urls[i] ? { url: urls[i]!.url } : {}), state: "absent" as CacheState, upstream: { fetches: 0, requests: 0, bytes: 0, failures: 0 } })) }
+      ? {
+          parts: Array.from({ length: count }, (_, i) => ({
+            part: i + 1,
+            ...(urls[i] ? { url: urls[i]!.url } : {}),
+            state: "absent" as CacheState,
+            upstream: { fetches: 0, requests: 0, bytes: 0, failures: 0 },
+          })),
+        }
       : {}),
   };
 }
@@ -216,7 +223,12 @@ export class ModelCache {
       // A file an older router cached under the shared name moves to the id's own name, when no
       // other id of the catalog could claim it.
       const legacy = join(this.dir, legacyFileName(entry.id));
-      if (entry.source.gguf && legacy !== this.pathOf(entry.id) && legacyClaims.get(legacyFileName(entry.id)) === 1 && !(await stat(this.pathOf(entry.id)).catch(() => null))) {
+      if (
+        entry.source.gguf &&
+        legacy !== this.pathOf(entry.id) &&
+        legacyClaims.get(legacyFileName(entry.id)) === 1 &&
+        !(await stat(this.pathOf(entry.id)).catch(() => null))
+      ) {
         await rename(legacy, this.pathOf(entry.id)).then(
           () => rm(`${legacy}.sha256`, { force: true }),
           () => undefined,
@@ -265,7 +277,10 @@ export class ModelCache {
     let sha256 = await this.recordedSha256(path, present.mtimeMs);
     if (!sha256 || (expected && sha256 !== expected.sha256)) sha256 = await sha256OfFile(path);
     if (expected && sha256 !== expected.sha256) {
-      this.logger.warn({ model: entry.id, path, expected: expected.sha256, actual: sha256 }, `cache file does not match the ${expected.origin} sha256; deleting it`);
+      this.logger.warn(
+        { model: entry.id, path, expected: expected.sha256, actual: sha256 },
+        `cache file does not match the ${expected.origin} sha256; deleting it`,
+      );
       await rm(path, { force: true });
       await rm(`${path}.sha256`, { force: true });
       return;
@@ -359,7 +374,8 @@ export class ModelCache {
       return { status: "unavailable", message: `The model '${id}' has no GGUF source (only an Ollama tag); nodes using the ollama engine pull it themselves` };
     }
     const count = this.partCount(entry);
-    if (!Number.isInteger(index) || index < 0 || index >= count) return { status: "unavailable", message: `The model '${id}' has ${count} part(s); there is no part ${index + 1}` };
+    if (!Number.isInteger(index) || index < 0 || index >= count)
+      return { status: "unavailable", message: `The model '${id}' has ${count} part(s); there is no part ${index + 1}` };
     const key = partKey(id, index);
     const file = this.files.get(key);
     if (file) {
@@ -442,7 +458,10 @@ export class ModelCache {
       this.accept(entry, index, { path, size: present.size, sha256, mtimeMs: present.mtimeMs }, expected?.origin ?? "pinned");
       return true;
     }
-    this.logger.warn({ model: entry.id, part: index + 1, expected: expected.sha256, actual: sha256 }, `cache file failed verification (${expected.origin} sha256); deleting it and fetching it again`);
+    this.logger.warn(
+      { model: entry.id, part: index + 1, expected: expected.sha256, actual: sha256 },
+      `cache file failed verification (${expected.origin} sha256); deleting it and fetching it again`,
+    );
     await rm(path, { force: true });
     await rm(`${path}.sha256`, { force: true });
     return false;
@@ -525,7 +544,16 @@ export class ModelCache {
     if (!expected) await this.pin(entry, index, result.sha256, result.size);
     const { mtimeMs } = await stat(path);
     const seconds = Math.max(0.001, (Date.now() - startedAt) / 1000);
-    this.logger.info({ model: entry.id, ...(count > 1 ? { part: index + 1, parts: count } : {}), bytes: result.size, seconds: Math.round(seconds * 10) / 10, sha256: result.sha256 }, "model file cached");
+    this.logger.info(
+      {
+        model: entry.id,
+        ...(count > 1 ? { part: index + 1, parts: count } : {}),
+        bytes: result.size,
+        seconds: Math.round(seconds * 10) / 10,
+        sha256: result.sha256,
+      },
+      "model file cached",
+    );
     this.accept(entry, index, { path, size: result.size, sha256: result.sha256, mtimeMs }, expected?.origin ?? "pinned");
   }
 
@@ -565,7 +593,8 @@ export class ModelCache {
     const job = sha256InWorker(file.path)
       .then(
         (sha256) => {
-          if (sha256 !== file.sha256 && this.files.get(key) === file) this.invalidate(key, "cache file no longer matches its sha256 while being served; it will be fetched again");
+          if (sha256 !== file.sha256 && this.files.get(key) === file)
+            this.invalidate(key, "cache file no longer matches its sha256 while being served; it will be fetched again");
         },
         (err: Error) => this.logger.warn({ model: id, err: err.message }, "could not re-check a served cache file"),
       )

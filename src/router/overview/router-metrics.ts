@@ -30,16 +30,59 @@ export class RouterMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
-    const requests = new Counter({ name: "drover_requests_total", help: "Inference requests answered, by API, endpoint, model, serving node (none: not routed) and HTTP status (499: client left)", labelNames: ["api", "endpoint", "model", "node", "status"], registers });
-    const duration = new Histogram({ name: "drover_request_duration_seconds", help: "Time from arrival at the router to the end of the response", labelNames: ["endpoint", "model"], buckets: DURATION_BUCKETS, registers });
-    const ttft = new Histogram({ name: "drover_time_to_first_token_seconds", help: "Time from arrival to the first byte of a streamed response's body (the first token)", labelNames: ["endpoint", "model"], buckets: TTFT_BUCKETS, registers });
-    const queueWait = new Histogram({ name: "drover_queue_wait_seconds", help: "Time inference requests waited in the admission queue for a slot", labelNames: ["model"], buckets: QUEUE_WAIT_BUCKETS, registers });
-    const tokens = new Counter({ name: "drover_tokens_total", help: "Tokens of answered requests: prompt (in), completion (out), and cached (the part of prompt the engine reused from a cached prefix)", labelNames: ["model", "kind"], registers });
+    const requests = new Counter({
+      name: "drover_requests_total",
+      help: "Inference requests answered, by API, endpoint, model, serving node (none: not routed) and HTTP status (499: client left)",
+      labelNames: ["api", "endpoint", "model", "node", "status"],
+      registers,
+    });
+    const duration = new Histogram({
+      name: "drover_request_duration_seconds",
+      help: "Time from arrival at the router to the end of the response",
+      labelNames: ["endpoint", "model"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    const ttft = new Histogram({
+      name: "drover_time_to_first_token_seconds",
+      help: "Time from arrival to the first byte of a streamed response's body (the first token)",
+      labelNames: ["endpoint", "model"],
+      buckets: TTFT_BUCKETS,
+      registers,
+    });
+    const queueWait = new Histogram({
+      name: "drover_queue_wait_seconds",
+      help: "Time inference requests waited in the admission queue for a slot",
+      labelNames: ["model"],
+      buckets: QUEUE_WAIT_BUCKETS,
+      registers,
+    });
+    const tokens = new Counter({
+      name: "drover_tokens_total",
+      help: "Tokens of answered requests: prompt (in), completion (out), and cached (the part of prompt the engine reused from a cached prefix)",
+      labelNames: ["model", "kind"],
+      registers,
+    });
     // Requests with an affinity key (chat and completions): whether they ran on the node their key
     // ranks first. Under --routing least-load they show how often least-load lands there anyway.
-    const affinityHits = new Counter({ name: "drover_affinity_hits_total", help: "Requests with an affinity key that ran on the node their key ranks first (where their prefix is cached), by model and routing policy", labelNames: ["model", "routing"], registers });
-    const affinityMisses = new Counter({ name: "drover_affinity_misses_total", help: "Requests with an affinity key that ran on another node (preferred one above its load bound or full; or placed by least-load), by model and routing policy", labelNames: ["model", "routing"], registers });
-    this.fileBytes = new Counter({ name: "drover_model_file_bytes_sent_total", help: "Model file bytes served to nodes from the router's model cache", labelNames: ["model"], registers });
+    const affinityHits = new Counter({
+      name: "drover_affinity_hits_total",
+      help: "Requests with an affinity key that ran on the node their key ranks first (where their prefix is cached), by model and routing policy",
+      labelNames: ["model", "routing"],
+      registers,
+    });
+    const affinityMisses = new Counter({
+      name: "drover_affinity_misses_total",
+      help: "Requests with an affinity key that ran on another node (preferred one above its load bound or full; or placed by least-load), by model and routing policy",
+      labelNames: ["model", "routing"],
+      registers,
+    });
+    this.fileBytes = new Counter({
+      name: "drover_model_file_bytes_sent_total",
+      help: "Model file bytes served to nodes from the router's model cache",
+      labelNames: ["model"],
+      registers,
+    });
 
     deps.events.onFinished((r: RequestRecord) => {
       const node = r.nodeName ?? "none";
@@ -100,14 +143,19 @@ export class RouterMetrics {
       collect() {
         this.reset();
         for (const node of deps.registry.all()) {
-          for (const m of node.models.values()) for (const state of ModelState.options) this.set({ node: node.name, model: m.id, state }, m.state === state ? 1 : 0);
+          for (const m of node.models.values())
+            for (const state of ModelState.options) this.set({ node: node.name, model: m.id, state }, m.state === state ? 1 : 0);
         }
       },
     });
     perNodeModel("drover_in_flight", "Requests the router has in flight on each node, per model", (node, id) => node.inFlight.get(id) ?? 0);
     perNodeModel("drover_node_model_slots", "Slots each node offers for the model", (node, id) => node.models.get(id)?.slots);
     perNodeModel("drover_engine_restarts", "Engine restarts each node reports for the model", (node, id) => node.models.get(id)?.restarts);
-    perNodeModel("drover_node_download_bytes", "Bytes of the model file a node has downloaded (while downloading)", (node, id) => node.models.get(id)?.bytesDone);
+    perNodeModel(
+      "drover_node_download_bytes",
+      "Bytes of the model file a node has downloaded (while downloading)",
+      (node, id) => node.models.get(id)?.bytesDone,
+    );
 
     const perNode = (name: string, help: string, value: (node: NodeRecord) => number | undefined) =>
       new Gauge({

@@ -12,7 +12,11 @@ export class QueueFullError extends Error {
     readonly limit: number,
     readonly modelId?: string,
   ) {
-    super(modelId ? `the router's queue for '${modelId}' is full (${limit} requests waiting for it); retry shortly` : `the router's queue is full (${limit} requests waiting); retry shortly`);
+    super(
+      modelId
+        ? `the router's queue for '${modelId}' is full (${limit} requests waiting for it); retry shortly`
+        : `the router's queue is full (${limit} requests waiting); retry shortly`,
+    );
   }
 }
 /** No node can serve the model now, nor is one expected to soon. */

@@ -305,7 +305,13 @@ export class InferenceProxy {
     const pool = lease.node.pool;
     if (!pool) return false;
     try {
-      const res = await pool.request({ path: "/healthz", method: "GET", headersTimeout: HEALTH_CHECK_MS, bodyTimeout: HEALTH_CHECK_MS, signal: AbortSignal.timeout(HEALTH_CHECK_MS) });
+      const res = await pool.request({
+        path: "/healthz",
+        method: "GET",
+        headersTimeout: HEALTH_CHECK_MS,
+        bodyTimeout: HEALTH_CHECK_MS,
+        signal: AbortSignal.timeout(HEALTH_CHECK_MS),
+      });
       await res.body.dump();
       return res.statusCode === 200;
     } catch {
@@ -390,7 +396,10 @@ export class InferenceProxy {
       }
       outcome.error = `stream from ${lease.node.name} broke: ${(err as Error).message}`;
       lease.node.failedRequests++;
-      this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message }, "upstream failed mid-stream");
+      this.logger.warn(
+        { reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message },
+        "upstream failed mid-stream",
+      );
       const tail = adapter.fail(outcome.error);
       if (tail === null) {
         res.destroy();
@@ -427,7 +436,10 @@ export class InferenceProxy {
       outcome.error = `response from ${lease.node.name} broke: ${(err as Error).message}`;
       outcome.status = 502;
       lease.node.failedRequests++;
-      this.logger.warn({ reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message }, "upstream failed mid-response");
+      this.logger.warn(
+        { reqId: call.requestId, traceId: traceIdOf(call.traceparent), node: lease.node.name, err: (err as Error).message },
+        "upstream failed mid-response",
+      );
       this.writeError(call, 502, outcome.error, lease.node.name);
       return;
     }

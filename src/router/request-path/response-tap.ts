@@ -41,7 +41,12 @@ export function findUsageObject(text: string): string | null {
 export function truncateUtf8(text: string, maxBytes: number): string {
   const buf = Buffer.from(text, "utf8");
   if (buf.length <= maxBytes) return text;
-  return buf.subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "") + `…[truncated at ${maxBytes} bytes]`;
+  return (
+    buf
+      .subarray(0, maxBytes)
+      .toString("utf8")
+      .replace(/\uFFFD$/, "") + `…[truncated at ${maxBytes} bytes]`
+  );
 }
 
 type Usage = { prompt_tokens?: unknown; completion_tokens?: unknown; prompt_tokens_details?: { cached_tokens?: unknown } | null };

@@ -19,13 +19,18 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
   app.post("/api/auth/login", { config: { auth: "public" } }, async (req, reply) => {
     const body = req.body as { username?: unknown; password?: unknown } | null;
     if (!body || typeof body !== "object" || typeof body.username !== "string" || typeof body.password !== "string") {
-      throw new HttpError(400, "send {\"username\": \"...\", \"password\": \"...\"}", "invalid_request_error", "invalid_request");
+      throw new HttpError(400, 'send {"username": "...", "password": "..."}', "invalid_request_error", "invalid_request");
     }
     const { username, password } = body as { username: string; password: string };
     const wait = deps.limiter.retryAfterS(req.ip, username);
     if (wait > 0) {
       reply.header("retry-after", String(wait));
-      throw new HttpError(429, `too many failed logins from your address (for this user, or for any); try again in ${wait} s`, "rate_limit_error", "too_many_login_attempts");
+      throw new HttpError(
+        429,
+        `too many failed logins from your address (for this user, or for any); try again in ${wait} s`,
+        "rate_limit_error",
+        "too_many_login_attempts",
+      );
     }
     const user = await deps.accounts.authenticate(username, password);
     if (!user) {

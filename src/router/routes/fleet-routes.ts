@@ -29,7 +29,12 @@ export interface FleetRouteDeps {
 function secretOf(req: FastifyRequest): string {
   const value = req.headers[HEADER_NODE_SECRET];
   if (!isNodeSecret(value)) {
-    throw new HttpError(400, `send the node's secret in the ${HEADER_NODE_SECRET} header (16-256 characters; drover nodes keep theirs in <data dir>/node-secret)`, "invalid_request_error", "node_secret_required");
+    throw new HttpError(
+      400,
+      `send the node's secret in the ${HEADER_NODE_SECRET} header (16-256 characters; drover nodes keep theirs in <data dir>/node-secret)`,
+      "invalid_request_error",
+      "node_secret_required",
+    );
   }
   return value;
 }
@@ -119,7 +124,8 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
     // `?part=N` (1-based) names one file of a split model; without it, the first (or only) file.
     const partParam = (req.query as { part?: string }).part;
     const part = partParam === undefined ? 1 : /^[1-9]\d{0,1}$/.test(partParam) ? Number(partParam) : NaN;
-    if (Number.isNaN(part)) throw new HttpError(400, `part must be a part number from 1 (got '${partParam}')`, "invalid_request_error", "invalid_request", "part");
+    if (Number.isNaN(part))
+      throw new HttpError(400, `part must be a part number from 1 (got '${partParam}')`, "invalid_request_error", "invalid_request", "part");
     const lookup = await deps.cache.lookup(id, part - 1);
     if (lookup.status === "unavailable") throw new HttpError(404, lookup.message, "not_found_error", "model_file_unavailable");
     if (lookup.status === "pending" || lookup.status === "failed") {
@@ -140,7 +146,10 @@ export function registerFleetRoutes(app: FastifyInstance, deps: FleetRouteDeps):
       return reply.code(416).header("content-range", `bytes */${file.size}`).send();
     }
     if (range) {
-      reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${file.size}`).header("content-length", range.end - range.start + 1);
+      reply
+        .code(206)
+        .header("content-range", `bytes ${range.start}-${range.end}/${file.size}`)
+        .header("content-length", range.end - range.start + 1);
       return reply.send(deps.cache.openForServing(id, file, range, part - 1));
     }
     reply.header("content-length", file.size);

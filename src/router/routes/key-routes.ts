@@ -15,12 +15,14 @@ export interface KeyRouteDeps {
 export function parseExpiry(body: { expiresAt?: unknown; expiresInDays?: unknown }, now = Date.now()): number | null {
   if (body.expiresAt !== undefined && body.expiresAt !== null) {
     const t = typeof body.expiresAt === "number" ? body.expiresAt : typeof body.expiresAt === "string" ? Date.parse(body.expiresAt) : NaN;
-    if (!Number.isFinite(t)) throw new HttpError(400, "expiresAt must be an ISO-8601 time or epoch milliseconds", "invalid_request_error", "invalid_expiry", "expiresAt");
+    if (!Number.isFinite(t))
+      throw new HttpError(400, "expiresAt must be an ISO-8601 time or epoch milliseconds", "invalid_request_error", "invalid_expiry", "expiresAt");
     return t;
   }
   if (body.expiresInDays !== undefined && body.expiresInDays !== null) {
     const d = body.expiresInDays;
-    if (typeof d !== "number" || !(d > 0) || d > 36_500) throw new HttpError(400, "expiresInDays must be a positive number of days", "invalid_request_error", "invalid_expiry", "expiresInDays");
+    if (typeof d !== "number" || !(d > 0) || d > 36_500)
+      throw new HttpError(400, "expiresInDays must be a positive number of days", "invalid_request_error", "invalid_expiry", "expiresInDays");
     return now + d * 86_400_000;
   }
   return null;
@@ -36,7 +38,8 @@ export function registerKeyRoutes(app: FastifyInstance, deps: KeyRouteDeps): voi
     if (body.models !== undefined && body.models !== null) {
       if (!Array.isArray(body.models)) throw new HttpError(400, "models must be a list of model ids", "invalid_request_error", "invalid_models", "models");
       const unknown = body.models.filter((m) => typeof m !== "string" || !known.has(m));
-      if (unknown.length) throw new HttpError(400, `not in the catalog: ${unknown.map(String).join(", ")}`, "invalid_request_error", "model_not_found", "models");
+      if (unknown.length)
+        throw new HttpError(400, `not in the catalog: ${unknown.map(String).join(", ")}`, "invalid_request_error", "model_not_found", "models");
     }
     const { key, record } = await deps.apiKeys.create({
       name: body.name as string,

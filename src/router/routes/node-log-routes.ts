@@ -41,7 +41,12 @@ export function registerNodeLogRoutes(app: FastifyInstance, deps: NodeLogRouteDe
         if (res.statusCode !== 200) throw new NodeAnswerError(`answered HTTP ${res.statusCode}: ${body.slice(0, 200)}`);
         text = body;
       } catch (err) {
-        const why = err instanceof NodeAnswerError ? err.message : signal.aborted ? `did not answer within ${timeoutMs / 1000} s` : `could not be reached: ${(err as Error).message}`;
+        const why =
+          err instanceof NodeAnswerError
+            ? err.message
+            : signal.aborted
+              ? `did not answer within ${timeoutMs / 1000} s`
+              : `could not be reached: ${(err as Error).message}`;
         throw new HttpError(502, `node '${node.name}' ${why}`, "server_error", "node_unavailable");
       }
       return reply.type(LOGS_CONTENT_TYPE).send(text);

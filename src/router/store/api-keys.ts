@@ -83,7 +83,10 @@ export class ApiKeysRepository {
   }
 
   async count(): Promise<number> {
-    const r = await this.db.selectFrom("api_keys").select((eb) => eb.fn.countAll<number | string>().as("n")).executeTakeFirstOrThrow();
+    const r = await this.db
+      .selectFrom("api_keys")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 

@@ -41,7 +41,8 @@ export function redactUrl(url: string): string {
 const PG_INT8 = 20;
 function pgTypes(types: typeof pg.types) {
   return {
-    getTypeParser: ((oid: number, format?: string) => (oid === PG_INT8 ? (v: string) => Number(v) : types.getTypeParser(oid, format as "text"))) as typeof pg.types.getTypeParser,
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === PG_INT8 ? (v: string) => Number(v) : types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
   };
 }
 

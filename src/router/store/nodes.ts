@@ -38,9 +38,26 @@ export class NodesRepository {
     const secretHash = node.secretHash ?? null;
     await this.db
       .insertInto("nodes")
-      .values({ id: node.id, name: node.name, api_url: node.apiUrl, first_seen: node.firstSeen, last_registered: now, secret_hash: secretHash, display_name: null, tags: null, notes: null })
+      .values({
+        id: node.id,
+        name: node.name,
+        api_url: node.apiUrl,
+        first_seen: node.firstSeen,
+        last_registered: now,
+        secret_hash: secretHash,
+        display_name: null,
+        tags: null,
+        notes: null,
+      })
       // A bound id keeps its first secret (COALESCE): only deleting the node frees it.
-      .onConflict((oc) => oc.column("id").doUpdateSet((eb) => ({ name: node.name, api_url: node.apiUrl, last_registered: now, secret_hash: eb.fn.coalesce("nodes.secret_hash", eb.val(secretHash)) })))
+      .onConflict((oc) =>
+        oc.column("id").doUpdateSet((eb) => ({
+          name: node.name,
+          api_url: node.apiUrl,
+          last_registered: now,
+          secret_hash: eb.fn.coalesce("nodes.secret_hash", eb.val(secretHash)),
+        })),
+      )
       .execute();
   }
 

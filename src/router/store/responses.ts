@@ -31,7 +31,14 @@ export class ResponsesRepository {
     q = keyId === null ? q.where("key_id", "is", null) : q.where("key_id", "=", keyId);
     const row = await q.executeTakeFirst();
     if (!row) return null;
-    return { id: row.id, createdAt: Number(row.created_at), keyId: row.key_id, model: row.model, context: JSON.parse(row.context) as unknown[], response: JSON.parse(row.response) as Record<string, unknown> };
+    return {
+      id: row.id,
+      createdAt: Number(row.created_at),
+      keyId: row.key_id,
+      model: row.model,
+      context: JSON.parse(row.context) as unknown[],
+      response: JSON.parse(row.response) as Record<string, unknown>,
+    };
   }
 
   /** Deletes this key's response; false when there was none. */

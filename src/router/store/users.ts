@@ -52,12 +52,19 @@ export class UsersRepository {
   }
 
   async count(): Promise<number> {
-    const r = await this.db.selectFrom("users").select((eb) => eb.fn.countAll<number | string>().as("n")).executeTakeFirstOrThrow();
+    const r = await this.db
+      .selectFrom("users")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
   async countAdmins(): Promise<number> {
-    const r = await this.db.selectFrom("users").select((eb) => eb.fn.countAll<number | string>().as("n")).where("role", "=", "admin").executeTakeFirstOrThrow();
+    const r = await this.db
+      .selectFrom("users")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where("role", "=", "admin")
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 

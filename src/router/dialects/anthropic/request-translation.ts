@@ -4,7 +4,16 @@
 // message with content, tool_calls and the reasoning sent back. Tools keep their JSON schema;
 // tool_choice auto/any/tool/none → auto/required/a named function/none; a thinking budget sets
 // reasoning_effort.
-import { parseBlock, type AnthropicMessage, type AnthropicTool, AnthropicTool as AnthropicToolSchema, type ContentBlock, type CountTokensRequest, type MessagesRequest, describeAnthropicZodError } from "../../../protocol/anthropic.js";
+import {
+  parseBlock,
+  type AnthropicMessage,
+  type AnthropicTool,
+  AnthropicTool as AnthropicToolSchema,
+  type ContentBlock,
+  type CountTokensRequest,
+  type MessagesRequest,
+  describeAnthropicZodError,
+} from "../../../protocol/anthropic.js";
 import { REASONING_FIELD } from "../chat-translation/chat-answer.js";
 import { AnthropicHttpError } from "./anthropic-http-error.js";
 
@@ -92,13 +101,23 @@ export function promptToChat(req: CountTokensRequest): Record<string, unknown> {
   const tools = parseTools(req.tools);
   const body: Record<string, unknown> = { model: req.model, messages };
   if (tools.length) {
-    body.tools = tools.map((t) => ({ type: "function", function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.input_schema } }));
+    body.tools = tools.map((t) => ({
+      type: "function",
+      function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.input_schema },
+    }));
   }
   const choice = req.tool_choice;
   if (choice) {
     if (choice.type === "tool" && !tools.some((t) => t.name === choice.name)) throw bad(`tool_choice.name: no tool named "${choice.name}" in tools`);
     if (choice.type !== "none" && tools.length === 0) throw bad(`tool_choice: "${choice.type}" needs tools`);
-    body.tool_choice = choice.type === "auto" ? "auto" : choice.type === "any" ? "required" : choice.type === "none" ? "none" : { type: "function", function: { name: choice.name } };
+    body.tool_choice =
+      choice.type === "auto"
+        ? "auto"
+        : choice.type === "any"
+          ? "required"
+          : choice.type === "none"
+            ? "none"
+            : { type: "function", function: { name: choice.name } };
     if (choice.type !== "none" && choice.disable_parallel_tool_use) body.parallel_tool_calls = false;
   }
   if (req.thinking?.type === "enabled") body.reasoning_effort = effortFor(req.thinking.budget_tokens);

@@ -19,7 +19,12 @@ export function stopReason(turn: ChatTurn): "end_turn" | "max_tokens" | "tool_us
 }
 
 function usageOf(turn: ChatTurn) {
-  return { input_tokens: turn.usage?.promptTokens ?? 0, output_tokens: turn.usage?.completionTokens ?? 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+  return {
+    input_tokens: turn.usage?.promptTokens ?? 0,
+    output_tokens: turn.usage?.completionTokens ?? 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+  };
 }
 
 /** A tool call's arguments as the object Anthropic's `input` is ({} when the model wrote none). */
@@ -48,7 +53,16 @@ export class MessagesAdapter extends TranslatingAdapter {
   }
 
   protected opening(): string {
-    const message = { id: this.id, type: "message", role: "assistant", model: this.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } };
+    const message = {
+      id: this.id,
+      type: "message",
+      role: "assistant",
+      model: this.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: 0, output_tokens: 0 },
+    };
     return sseEvent("message_start", { type: "message_start", message }) + sseEvent("ping", { type: "ping" });
   }
 
@@ -94,7 +108,11 @@ export class MessagesAdapter extends TranslatingAdapter {
     const usage = usageOf(this.turn);
     return (
       this.close() +
-      sseEvent("message_delta", { type: "message_delta", delta: { stop_reason: stopReason(this.turn), stop_sequence: null }, usage: { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens } }) +
+      sseEvent("message_delta", {
+        type: "message_delta",
+        delta: { stop_reason: stopReason(this.turn), stop_sequence: null },
+        usage: { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens },
+      }) +
       sseEvent("message_stop", { type: "message_stop" })
     );
   }

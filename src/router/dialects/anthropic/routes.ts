@@ -42,13 +42,17 @@ function registerAnthropicRoutes(app: FastifyInstance, deps: DialectDeps): void 
       }
     }
     const shown = anthropicStatus(status);
-    void reply.code(shown).type("application/json").send(anthropicError(anthropicErrorType(shown), message));
+    void reply
+      .code(shown)
+      .type("application/json")
+      .send(anthropicError(anthropicErrorType(shown), message));
   }
 
   function model(name: string): CatalogEntry {
     const entry = byId.get(name);
     if (!entry) throw new AnthropicHttpError(404, `model: ${name} (not in drover's catalog; GET /v1/models lists the models)`);
-    if (!entry.capabilities.includes("chat")) throw new AnthropicHttpError(400, `model: ${name} does not support chat (it supports: ${entry.capabilities.join(", ")})`);
+    if (!entry.capabilities.includes("chat"))
+      throw new AnthropicHttpError(400, `model: ${name} does not support chat (it supports: ${entry.capabilities.join(", ")})`);
     return entry;
   }
 
@@ -59,7 +63,15 @@ function registerAnthropicRoutes(app: FastifyInstance, deps: DialectDeps): void 
     return parsed.data;
   }
 
-  async function run(req: FastifyRequest, reply: FastifyReply, endpoint: string, entry: CatalogEntry, stream: boolean, body: Record<string, unknown>, adapter: ResponseAdapter): Promise<void> {
+  async function run(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    entry: CatalogEntry,
+    stream: boolean,
+    body: Record<string, unknown>,
+    adapter: ResponseAdapter,
+  ): Promise<void> {
     await deps.dispatcher.dispatch(req, reply, {
       endpoint,
       path: "/v1/chat/completions",

@@ -95,7 +95,11 @@ export class ChatAnswerReader {
   /** Events of one stream chunk (`delta`) or of a whole answer (`message`). */
   private object(body: unknown, part: "delta" | "message"): ChatEvent[] {
     const out: ChatEvent[] = [];
-    const b = body as { error?: { message?: unknown }; choices?: { finish_reason?: unknown; delta?: ChoicePart; message?: ChoicePart }[]; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null };
+    const b = body as {
+      error?: { message?: unknown };
+      choices?: { finish_reason?: unknown; delta?: ChoicePart; message?: ChoicePart }[];
+      usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
+    };
     if (b?.error) {
       this.done = true;
       return [{ kind: "error", message: typeof b.error.message === "string" ? b.error.message : "the engine failed" }];

@@ -120,7 +120,9 @@ export function showView(entry: CatalogEntry, modifiedAt: number) {
       "general.basename": entry.id,
       ...(entry.description ? { "general.description": entry.description } : {}),
       [`${arch}.context_length`]: entry.contextLength,
-      ...(entry.source.generate ? { [`${arch}.embedding_length`]: entry.source.generate.embeddingLength, [`${arch}.block_count`]: entry.source.generate.blockCount } : {}),
+      ...(entry.source.generate
+        ? { [`${arch}.embedding_length`]: entry.source.generate.embeddingLength, [`${arch}.block_count`]: entry.source.generate.blockCount }
+        : {}),
     },
     capabilities: capabilities(entry),
     modified_at: new Date(modifiedAt).toISOString(),

@@ -1,7 +1,14 @@
 // Ollama request bodies → the OpenAI request a node serves. Chat and generate always stream from
 // the node (with usage), whatever the client asked: the response adapter times the tokens as they
 // come and either relays them as NDJSON lines or folds them into one object.
-import type { OllamaChatRequest, OllamaEmbeddingsRequest, OllamaEmbedRequest, OllamaFormat, OllamaGenerateRequest, OllamaOptions } from "../../../protocol/ollama.js";
+import type {
+  OllamaChatRequest,
+  OllamaEmbeddingsRequest,
+  OllamaEmbedRequest,
+  OllamaFormat,
+  OllamaGenerateRequest,
+  OllamaOptions,
+} from "../../../protocol/ollama.js";
 import type { ResponseFormat } from "../../../protocol/openai.js";
 import { OllamaHttpError } from "./ollama-http-error.js";
 
@@ -34,7 +41,21 @@ const SAMPLING_OPTIONS = ["temperature", "top_p", "seed", "top_k", "min_p", "rep
  * Options about how the runner uses the machine. On drover the node's operator sets those for
  * every request (threads, GPU, memory mapping), so a client's values are harmless and unused.
  */
-const RUNTIME_OPTIONS = new Set(["numa", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mmap", "use_mlock", "embedding_only", "num_thread", "keep_alive"]);
+const RUNTIME_OPTIONS = new Set([
+  "numa",
+  "num_batch",
+  "num_gpu",
+  "main_gpu",
+  "low_vram",
+  "f16_kv",
+  "logits_all",
+  "vocab_only",
+  "use_mmap",
+  "use_mlock",
+  "embedding_only",
+  "num_thread",
+  "keep_alive",
+]);
 
 /**
  * Ollama's options → OpenAI sampling fields. num_predict -1 ("until the context is full") and -2
@@ -64,7 +85,21 @@ export function samplingOf(options: OllamaOptions | null | undefined, contextLen
 
 /** Top-level fields of /api/chat and /api/generate that the translation below does not read itself. */
 const CHAT_FIELDS = new Set(["model", "messages", "stream", "format", "options", "keep_alive", "tools", "think"]);
-const GENERATE_FIELDS = new Set(["model", "prompt", "system", "raw", "suffix", "template", "images", "stream", "format", "options", "keep_alive", "think", "context"]);
+const GENERATE_FIELDS = new Set([
+  "model",
+  "prompt",
+  "system",
+  "raw",
+  "suffix",
+  "template",
+  "images",
+  "stream",
+  "format",
+  "options",
+  "keep_alive",
+  "think",
+  "context",
+]);
 
 function checkFields(req: object, known: Set<string>): void {
   for (const [key, value] of Object.entries(req)) {
@@ -90,7 +125,10 @@ interface Target {
   contextLength: number;
 }
 
-function generation(req: { format?: OllamaFormat; options?: OllamaOptions | null; think?: OllamaChatRequest["think"] }, target: Target): Record<string, unknown> {
+function generation(
+  req: { format?: OllamaFormat; options?: OllamaOptions | null; think?: OllamaChatRequest["think"] },
+  target: Target,
+): Record<string, unknown> {
   const responseFormat = responseFormatOf(req.format);
   return {
     model: target.modelId,
@@ -115,7 +153,11 @@ function chatMessages(messages: OllamaChatRequest["messages"]): Record<string, u
     if (m.role === "assistant") {
       pending = (m.tool_calls ?? []).map((c, j) => ({ id: `call_${i}_${j}`, name: c.function.name }));
       if (m.tool_calls?.length) {
-        out.tool_calls = m.tool_calls.map((c, j) => ({ id: pending[j]!.id, type: "function", function: { name: c.function.name, arguments: JSON.stringify(c.function.arguments ?? {}) } }));
+        out.tool_calls = m.tool_calls.map((c, j) => ({
+          id: pending[j]!.id,
+          type: "function",
+          function: { name: c.function.name, arguments: JSON.stringify(c.function.arguments ?? {}) },
+        }));
       }
       if (m.thinking) out.reasoning_content = m.thinking;
     } else if (m.role === "tool") {

@@ -162,7 +162,12 @@ export function truncateEmbedding(vector: readonly number[], dimensions: number 
 }
 
 /** POST /api/embed's answer. */
-export function ollamaEmbed(model: string, body: unknown, dimensions: number | null | undefined, timings: Pick<OllamaTimings, "total_duration" | "load_duration">) {
+export function ollamaEmbed(
+  model: string,
+  body: unknown,
+  dimensions: number | null | undefined,
+  timings: Pick<OllamaTimings, "total_duration" | "load_duration">,
+) {
   const { vectors, promptTokens } = vectorsOf(body);
   return {
     model,

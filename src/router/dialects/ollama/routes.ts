@@ -157,7 +157,17 @@ function registerOllamaRoutes(app: FastifyInstance, deps: DialectDeps): void {
     return reply.type(JSON_CONTENT_TYPE).send(ollamaLoaded(kind, name, unload ? "unload" : "load"));
   }
 
-  async function generation(req: FastifyRequest, reply: FastifyReply, endpoint: string, kind: GenerationKind, entry: CatalogEntry, name: string, stream: boolean, call: OpenAiCall, think: boolean): Promise<void> {
+  async function generation(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    kind: GenerationKind,
+    entry: CatalogEntry,
+    name: string,
+    stream: boolean,
+    call: OpenAiCall,
+    think: boolean,
+  ): Promise<void> {
     const adapter = new OllamaGenerationAdapter({ kind, stream, model: name, receivedAt: performance.now(), think });
     await run(req, reply, { endpoint, modelId: entry.id, stream, call, adapter });
   }

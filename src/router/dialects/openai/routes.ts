@@ -49,7 +49,13 @@ function registerOpenAiRoutes(app: FastifyInstance, deps: DialectDeps): void {
     const entry = byId.get(modelId);
     if (!entry) throw new HttpError(404, `The model '${modelId}' does not exist`, "invalid_request_error", "model_not_found", "model");
     if (!entry.capabilities.includes(CAPABILITY[path])) {
-      throw new HttpError(400, `The model '${modelId}' does not support ${CAPABILITY[path]} (it supports: ${entry.capabilities.join(", ")})`, "invalid_request_error", "unsupported_capability", "model");
+      throw new HttpError(
+        400,
+        `The model '${modelId}' does not support ${CAPABILITY[path]} (it supports: ${entry.capabilities.join(", ")})`,
+        "invalid_request_error",
+        "unsupported_capability",
+        "model",
+      );
     }
 
     await deps.dispatcher.dispatch(req, reply, {

@@ -36,7 +36,10 @@ export function parseInput(input: CreateResponseRequest["input"]): InputItem[] {
     const schema = raw && typeof raw === "object" ? inputItemSchema(type) : null;
     if (!schema) {
       if (!raw || typeof raw !== "object") throw bad(`input.${i}`, "an input item must be an object");
-      throw bad(`input.${i}.type`, `item type ${JSON.stringify(type)} is not supported (drover takes message, function_call, function_call_output and reasoning items)`);
+      throw bad(
+        `input.${i}.type`,
+        `item type ${JSON.stringify(type)} is not supported (drover takes message, function_call, function_call_output and reasoning items)`,
+      );
     }
     const parsed = schema.safeParse(raw);
     if (!parsed.success) {
@@ -50,7 +53,8 @@ export function parseInput(input: CreateResponseRequest["input"]): InputItem[] {
 export function parseTools(tools: CreateResponseRequest["tools"]): ResponsesFunctionTool[] {
   return (tools ?? []).map((raw, i) => {
     const type = (raw as { type?: unknown } | null)?.type;
-    if (type !== "function") throw bad(`tools.${i}.type`, `tool type ${JSON.stringify(type)} is not supported; drover runs function tools only (the client runs them)`);
+    if (type !== "function")
+      throw bad(`tools.${i}.type`, `tool type ${JSON.stringify(type)} is not supported; drover runs function tools only (the client runs them)`);
     const parsed = ResponsesFunctionTool.safeParse(raw);
     if (!parsed.success) {
       const { message, param } = describeResponsesZodError(parsed.error, ["tools", i]);
@@ -67,7 +71,8 @@ function partsText(content: string | unknown[], where: string): string {
       const type = (raw as { type?: unknown } | null)?.type;
       const parsed = MessagePart.safeParse(raw);
       if (!parsed.success) {
-        if (type === "input_image" || type === "input_file" || type === "input_audio") throw bad(`${where}.content.${j}.type`, `${type} is not supported (drover's models are text-only)`);
+        if (type === "input_image" || type === "input_file" || type === "input_audio")
+          throw bad(`${where}.content.${j}.type`, `${type} is not supported (drover's models are text-only)`);
         const { message, param } = describeResponsesZodError(parsed.error, [...where.split("."), "content", j]);
         throw new HttpError(400, message, "invalid_request_error", "invalid_request", param);
       }
@@ -79,7 +84,8 @@ function partsText(content: string | unknown[], where: string): string {
 
 function reasoningText(item: ReasoningItem, where: string): string {
   if (item.encrypted_content) {
-    if (!item.encrypted_content.startsWith(ENCRYPTED_PREFIX)) throw bad(`${where}.encrypted_content`, "this reasoning was not produced by drover, which cannot read it; send it without encrypted_content");
+    if (!item.encrypted_content.startsWith(ENCRYPTED_PREFIX))
+      throw bad(`${where}.encrypted_content`, "this reasoning was not produced by drover, which cannot read it; send it without encrypted_content");
     return Buffer.from(item.encrypted_content.slice(ENCRYPTED_PREFIX.length), "base64").toString("utf8");
   }
   if (item.content?.length) return item.content.map((c) => c.text).join("");
@@ -129,7 +135,11 @@ export function itemsToMessages(items: readonly InputItem[], where: (i: number) 
       }
       case "function_call_output":
         assistant = null;
-        messages.push({ role: "tool", tool_call_id: item.call_id, content: typeof item.output === "string" ? item.output : item.output.map((p) => p.text).join("") });
+        messages.push({
+          role: "tool",
+          tool_call_id: item.call_id,
+          content: typeof item.output === "string" ? item.output : item.output.map((p) => p.text).join(""),
+        });
         return;
     }
   });
@@ -162,12 +172,18 @@ export function responsesToChat(req: CreateResponseRequest, earlier: readonly In
   if (tools.length) {
     body.tools = tools.map((t) => ({
       type: "function",
-      function: { name: t.name, ...(t.description != null ? { description: t.description } : {}), parameters: t.parameters ?? { type: "object", properties: {} }, ...(t.strict != null ? { strict: t.strict } : {}) },
+      function: {
+        name: t.name,
+        ...(t.description != null ? { description: t.description } : {}),
+        parameters: t.parameters ?? { type: "object", properties: {} },
+        ...(t.strict != null ? { strict: t.strict } : {}),
+      },
     }));
   }
   const choice = req.tool_choice;
   if (choice != null) {
-    if (typeof choice === "object" && !tools.some((t) => t.name === choice.name)) throw bad("tool_choice.name", `no function tool named "${choice.name}" in tools`);
+    if (typeof choice === "object" && !tools.some((t) => t.name === choice.name))
+      throw bad("tool_choice.name", `no function tool named "${choice.name}" in tools`);
     body.tool_choice = typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } };
   }
   if (req.parallel_tool_calls != null) body.parallel_tool_calls = req.parallel_tool_calls;
@@ -177,7 +193,15 @@ export function responsesToChat(req: CreateResponseRequest, earlier: readonly In
     body.response_format =
       format.type === "json_object"
         ? { type: "json_object" }
-        : { type: "json_schema", json_schema: { name: format.name, schema: format.schema, ...(format.strict != null ? { strict: format.strict } : {}), ...(format.description != null ? { description: format.description } : {}) } };
+        : {
+            type: "json_schema",
+            json_schema: {
+              name: format.name,
+              schema: format.schema,
+              ...(format.strict != null ? { strict: format.strict } : {}),
+              ...(format.description != null ? { description: format.description } : {}),
+            },
+          };
   }
   body.max_tokens = req.max_output_tokens ?? contextLength;
   if (req.temperature != null) body.temperature = req.temperature;

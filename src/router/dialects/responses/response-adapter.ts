@@ -122,7 +122,9 @@ export class ResponsesAdapter extends TranslatingAdapter {
     if (this.current?.item.type === type) return "";
     let out = this.close();
     const item: Item =
-      type === "reasoning" ? { id: newId("rs"), type, summary: [], content: [], status: "in_progress" } : { id: newId("msg"), type, role: "assistant", status: "in_progress", content: [] };
+      type === "reasoning"
+        ? { id: newId("rs"), type, summary: [], content: [], status: "in_progress" }
+        : { id: newId("msg"), type, role: "assistant", status: "in_progress", content: [] };
     const open = this.add(item);
     const part = type === "reasoning" ? { type: "reasoning_text", text: "" } : { type: "output_text", text: "", annotations: [], logprobs: [] };
     out += this.ev("response.output_item.added", { output_index: open.outputIndex, item: { ...item, content: [] } });
@@ -212,9 +214,16 @@ export class ResponsesAdapter extends TranslatingAdapter {
       });
     }
     if (t.text || t.toolCalls.length === 0) {
-      output.push({ id: newId("msg"), type: "message", role: "assistant", status, content: [{ type: "output_text", text: t.text, annotations: [], logprobs: [] }] });
+      output.push({
+        id: newId("msg"),
+        type: "message",
+        role: "assistant",
+        status,
+        content: [{ type: "output_text", text: t.text, annotations: [], logprobs: [] }],
+      });
     }
-    for (const call of t.toolCalls) output.push({ id: newId("fc"), type: "function_call", status: "completed", call_id: call.id, name: call.name, arguments: call.arguments });
+    for (const call of t.toolCalls)
+      output.push({ id: newId("fc"), type: "function_call", status: "completed", call_id: call.id, name: call.name, arguments: call.arguments });
     return this.finished(output);
   }
 }

@@ -11,20 +11,26 @@ import { OPENAI_ERRORS } from "../openai/edge.js";
 import { responsesToChat } from "./request-translation.js";
 import { newId, ResponsesAdapter } from "./response-adapter.js";
 
-
 function keyIdOf(req: FastifyRequest): string | null {
   const auth = authOf(req);
   return auth.kind === "key" ? auth.key.id : null;
 }
 
 function notFound(id: string, param: string | null = null): HttpError {
-  return new HttpError(404, `No response with id '${id}' found (responses are kept for the history's retention, and only the API key that made one can read it).`, "invalid_request_error", "response_not_found", param);
+  return new HttpError(
+    404,
+    `No response with id '${id}' found (responses are kept for the history's retention, and only the API key that made one can read it).`,
+    "invalid_request_error",
+    "response_not_found",
+    param,
+  );
 }
 
 /** GET/DELETE take no query parameters (OpenAI's `include`, `stream`, ... are not implemented). */
 function refuseQuery(req: FastifyRequest): void {
   const name = Object.keys((req.query ?? {}) as Record<string, unknown>)[0];
-  if (name !== undefined) throw new HttpError(400, `${name}: query parameters are not supported on this route`, "invalid_request_error", "invalid_request", name);
+  if (name !== undefined)
+    throw new HttpError(400, `${name}: query parameters are not supported on this route`, "invalid_request_error", "invalid_request", name);
 }
 
 export const responsesDialect: Dialect = { api: "responses", register: registerResponsesRoutes };
@@ -42,7 +48,13 @@ function registerResponsesRoutes(app: FastifyInstance, deps: DialectDeps): void 
     const entry = byId.get(request.model);
     if (!entry) throw new HttpError(404, `The model '${request.model}' does not exist`, "invalid_request_error", "model_not_found", "model");
     if (!entry.capabilities.includes("chat")) {
-      throw new HttpError(400, `The model '${request.model}' does not support chat (it supports: ${entry.capabilities.join(", ")})`, "invalid_request_error", "unsupported_capability", "model");
+      throw new HttpError(
+        400,
+        `The model '${request.model}' does not support chat (it supports: ${entry.capabilities.join(", ")})`,
+        "invalid_request_error",
+        "unsupported_capability",
+        "model",
+      );
     }
     const keyId = keyIdOf(req);
     let earlier: InputItem[] = [];
