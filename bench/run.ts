@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmark sections, prints markdown tables and writes JSON under
 // bench/results/. Any unexpected error response or incomplete stream fails the run.
-// Usage: npm run bench [-- overhead queue memory inference history recording affinity]
+// Usage: npm run bench [-- overhead queue memory inference history recording affinity profile]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,6 +10,7 @@ import { runHistoryQueries, runRecordingOverhead } from "./history.js";
 import { runInference } from "./inference.js";
 import { runMemory } from "./memory.js";
 import { runOverhead } from "./overhead.js";
+import { runProfile } from "./profile.js";
 import { runQueue } from "./queue.js";
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
@@ -19,12 +20,15 @@ const sections: Record<string, () => Promise<{ markdown: string } & Record<strin
   history: () => runHistoryQueries(),
   recording: () => runRecordingOverhead(Number(process.env.BENCH_DURATION_S ?? 4)),
   memory: () => runMemory(Number(process.env.BENCH_MEMORY_REQUESTS ?? 100_000)),
-  inference: () => runInference(3, 200),
+  inference: () => runInference(Number(process.env.BENCH_INFERENCE_RUNS ?? 10), 200),
   affinity: () => runAffinity(),
+  profile: () => runProfile(Number(process.env.BENCH_PROFILE_S ?? 10)),
 };
+/** Run only when named: they take long or measure something other than the tables. */
+const ON_REQUEST = new Set(["profile"]);
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
-const names = wanted.length ? wanted : Object.keys(sections);
+const names = wanted.length ? wanted : Object.keys(sections).filter((n) => !ON_REQUEST.has(n));
 mkdirSync(resultsDir, { recursive: true });
 console.log(`# drover benchmarks\n\n${new Date().toISOString()} · ${cpus().length} cores (${cpus()[0]?.model ?? "?"}) · node ${process.version}\n`);
 let failed = false;

@@ -32,10 +32,24 @@ export interface BenchFleet {
   stop(): Promise<void>;
 }
 
-export async function startBenchFleet(upstreamArgs: string[] = [], routerArgs: string[] = []): Promise<BenchFleet> {
-  const router = await startRouter(["--catalog", benchCatalog(), "--log-level", "warn", ...routerArgs]);
+/** Extra environment for the router and node processes (e.g. NODE_OPTIONS for profiling). */
+export interface BenchFleetEnv {
+  router?: Record<string, string>;
+  node?: Record<string, string>;
+}
+
+export async function startBenchFleet(upstreamArgs: string[] = [], routerArgs: string[] = [], env: BenchFleetEnv = {}): Promise<BenchFleet> {
+  const router = await startRouter(["--catalog", benchCatalog(), "--log-level", "warn", ...routerArgs], env.router);
+  // 4,096 slots so the router never queues (1,000 open streams in the memory bench); the node
+  // would size a llama.cpp context for them from the GGUF header and refuse the model, but the
+  // command engine holds no model, so the memory limit only has to let the placement through.
   const template = `${process.execPath} ${UPSTREAM_SCRIPT} --port {port} --model {model} --model-id ${BENCH_MODEL} ${upstreamArgs.join(" ")}`;
-  const node = await startNode(router.url, "bench-node", ["--engine", "command", "--engine-command", template, "--slots", "4096", "--log-level", "warn"]);
+  const node = await startNode(
+    router.url,
+    "bench-node",
+    ["--engine", "command", "--engine-command", template, "--slots", "4096", "--memory-limit", "200GB", "--log-level", "warn"],
+    env.node,
+  );
   await waitForReady(router.url, [BENCH_MODEL], 1);
   return {
     router,

@@ -98,6 +98,7 @@ console.log(
     errors,
     errorSamples,
     rps: latencies.length / elapsed,
+    mean: latencies.length ? latencies.reduce((a, b) => a + b, 0) / latencies.length : null,
     p50: pct(latencies, 50),
     p90: pct(latencies, 90),
     p99: pct(latencies, 99),

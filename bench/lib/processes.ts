@@ -15,6 +15,7 @@ export interface LoadResult {
   errors: number;
   errorSamples: string[];
   rps: number;
+  mean: number | null;
   p50: number | null;
   p90: number | null;
   p99: number | null;

@@ -1,11 +1,13 @@
-// The node's OpenAI inference routes: validate the body, find the model's ready engine, and
-// forward the original bytes to it on the loopback, piping the answer back chunk by chunk
-// (SSE is never buffered). A client that goes away aborts the upstream request, so the engine
-// stops generating.
+// The node's OpenAI inference routes: find the model's ready engine and forward the original bytes
+// to it on the loopback, piping the answer back chunk by chunk (SSE is never buffered). A router
+// names the model in x-drover-model (it validated the body at its edge), so its requests are
+// routed by that header and their bodies are not parsed here; a request without the header (a
+// test, an operator's curl with the router credential) is parsed and validated as before. A
+// client that goes away aborts the upstream request, so the engine stops generating.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { request, type Dispatcher } from "undici";
-import { HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
+import type { Dispatcher } from "undici";
+import { HEADER_MODEL, HEADER_REQUEST_ID, HEADER_TRACEPARENT } from "../protocol/http.js";
 import { describeZodError, INFERENCE_ROUTES, type InferencePath } from "../protocol/openai.js";
 import { openAiError } from "../protocol/openai-errors.js";
 import type { ModelStatusBoard } from "./model-status-board.js";
@@ -26,10 +28,14 @@ export interface EngineProxyOptions {
   closing?: () => boolean;
 }
 
-/** What the body parser keeps: the bytes to forward and the parsed JSON to validate. */
+/** What the body parser keeps: the bytes to forward and the parsed JSON to validate (none when the router named the model). */
 interface RawJsonBody {
   raw: Buffer;
-  json: unknown;
+  json?: unknown;
+  /** From x-drover-model: the body is forwarded unparsed. */
+  model?: string;
+  /** Set once the request is forwarded: released and aborted when the response closes. */
+  forwarding?: { model: string; abort: AbortController };
 }
 
 const FORWARDED_REQUEST_HEADERS = ["accept", HEADER_TRACEPARENT, "tracestate"] as const;
@@ -38,8 +44,10 @@ export async function engineProxyRoutes(app: FastifyInstance, opts: EngineProxyO
   // Clients send JSON under many content types (curl -d says form-urlencoded): read every body
   // as bytes and parse it as JSON here.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: opts.bodyLimitBytes }, (_req, body, done) => {
+  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: opts.bodyLimitBytes }, (req, body, done) => {
     const raw = body as Buffer;
+    const model = req.headers[HEADER_MODEL];
+    if (typeof model === "string" && model !== "") return done(null, { raw, model } satisfies RawJsonBody);
     try {
       done(null, { raw, json: JSON.parse(raw.toString("utf8")) } satisfies RawJsonBody);
     } catch (err) {
@@ -50,16 +58,25 @@ export async function engineProxyRoutes(app: FastifyInstance, opts: EngineProxyO
     }
   });
 
-  // One log line per request (req.log carries reqId and traceId) when its response ends,
-  // finished or cut off (499: the client went away first).
+  // When the response ends, finished or cut off (499: the client went away first): the request
+  // leaves the in-flight count, the engine request is aborted if still running, and one log line
+  // (req.log carries reqId and traceId; built only when info is logged) and one metric sample.
+  // One listener per request does all of it.
   app.addHook("onRequest", async (req, reply) => {
     reply.raw.once("close", () => {
-      const json = (req.body as RawJsonBody | undefined)?.json as { model?: unknown } | undefined;
-      const model = typeof json?.model === "string" && opts.board.has(json.model) ? json.model : "unknown";
+      const body = req.body as RawJsonBody | undefined;
+      const forwarding = body?.forwarding;
+      if (forwarding) {
+        opts.board.addInFlight(forwarding.model, -1);
+        if (!reply.raw.writableFinished) forwarding.abort.abort(new Error("client disconnected"));
+      }
+      const named = body?.model ?? (body?.json as { model?: unknown } | undefined)?.model;
+      const model = typeof named === "string" && opts.board.has(named) ? named : "unknown";
       const status = reply.raw.writableFinished ? reply.statusCode : 499;
       const durationMs = Math.round(reply.elapsedTime);
-      req.log.info({ path: req.routeOptions.url, model, status, durationMs }, "request");
-      opts.onFinished?.({ endpoint: req.routeOptions.url ?? req.url, model, status, durationMs });
+      const endpoint = req.routeOptions.url ?? req.url;
+      if (opts.logger.isLevelEnabled("info")) req.log.info({ path: req.routeOptions.url, model, status, durationMs }, "request");
+      opts.onFinished?.({ endpoint, model, status, durationMs });
     });
   });
 
@@ -71,13 +88,16 @@ export async function engineProxyRoutes(app: FastifyInstance, opts: EngineProxyO
 async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyReply, opts: EngineProxyOptions): Promise<FastifyReply> {
   const body = req.body as RawJsonBody | undefined;
   if (!body) return reply.code(400).send(openAiError("request body must be a JSON object", "invalid_request_error", "invalid_json"));
-  const parsed = INFERENCE_ROUTES[path].safeParse(body.json);
-  if (!parsed.success) {
-    const { message, param } = describeZodError(parsed.error);
-    return reply.code(400).send(openAiError(message, "invalid_request_error", null, param));
+  let model = body.model;
+  if (model === undefined) {
+    const parsed = INFERENCE_ROUTES[path].safeParse(body.json);
+    if (!parsed.success) {
+      const { message, param } = describeZodError(parsed.error);
+      return reply.code(400).send(openAiError(message, "invalid_request_error", null, param));
+    }
+    model = parsed.data.model;
   }
 
-  const model = parsed.data.model;
   if (opts.closing?.()) {
     return reply.code(503).send(openAiError("this node is shutting down; the router retries the request on another node", "server_error", "node_closing"));
   }
@@ -123,26 +143,26 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
     if (value !== undefined) headers[name] = value;
   }
 
-  // In flight from here until the response to the client is finished or the client is gone.
+  // In flight from here until the response to the client is finished or the client is gone
+  // (released by the close listener of the onRequest hook).
   const upstreamAbort = new AbortController();
   opts.board.addInFlight(model, 1);
-  let released = false;
-  reply.raw.once("close", () => {
-    if (!released) {
-      released = true;
-      opts.board.addInFlight(model, -1);
-    }
-    if (!reply.raw.writableFinished) upstreamAbort.abort(new Error("client disconnected"));
-  });
+  body.forwarding = { model, abort: upstreamAbort };
+  if (reply.raw.closed) {
+    // Gone before we got here: the close listener has run already.
+    opts.board.addInFlight(model, -1);
+    return reply;
+  }
 
   let upstream: Dispatcher.ResponseData;
   try {
-    upstream = await request(`http://127.0.0.1:${port}${path}`, {
+    upstream = await opts.dispatcher.request({
+      origin: engineOrigin(port),
+      path,
       method: "POST",
       headers,
       body: body.raw,
       signal: upstreamAbort.signal,
-      dispatcher: opts.dispatcher,
     });
   } catch (err) {
     if (upstreamAbort.signal.aborted) {
@@ -173,10 +193,36 @@ async function forward(path: InferencePath, req: FastifyRequest, reply: FastifyR
         .send(openAiError(`the engine for '${model}' failed while answering: ${(err as Error).message}`, "server_error", "engine_unavailable"));
     }
   }
+  // The engine's events and the end of its body, when they come in one turn of the event loop,
+  // go to the router in one write (see the router's relay in inference-proxy.ts).
+  const raw = reply.raw;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    raw.uncork();
+  };
+  // Listening from the pipe's start (fastify pipes the body into the response) leaves the flow of
+  // data to the pipe: a 'data' listener of our own attached earlier would start it by itself.
+  raw.once("pipe", (body: NodeJS.ReadableStream) =>
+    body.on("data", () => {
+      if (corked) return;
+      corked = true;
+      raw.cork();
+      setImmediate(uncork);
+    }),
+  );
   upstream.body.once("error", (err) => {
     if (!upstreamAbort.signal.aborted) req.log.warn({ model, err: err.message }, "engine response failed mid-stream");
   });
   return reply.send(upstream.body);
+}
+
+/** Engine origins by port, built once: a URL string per request would be parsed per request. */
+const origins = new Map<number, string>();
+function engineOrigin(port: number): string {
+  let origin = origins.get(port);
+  if (origin === undefined) origins.set(port, (origin = `http://127.0.0.1:${port}`));
+  return origin;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

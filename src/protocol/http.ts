@@ -3,6 +3,11 @@
 export const HEADER_REQUEST_ID = "x-request-id";
 export const HEADER_NODE = "x-drover-node";
 export const HEADER_TRACEPARENT = "traceparent";
+/**
+ * The catalog id of the model a router's inference request is for, as the router validated it
+ * from the body. The node routes by it and forwards the body to the engine without parsing it.
+ */
+export const HEADER_MODEL = "x-drover-model";
 /** The node's own secret on registrations and heartbeats (see src/protocol/node-auth.ts). */
 export const HEADER_NODE_SECRET = "x-drover-node-secret";
 

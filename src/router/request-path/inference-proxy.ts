@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import { traceIdOf } from "../../logs/request-logger.js";
-import { HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT, headerSafe } from "../../protocol/http.js";
+import { HEADER_MODEL, HEADER_NODE, HEADER_REQUEST_ID, HEADER_TRACEPARENT, headerSafe } from "../../protocol/http.js";
 import { routerAuthHeaders } from "../../protocol/node-auth.js";
 import type { AdmissionQueue, Lease } from "./admission-queue.js";
 import type { NodeRegistry } from "../fleet/node-registry.js";
@@ -165,6 +165,11 @@ function drainOrClose(res: ServerResponse): Promise<void> {
 }
 
 export class InferenceProxy {
+  /** The router credential per node id: an HMAC, computed once per node rather than per request. */
+  private readonly authByNode = new Map<string, string | undefined>();
+  /** `x-drover-node` values per node name (percent-encoded when not printable ASCII). */
+  private readonly nodeHeader = new Map<string, string>();
+
   constructor(
     private readonly registry: NodeRegistry,
     private readonly queue: AdmissionQueue,
@@ -280,18 +285,41 @@ export class InferenceProxy {
     return outcome;
   }
 
+  private authorizationFor(nodeId: string): string | undefined {
+    if (!this.authByNode.has(nodeId)) {
+      if (this.authByNode.size > 4096) this.authByNode.clear();
+      this.authByNode.set(nodeId, routerAuthHeaders(this.opts.nodeToken, nodeId).authorization);
+    }
+    return this.authByNode.get(nodeId);
+  }
+
+  private nodeHeaderOf(name: string): string {
+    let value = this.nodeHeader.get(name);
+    if (value === undefined) {
+      if (this.nodeHeader.size > 4096) this.nodeHeader.clear();
+      value = headerSafe(name);
+      this.nodeHeader.set(name, value);
+    }
+    return value;
+  }
+
   private send(lease: Lease, call: InferenceCall): Promise<Dispatcher.ResponseData> {
     const pool = lease.node.pool;
     if (!pool) throw Object.assign(new Error("node has no connection pool"), { code: "UND_ERR_CLOSED" });
+    // The node routes by x-drover-model and forwards the body without parsing it. Catalog ids are
+    // printable ASCII (src/protocol/catalog.ts), so the id goes into the header as it is.
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      [HEADER_MODEL]: call.modelId,
+      [HEADER_REQUEST_ID]: call.requestId,
+      [HEADER_TRACEPARENT]: call.traceparent,
+    };
+    const authorization = this.authorizationFor(lease.node.id);
+    if (authorization) headers.authorization = authorization;
     return pool.request({
       path: call.path,
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        [HEADER_REQUEST_ID]: call.requestId,
-        [HEADER_TRACEPARENT]: call.traceparent,
-        ...routerAuthHeaders(this.opts.nodeToken, lease.node.id),
-      },
+      headers,
       body: call.body,
       signal: call.signal,
       headersTimeout: this.opts.headersTimeoutMs,
@@ -334,13 +362,27 @@ export class InferenceProxy {
         "content-type": head.contentType,
         "cache-control": "no-cache",
         [HEADER_REQUEST_ID]: call.requestId,
-        [HEADER_NODE]: headerSafe(lease.node.name),
+        [HEADER_NODE]: this.nodeHeaderOf(lease.node.name),
       });
+    };
+    // Everything written in one turn of the event loop goes out in one system call: the socket is
+    // corked at the first write and uncorked when the turn's I/O is done. Node's own cork lasts
+    // only until the next tick, which comes between the node's last event and the end of its
+    // body, so the chunked terminator used to cost a write of its own on every stream.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
     };
     const write = async (out: string | Buffer) => {
       if (out.length === 0) return;
       writeHead();
       if (outcome.firstByteMs === null) outcome.firstByteMs = Date.now() - started;
+      if (!corked) {
+        corked = true;
+        res.cork();
+        setImmediate(uncork);
+      }
       if (!res.write(out)) await drainOrClose(res);
     };
     // A plain (non-streamed) body is one JSON document: relayed whole, with its length, so the
@@ -349,15 +391,25 @@ export class InferenceProxy {
     if (adapter.unchanged && !/event-stream|ndjson/.test(contentType)) {
       return this.relayWhole(upstream, lease, call, outcome, started, tap, writeHead);
     }
+    // The head goes out at once, so a client waiting for a slow first token sees the response
+    // start; but when the first chunk came in with the node's head (the usual case), it goes in
+    // the same write: a head of its own is one more system call per stream on both ends. (If that
+    // chunk held no complete event, the head goes alone after it.)
+    let flushAfterFirst = false;
     if (adapter.eagerHead) {
       writeHead();
-      res.flushHeaders();
+      if (upstream.body.readableLength === 0) res.flushHeaders();
+      else flushAfterFirst = true;
     }
     try {
       for await (const chunk of upstream.body) {
         const written = write(adapter.chunk(chunk as Buffer));
         tap.chunk(chunk as Buffer);
         await written;
+        if (flushAfterFirst) {
+          flushAfterFirst = false;
+          if (outcome.firstByteMs === null) res.flushHeaders();
+        }
       }
       Object.assign(outcome, tap.finish());
       const tail = await adapter.end();
@@ -442,7 +494,7 @@ export class InferenceProxy {
       "content-type": contentType,
       "content-length": body.length,
       [HEADER_REQUEST_ID]: call.requestId,
-      ...(nodeName ? { [HEADER_NODE]: headerSafe(nodeName) } : {}),
+      ...(nodeName ? { [HEADER_NODE]: this.nodeHeaderOf(nodeName) } : {}),
     });
     res.end(body);
   }

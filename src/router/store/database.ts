@@ -4,7 +4,7 @@
 import { Kysely, PostgresDialect } from "kysely";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";
 import { WorkerSqliteDialect } from "./sqlite-worker-dialect.js";
@@ -39,10 +39,12 @@ export function redactUrl(url: string): string {
 // int8 (bigint) arrives from pg as a string by default; our bigints are epoch milliseconds
 // and counts, far below 2^53.
 const PG_INT8 = 20;
-const PG_TYPES = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === PG_INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
-};
+function pgTypes(types: typeof pg.types) {
+  return {
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === PG_INT8 ? (v: string) => Number(v) : types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+  };
+}
 
 export interface OpenDatabaseOptions {
   /** Directory for the SQLite file when no URL is given. */
@@ -56,7 +58,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<StoreData
   let store: StoreDatabase;
   if (opts.databaseUrl) {
     if (!isPostgresUrl(opts.databaseUrl)) throw new Error(`--database-url must be a postgres:// URL, got "${redactUrl(opts.databaseUrl)}"`);
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, types: PG_TYPES });
+    // Loaded only for PostgreSQL: a router on SQLite does not carry pg in its memory.
+    const { default: pg } = await import("pg");
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, types: pgTypes(pg.types) });
     // An idle client losing its connection emits 'error' on the pool; without a listener that
     // would crash the router. The next query gets a fresh connection.
     pool.on("error", () => {});

@@ -132,11 +132,26 @@ function applyFilter(eb: ExpressionBuilder<Database, "requests">, f: HistoryFilt
   return eb.and(conds);
 }
 
-/** Rows per INSERT: 26 columns × 400 stays well under SQLite's 32766 bound parameters. */
-const INSERT_CHUNK = 400;
+/**
+ * PostgreSQL: row counts of the history's INSERT statements, largest first. A batch of any size is
+ * written as a greedy sum of these (500 rows = 256 + 3 × 64 + 3 × 16 + 4), so the database sees at
+ * most five distinct INSERT texts instead of one per batch size. 26 columns × 256 rows stays well
+ * under the bound-parameter limits.
+ */
+export const INSERT_ROW_LADDER = [256, 64, 16, 4, 1] as const;
+
+/**
+ * SQLite: one statement for every batch, whatever its size: the rows travel as one JSON array bound
+ * to one parameter and are unpacked by json_each. One text means one prepared statement in the
+ * worker (one per batch size used to fill its cache with statements of up to a megabyte of native
+ * memory each), and one message to the worker per batch instead of begin, inserts and commit
+ * (each message a thread wake-up on the router's busy cores). A single statement is atomic, so no
+ * transaction is needed. `where true` keeps SQLite from reading `on conflict` as a join's `on`.
+ */
+const SQLITE_INSERT = `insert into requests (${INSERT_COLUMNS.join(",")}) select ${INSERT_COLUMNS.map((_, i) => `value->>${i}`).join(",")} from json_each(?) where true on conflict (id) do nothing`;
 
 export class RequestHistoryRepository {
-  /** INSERT text per row count: history batches are the hottest write, so their SQL is written once, not built per batch. */
+  /** INSERT text per ladder step (PostgreSQL): history batches are the hottest write, so their SQL is written once. */
   private insertSql = new Map<number, string>();
 
   constructor(
@@ -148,12 +163,10 @@ export class RequestHistoryRepository {
     let text = this.insertSql.get(rows);
     if (!text) {
       let n = 0;
-      const placeholder = this.kind === "postgres" ? () => `$${++n}` : () => "?";
-      const tuples = Array.from({ length: rows }, () => `(${INSERT_COLUMNS.map(placeholder).join(",")})`);
+      const tuples = Array.from({ length: rows }, () => `(${INSERT_COLUMNS.map(() => `$${++n}`).join(",")})`);
       // A client may reuse an x-request-id, but record ids are ours and unique; a batch written
       // again after an unclear failure must not fail on the rows that made it.
       text = `insert into requests (${INSERT_COLUMNS.join(",")}) values ${tuples.join(",")} on conflict (id) do nothing`;
-      if (this.insertSql.size > 64) this.insertSql.clear();
       this.insertSql.set(rows, text);
     }
     return text;
@@ -161,12 +174,23 @@ export class RequestHistoryRepository {
 
   async insertMany(records: readonly HistoryRecord[]): Promise<void> {
     if (records.length === 0) return;
+    if (this.kind === "sqlite") {
+      const rows = records.map((r) => {
+        const row: unknown[] = [];
+        pushRow(row, r);
+        return row;
+      });
+      await this.db.executeQuery(CompiledQuery.raw(SQLITE_INSERT, [JSON.stringify(rows)]));
+      return;
+    }
     await this.db.transaction().execute(async (tx) => {
-      for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-        const chunk = records.slice(i, i + INSERT_CHUNK);
-        const params: unknown[] = [];
-        for (const r of chunk) pushRow(params, r);
-        await tx.executeQuery(CompiledQuery.raw(this.insertText(chunk.length), params));
+      let i = 0;
+      for (const rows of INSERT_ROW_LADDER) {
+        for (; records.length - i >= rows; i += rows) {
+          const params: unknown[] = [];
+          for (let j = i; j < i + rows; j++) pushRow(params, records[j]!);
+          await tx.executeQuery(CompiledQuery.raw(this.insertText(rows), params));
+        }
       }
     });
   }

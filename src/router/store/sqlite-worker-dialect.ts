@@ -30,20 +30,29 @@ try {
 } catch (err) {
   parentPort.postMessage({ fatal: { message: err.message, code: err.code } });
 }
+// Prepared statements by SQL text, least recently used first. Bounded: each holds native memory
+// until it is evicted and collected, and the history queries' filters make many texts.
 const statements = new Map();
+const MAX_STATEMENTS = workerData.maxStatements;
 parentPort.on("message", (msg) => {
   if (msg.close) {
     if (db) db.close();
     parentPort.close();
     return;
   }
+  if (msg.stats) {
+    parentPort.postMessage({ id: msg.id, rows: [{ statements: statements.size }] });
+    return;
+  }
   try {
     let stmt = statements.get(msg.sql);
-    if (!stmt) {
+    if (stmt) {
+      statements.delete(msg.sql);
+    } else {
       stmt = db.prepare(msg.sql);
-      statements.set(msg.sql, stmt);
-      if (statements.size > 256) statements.delete(statements.keys().next().value);
+      if (statements.size >= MAX_STATEMENTS) statements.delete(statements.keys().next().value);
     }
+    statements.set(msg.sql, stmt);
     if (stmt.reader) {
       parentPort.postMessage({ id: msg.id, rows: stmt.all(msg.params) });
     } else {
@@ -70,7 +79,11 @@ export interface WorkerSqliteConfig {
   path: string;
   /** Run once on open, e.g. "journal_mode = WAL". */
   pragmas: string[];
+  /** Prepared statements the worker keeps (default 64). */
+  maxStatements?: number;
 }
+
+const DEFAULT_MAX_STATEMENTS = 64;
 
 /** An error from SQLite, with its code (SQLITE_CONSTRAINT_UNIQUE, ...) kept. */
 class SqliteWorkerError extends Error {
@@ -105,13 +118,23 @@ class WorkerConnection implements DatabaseConnection {
     worker.on("exit", () => fail(new Error("the SQLite worker has stopped")));
   }
 
-  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    if (this.stopped) throw this.stopped;
+  private ask(msg: Record<string, unknown>): Promise<WorkerReply> {
+    if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextId++;
-    const reply = await new Promise<WorkerReply>((resolve, reject) => {
+    return new Promise<WorkerReply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, sql: compiled.sql, params: compiled.parameters });
+      this.worker.postMessage({ id, ...msg });
     });
+  }
+
+  /** How many prepared statements the worker holds. */
+  async cachedStatements(): Promise<number> {
+    const reply = await this.ask({ stats: true });
+    return (reply.rows![0] as { statements: number }).statements;
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const reply = await this.ask({ sql: compiled.sql, params: compiled.parameters });
     if (reply.changes === undefined) return { rows: (reply.rows ?? []) as R[] };
     return {
       rows: [],
@@ -126,7 +149,7 @@ class WorkerConnection implements DatabaseConnection {
   }
 }
 
-class WorkerSqliteDriver implements Driver {
+export class WorkerSqliteDriver implements Driver {
   private worker: Worker | null = null;
   private connection: WorkerConnection | null = null;
   private lock: Promise<void> | null = null;
@@ -136,7 +159,10 @@ class WorkerSqliteDriver implements Driver {
 
   async init(): Promise<void> {
     const driverPath = createRequire(import.meta.url).resolve("better-sqlite3");
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driverPath, path: this.config.path, pragmas: this.config.pragmas } });
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { driverPath, path: this.config.path, pragmas: this.config.pragmas, maxStatements: this.config.maxStatements ?? DEFAULT_MAX_STATEMENTS },
+    });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {
         if (msg.ready) resolve();
@@ -152,6 +178,11 @@ class WorkerSqliteDriver implements Driver {
     });
     this.worker = worker;
     this.connection = new WorkerConnection(worker);
+  }
+
+  /** How many prepared statements the worker holds (0 before it started). */
+  cachedStatements(): Promise<number> {
+    return this.connection ? this.connection.cachedStatements() : Promise.resolve(0);
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
@@ -192,10 +223,14 @@ class WorkerSqliteDriver implements Driver {
 }
 
 export class WorkerSqliteDialect implements Dialect {
+  /** The driver Kysely created, for its statement count. */
+  driver: WorkerSqliteDriver | null = null;
+
   constructor(private readonly config: WorkerSqliteConfig) {}
 
   createDriver(): Driver {
-    return new WorkerSqliteDriver(this.config);
+    this.driver = new WorkerSqliteDriver(this.config);
+    return this.driver;
   }
 
   createQueryCompiler() {
