@@ -17,7 +17,12 @@ async function heapUsedOf(routerUrl: string): Promise<number> {
 
 export async function runMemory(requests: number): Promise<{ result: Record<string, number>; markdown: string }> {
   // Streams of 200 chunks, 50 ms apart: ten seconds each, long enough to hold 1,000 open.
-  const fleet = await startBenchFleet(["--chunks", "200", "--chunk-delay-ms", "50"], [], { router: { NODE_OPTIONS: `--import ${GC_PRELOAD}` } });
+  const fleet = await startBenchFleet(["--chunks", "200", "--chunk-delay-ms", "50"], [], {
+    router: {
+      NODE_OPTIONS: `--import ${GC_PRELOAD}`,
+      ...(process.env.BENCH_HEAP_SNAPSHOT_DIR ? { BENCH_HEAP_SNAPSHOT_DIR: process.env.BENCH_HEAP_SNAPSHOT_DIR } : {}),
+    },
+  });
   const pid = fleet.router.child.pid!;
   const sample = async () => {
     const rss = (await rssOf(pid)) / MB;
