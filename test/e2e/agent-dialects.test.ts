@@ -485,6 +485,11 @@ describe("both dialects share the request path: history, metrics, per-key model 
 describe("forced tool calls through both dialects", () => {
   const TOOL_MODEL = "demo-qwen3-coder";
   // maxLength keeps a random-weight model's grammar-forced string short enough to end within max_tokens.
+  // The Responses test samples greedily (temperature 0): the grammar bounds the string's
+  // characters, but a random-weight model sampling at random can write bytes that are not UTF-8,
+  // which may decode to more characters than the grammar counted (one run got arguments that
+  // failed the schema); greedy decoding gives the same arguments every run. (The Anthropic SDK's
+  // types have no temperature.)
   const WEATHER = { type: "object", properties: { city: { type: "string", maxLength: 16 } }, required: ["city"], additionalProperties: false };
   const ajv = new Ajv2020({ strict: false });
 
@@ -495,6 +500,7 @@ describe("forced tool calls through both dialects", () => {
       tools: [{ type: "function" as const, name: "get_weather", parameters: WEATHER, strict: true }],
       tool_choice: { type: "function" as const, name: "get_weather" },
       max_output_tokens: 256,
+      temperature: 0,
     };
     const r = await openai.responses.create(params);
     expect(schemaErrors("Response", r)).toEqual([]);
