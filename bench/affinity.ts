@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { DEMO_CATALOG } from "../src/catalog/builtin.js";
+import { DEFAULT_LOAD_FACTOR } from "../src/router/request-path/node-selector.js";
 import { metricSum, parsePrometheus } from "../test/support/prometheus.js";
 import { AUTH_HEADERS, startNode, startRouter, tempDir, waitForReady, type DroverProcess } from "../test/support/fleet.js";
 import { BenchFailure, fmt } from "./lib/processes.js";
@@ -25,8 +26,8 @@ export interface AffinityOptions {
   /** Slots per node (engine sequences). */
   slots: number;
   maxTokens: number;
-  /** The router's --routing-load-factor (how far above its share a key's node may go before the next takes over). */
-  loadFactor: number;
+  /** The router's --routing-load-factor (how far above its share a key's node may go before the next takes over); null: the router's default. */
+  loadFactor: number | null;
 }
 
 export function affinityOptionsFromEnv(): AffinityOptions {
@@ -41,7 +42,7 @@ export function affinityOptionsFromEnv(): AffinityOptions {
     // conversations to reuse it. More slots cost time (llama.cpp attends over the whole KV cache).
     slots: env("BENCH_AFFINITY_SLOTS", 12),
     maxTokens: env("BENCH_AFFINITY_MAX_TOKENS", 24),
-    loadFactor: env("BENCH_AFFINITY_LOAD_FACTOR", 1.25),
+    loadFactor: process.env.BENCH_AFFINITY_LOAD_FACTOR ? Number(process.env.BENCH_AFFINITY_LOAD_FACTOR) : null,
   };
 }
 
@@ -151,7 +152,8 @@ async function streamTurn(url: string, agent: Agent, messages: { role: string; c
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, catalog: string) {
-  const router = await startRouter(["--catalog", catalog, "--routing", routing, "--routing-load-factor", String(o.loadFactor), "--log-level", "warn"]);
+  const factor = o.loadFactor === null ? [] : ["--routing-load-factor", String(o.loadFactor)];
+  const router = await startRouter(["--catalog", catalog, "--routing", routing, ...factor, "--log-level", "warn"]);
   const nodes: DroverProcess[] = [];
   const agent = new Agent({ connections: o.concurrency * 2, headersTimeout: 600_000, bodyTimeout: 600_000 });
   try {
@@ -159,6 +161,8 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
       nodes.push(await startNode(router.url, `affinity-${i}`, ["--slots", String(o.slots), "--threads", "1", "--log-level", "warn"]));
     await waitForReady(router.url, [MODEL], o.nodes);
     const results: TurnResult[] = [];
+    // Every turn, in order of completion, for the results file: where reuse was lost, and when.
+    const turns: { c: number; turn: number; node: string; startMs: number; ttftMs: number; promptTokens: number; cachedTokens: number }[] = [];
     let sameNode = 0;
     // `open` conversations at a time, as users of a shared endpoint have: a conversation whose turn
     // is answered goes to the back of the line (its user reads and types), the next free worker
@@ -188,8 +192,18 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
           continue;
         }
         if (conv.turn > 0) conv.messages.push({ role: "user", content: question(conv.c, conv.turn) });
+        const startMs = performance.now() - t0;
         const r = await streamTurn(router.url, agent, conv.messages, o.maxTokens);
         results.push(r);
+        turns.push({
+          c: conv.c,
+          turn: conv.turn,
+          node: r.node,
+          startMs: Math.round(startMs),
+          ttftMs: Math.round(r.ttftMs),
+          promptTokens: r.promptTokens,
+          cachedTokens: r.cachedTokens,
+        });
         remaining--;
         if (conv.previous === r.node) sameNode++;
         conv.previous = r.node;
@@ -222,6 +236,7 @@ async function runPolicy(routing: "least-load" | "prefix", o: AffinityOptions, c
       affinityHitRatio: hits + misses > 0 ? hits / (hits + misses) : null,
       sameNodeAsPreviousTurn: followUps > 0 ? sameNode / followUps : null,
       perNode,
+      turns,
     };
   } finally {
     await agent.close();
@@ -241,7 +256,7 @@ export async function runAffinity(o: AffinityOptions = affinityOptionsFromEnv())
   const row = (r: typeof prefix) =>
     `| ${r.routing} | ${r.requests} | ${fmt(r.ttftP50Ms, 0)} | ${fmt(r.ttftP95Ms, 0)} | ${fmt(r.requestsPerS)} | ${fmt(r.completionTokensPerS, 1)} | ${fmt(r.cachedTokenRatio * 100, 1)}% | ${r.affinityHitRatio === null ? "—" : `${fmt(r.affinityHitRatio * 100, 1)}%`} | ${r.sameNodeAsPreviousTurn === null ? "—" : `${fmt(r.sameNodeAsPreviousTurn * 100, 1)}%`} | ${Object.values(r.perNode).join(" / ")} |`;
   const markdown = [
-    `${o.nodes} nodes (llama engine, ${MODEL}: the demo chat model with an 8k context, ${o.slots} slots, 1 thread each) · ${o.conversations} conversations × ${o.turns} turns, ${o.open} open at once, at concurrency ${o.concurrency} · ~2,000-token shared system prompt, ~450-token opening per conversation, ${o.maxTokens} tokens per answer`,
+    `${o.nodes} nodes (llama engine, ${MODEL}: the demo chat model with an 8k context, ${o.slots} slots, 1 thread each) · prefix routing's load factor ${o.loadFactor ?? `${DEFAULT_LOAD_FACTOR} (the default)`} · ${o.conversations} conversations × ${o.turns} turns, ${o.open} open at once, at concurrency ${o.concurrency} · ~2,000-token shared system prompt, ~450-token opening per conversation, ${o.maxTokens} tokens per answer`,
     "",
     "| routing | requests | TTFT p50 ms | TTFT p95 ms | requests/s | completion tokens/s | cached prompt tokens | affinity hits | same node as previous turn | requests per node |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",

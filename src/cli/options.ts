@@ -98,7 +98,7 @@ const ROUTER_OPTIONS: OptionSpec[] = [
     flag: "routing-load-factor",
     env: "DROVER_ROUTING_LOAD_FACTOR",
     type: "number",
-    default: 1.25,
+    default: 2,
     description:
       "prefix routing: a node above this multiple of the fleet's mean load passes the request to the next node in the conversation's order (at least 1)",
   },

@@ -44,7 +44,7 @@ export interface RouterOptions {
   /** 0 = no timeout. */
   queueTimeoutMs: number;
   heartbeatMs: number;
-  /** Node placement (node-selector.ts); default prefix with load factor 1.25. */
+  /** Node placement (node-selector.ts); default prefix with load factor 2. */
   routing?: RoutingPolicy;
   routingLoadFactor?: number;
   nodeToken: string | null;

@@ -117,7 +117,7 @@ describe("selector", () => {
   });
 
   test("a node above the load bound passes the request to the next node in the key's order", () => {
-    const selector = fleet({ x: 4, y: 4, z: 4 });
+    const selector = fleet({ x: 4, y: 4, z: 4 }, { loadFactor: 1.25 });
     const key = keyFor("x", ["x", "y", "z"]);
     const second = rendezvousOrder(key, ["x", "y", "z"])[1]!;
     const placed = [0, 1, 2].map(() => {
@@ -132,6 +132,23 @@ describe("selector", () => {
       ["x", "hit"],
       [second, "miss"],
       ["x", "hit"],
+    ]);
+  });
+
+  test("by default (factor 2) a node takes up to twice its share before passing the request on", () => {
+    const selector = fleet({ x: 4, y: 4, z: 4 });
+    const key = keyFor("x", ["x", "y", "z"]);
+    const second = rendezvousOrder(key, ["x", "y", "z"])[1]!;
+    const placed = [0, 1, 2].map(() => {
+      const p = selector.pick("m", key)!;
+      take(p.node);
+      return p;
+    });
+    // Bounds for x: ceil(2 × 1/3) = 1, ceil(2 × 2/3) = 2, then x at 2 against ceil(2 × 3/3) = 2.
+    expect(placed.map((p) => [p.node.id, p.affinity])).toEqual([
+      ["x", "hit"],
+      ["x", "hit"],
+      [second, "miss"],
     ]);
   });
 

@@ -21,7 +21,9 @@ export interface SelectorOptions {
   loadFactor: number;
 }
 
-export const DEFAULT_LOAD_FACTOR = 1.25;
+// 2, not the 1.25 of bounded-load caching: a turn sent off its node evaluates its whole prompt
+// again, which costs more than sharing a busy node (the affinity benchmark: docs/BENCHMARKS.md).
+export const DEFAULT_LOAD_FACTOR = 2;
 
 /** Where a request was placed and, when it has a key, whether that is the key's first node. */
 export interface Placement {
