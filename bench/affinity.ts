@@ -32,7 +32,8 @@ export interface AffinityOptions {
 
 export function affinityOptionsFromEnv(): AffinityOptions {
   return {
-    conversations: env("BENCH_AFFINITY_CONVERSATIONS", 32),
+    // 64, not 32: each fresh slot evaluates the system prompt once, and a short run measures mostly that warm-up (docs/BENCHMARKS.md).
+    conversations: env("BENCH_AFFINITY_CONVERSATIONS", 64),
     turns: env("BENCH_AFFINITY_TURNS", 6),
     concurrency: env("BENCH_AFFINITY_CONCURRENCY", 8),
     nodes: env("BENCH_AFFINITY_NODES", 2),
