@@ -204,6 +204,16 @@ const USERS_OPTIONS: OptionSpec[] = [
   { flag: "json", type: "boolean", description: "print JSON instead of a table" },
 ];
 
+/** Shared by node, up and engine: one engine setting, read the same wherever it is given. */
+const REASONING_FIELD_OPTION: OptionSpec = {
+  flag: "reasoning-field",
+  env: "DROVER_REASONING_FIELD",
+  type: "string",
+  default: "reasoning_content",
+  description:
+    "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both",
+};
+
 const NODE_OPTIONS: OptionSpec[] = [
   { flag: "router", env: "DROVER_ROUTER_URL", type: "string", description: "URL of the router, e.g. http://10.0.0.1:8080 (required)" },
   { flag: "host", env: "DROVER_NODE_HOST", type: "string", default: "0.0.0.0", description: "address the node listens on" },
@@ -247,14 +257,7 @@ const NODE_OPTIONS: OptionSpec[] = [
     type: "string",
     description: "memory models may use, e.g. 24GB (default: GPU memory, else RAM minus a reserve)",
   },
-  {
-    flag: "reasoning-field",
-    env: "DROVER_REASONING_FIELD",
-    type: "string",
-    default: "reasoning_content",
-    description:
-      "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both",
-  },
+  REASONING_FIELD_OPTION,
   { flag: "max-downloads", env: "DROVER_MAX_DOWNLOADS", type: "number", default: 2, description: "model files downloaded from the router at once" },
   {
     flag: "download-limit",
@@ -290,14 +293,7 @@ const UP_OPTIONS: OptionSpec[] = [
   },
   { flag: "slots", env: "DROVER_SLOTS", type: "number", default: 4, description: "concurrent requests per model on the local node" },
   { flag: "memory-limit", env: "DROVER_MEMORY_LIMIT", type: "string", description: "memory the local node's models may use, e.g. 8GB" },
-  {
-    flag: "reasoning-field",
-    env: "DROVER_REASONING_FIELD",
-    type: "string",
-    default: "reasoning_content",
-    description:
-      "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both",
-  },
+  REASONING_FIELD_OPTION,
 ];
 
 const ENGINE_OPTIONS: OptionSpec[] = [
@@ -308,14 +304,7 @@ const ENGINE_OPTIONS: OptionSpec[] = [
   { flag: "threads", env: "DROVER_THREADS", type: "number", default: defaultThreads, defaultLabel: "cores - 1", description: "CPU threads" },
   { flag: "slots", type: "number", default: 4, description: "requests generated concurrently" },
   { flag: "context-size", type: "number", default: 4096, description: "context tokens per slot" },
-  {
-    flag: "reasoning-field",
-    env: "DROVER_REASONING_FIELD",
-    type: "string",
-    default: "reasoning_content",
-    description:
-      "where llama engines put a model's reasoning in chat answers: reasoning_content (llama.cpp, vLLM, DeepSeek), reasoning (OpenRouter, Ollama, OpenAI's gpt-oss guide) or both",
-  },
+  REASONING_FIELD_OPTION,
   { flag: "exit-with-stdin", type: "boolean", description: "exit when standard input closes (the node passes it, so engines die with their node)" },
 ];
 

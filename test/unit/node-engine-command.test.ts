@@ -11,21 +11,12 @@ import { CommandTemplateError, splitCommandLine } from "../../src/node/command-t
 import { createEngineLauncher } from "../../src/node/engine-launcher.js";
 import { EngineSupervisor } from "../../src/node/engine-supervisor.js";
 import { ModelStatusBoard } from "../../src/node/model-status-board.js";
-import type { CatalogEntry } from "../../src/protocol/catalog.js";
+import { ggufEntry } from "../support/catalog-entry.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 import { waitFor } from "../fixtures/fake-router.js";
 
 const SERVER = fileURLToPath(new URL("../fixtures/openai-server.mjs", import.meta.url));
-const entry: CatalogEntry = {
-  id: "org/m:7b",
-  description: "",
-  sizeBytes: 1,
-  memoryBytes: 1,
-  tags: [],
-  capabilities: ["chat"],
-  contextLength: 4096,
-  source: { gguf: { url: "https://example.com/m.gguf" } },
-};
+const entry = ggufEntry("org/m:7b");
 
 let work: string;
 let modelPath: string;

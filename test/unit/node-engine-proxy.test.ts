@@ -9,19 +9,10 @@ import { createServer as createHttpServer, type ServerResponse } from "node:http
 import { ModelStatusBoard } from "../../src/node/model-status-board.js";
 import { NodeMetricsExporter } from "../../src/node/node-metrics.js";
 import { buildNodeServer } from "../../src/node/server.js";
-import type { CatalogEntry } from "../../src/protocol/catalog.js";
+import { ggufEntry } from "../support/catalog-entry.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 
-const entry: CatalogEntry = {
-  id: "m",
-  description: "",
-  sizeBytes: 1,
-  memoryBytes: 1,
-  tags: [],
-  capabilities: ["chat"],
-  contextLength: 4096,
-  source: { gguf: { url: "https://example.com/m.gguf" } },
-};
+const entry = ggufEntry();
 
 let app: FastifyInstance;
 let url: string;

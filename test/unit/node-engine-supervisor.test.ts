@@ -7,22 +7,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createEngineLauncher, droverBinPath, engineContextSize, LlamaEngineLauncher } from "../../src/node/engine-launcher.js";
 import { EngineSupervisor, type EngineSupervisorOptions } from "../../src/node/engine-supervisor.js";
 import { ModelStatusBoard } from "../../src/node/model-status-board.js";
-import type { CatalogEntry } from "../../src/protocol/catalog.js";
+import { ggufEntry } from "../support/catalog-entry.js";
 import { parseEngineReadyLine } from "../../src/protocol/node-api.js";
 import { captureLogger } from "../fixtures/capture-logger.js";
 import { waitFor } from "../fixtures/fake-router.js";
 
 const FAKE_ENGINE = fileURLToPath(new URL("../fixtures/fake-engine.mjs", import.meta.url));
-const entry: CatalogEntry = {
-  id: "m",
-  description: "",
-  sizeBytes: 1,
-  memoryBytes: 1,
-  tags: [],
-  capabilities: ["chat"],
-  contextLength: 131072,
-  source: { gguf: { url: "https://example.com/m.gguf" } },
-};
+const entry = ggufEntry("m", 131072);
 
 let work: string;
 let modelPath: string;

@@ -12,7 +12,7 @@ import { ModelStatusBoard } from "../../src/node/model-status-board.js";
 import { NodeMetricsExporter } from "../../src/node/node-metrics.js";
 import { buildNodeServer } from "../../src/node/server.js";
 import { SystemMetricsSampler } from "../../src/node/system-metrics.js";
-import type { CatalogEntry } from "../../src/protocol/catalog.js";
+import { ggufEntry } from "../support/catalog-entry.js";
 import { routerCredential } from "../../src/protocol/node-auth.js";
 import { captureLogger, type CapturedLog } from "../fixtures/capture-logger.js";
 import { waitFor } from "../fixtures/fake-router.js";
@@ -21,16 +21,7 @@ import { metricSamples, metricSum, parsePrometheus } from "../support/prometheus
 const TOKEN = "node-secret";
 // What a router of the fleet presents to this node (id "id").
 const AUTH = { authorization: `Bearer ${routerCredential(TOKEN, "id")}` };
-const entry = (id: string): CatalogEntry => ({
-  id,
-  description: "",
-  sizeBytes: 1,
-  memoryBytes: 1,
-  tags: [],
-  capabilities: ["chat"],
-  contextLength: 4096,
-  source: { gguf: { url: "https://example.com/m.gguf" } },
-});
+const entry = (id: string) => ggufEntry(id);
 // `nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu --format=csv,noheader,nounits` output.
 const GPUS = parseNvidiaSmiCsv("0, NVIDIA H100 80GB HBM3, 81559, 40960, 87, 64\n1, NVIDIA H100 80GB HBM3, 81559, [N/A], [N/A], 35\n");
 

@@ -107,6 +107,13 @@ describe("selector", () => {
   }
 
   const take = (node: { id: string }) => registry.addInFlight(registry.get(node.id)!, "m", 1);
+  /** Places `n` requests of one key one after another, each holding its slot. */
+  const placeInTurn = (selector: NodeSelector, key: string, n: number) =>
+    Array.from({ length: n }, () => {
+      const p = selector.pick("m", key)!;
+      take(p.node);
+      return p;
+    });
 
   test("every request of one key goes to the key's first node while it stays within the bound", () => {
     const selector = fleet({ x: 4, y: 4 });
@@ -120,11 +127,7 @@ describe("selector", () => {
     const selector = fleet({ x: 4, y: 4, z: 4 }, { loadFactor: 1.25 });
     const key = keyFor("x", ["x", "y", "z"]);
     const second = rendezvousOrder(key, ["x", "y", "z"])[1]!;
-    const placed = [0, 1, 2].map(() => {
-      const p = selector.pick("m", key)!;
-      take(p.node);
-      return p;
-    });
+    const placed = placeInTurn(selector, key, 3);
     // Bounds for x (a third of the slots): ceil(1.25 × 1/3) = 1 for the first request; the second
     // finds x at 1 with a bound of ceil(1.25 × 2/3) = 1 and goes to the next node; the third finds
     // x at 1 with a bound of ceil(1.25 × 3/3) = 2 and stays.
@@ -139,11 +142,7 @@ describe("selector", () => {
     const selector = fleet({ x: 4, y: 4, z: 4 });
     const key = keyFor("x", ["x", "y", "z"]);
     const second = rendezvousOrder(key, ["x", "y", "z"])[1]!;
-    const placed = [0, 1, 2].map(() => {
-      const p = selector.pick("m", key)!;
-      take(p.node);
-      return p;
-    });
+    const placed = placeInTurn(selector, key, 3);
     // Bounds for x: ceil(2 × 1/3) = 1, ceil(2 × 2/3) = 2, then x at 2 against ceil(2 × 3/3) = 2.
     expect(placed.map((p) => [p.node.id, p.affinity])).toEqual([
       ["x", "hit"],
